@@ -44,7 +44,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   let mod: CommandModule
   try {
-    mod = (await import(`./commands/${cmd.file}.js`)) as CommandModule
+    // @vite-ignore: Vite's dynamic-import-vars transform would prepend an import above the
+    // shebang and break parsing under vitest; the plain runtime import resolves fine there too.
+    mod = (await import(/* @vite-ignore */ `./commands/${cmd.file}.js`)) as CommandModule
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(`commands/${cmd.file}.`)) {
       console.error(`remora: "${name}" is not available in this build`)

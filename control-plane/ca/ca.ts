@@ -230,7 +230,8 @@ export async function issueFromCsr(
   }
   const { notBefore, notAfter } = validity(opts, deps.clock)
   const { cert, serial } = await signLeaf(ca, { subjectPublicKey: csr.publicKey, uris, notBefore, notAfter })
-  return { certPem: `${cert.toString('pem')}\n`, notBefore, notAfter, serial }
+  // The dates as encoded (whole seconds), so that renewal timers match what peers will check.
+  return { certPem: `${cert.toString('pem')}\n`, notBefore: cert.notBefore, notAfter: cert.notAfter, serial }
 }
 
 function csrUris(csr: x509.Pkcs10CertificateRequest): string[] {
@@ -256,7 +257,7 @@ export async function issueWorkloadCert(
   const { notBefore, notAfter } = validity(opts, deps.clock)
   const { keys, keyPem } = await generateKeyPair()
   const { cert, serial } = await signLeaf(ca, { subjectPublicKey: keys.publicKey, uris, dnsNames: opts.dnsNames, notBefore, notAfter })
-  return { certPem: `${cert.toString('pem')}\n`, keyPem, notBefore, notAfter, serial }
+  return { certPem: `${cert.toString('pem')}\n`, keyPem, notBefore: cert.notBefore, notAfter: cert.notAfter, serial }
 }
 
 export const systemClock: Clock = { now: () => Date.now() }
