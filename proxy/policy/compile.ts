@@ -1,0 +1,393 @@
+// compile() turns validated documents into matchers once per snapshot; selectForWorkload()
+// resolves scope (selector / namespace / root namespace) and PeerAuthentication inheritance once
+// per workload and builds the rule indexes; evaluate() is then a pure, synchronous walk with no
+// parsing and no config lookups.
+import { compileRule, EvalContext, ruleMatches, ruleMismatch, type CompiledRule } from './matchers.js'
+import {
+  DEFAULT_ROOT_NAMESPACE,
+  DRY_RUN_ANNOTATIONS,
+  type AuthorizationPolicy,
+  type AuthzAction,
+  type Decision,
+  type DryRunResult,
+  type MtlsMode,
+  type MtlsModeInput,
+  type PeerAuthentication,
+  type PolicyDocument,
+  type RequestFacts,
+} from './types.js'
+import { parseGoBool } from './values.js'
+
+export interface CompileOptions {
+  /** Policies in this namespace apply mesh-wide. Default `remora-system`. */
+  readonly rootNamespace?: string
+}
+
+interface CompiledAuthzPolicy {
+  readonly id: string
+  readonly namespace: string
+  readonly selector: Readonly<Record<string, string>> | null
+  readonly action: AuthzAction
+  readonly dryRun: boolean
+  readonly rules: readonly CompiledRule[]
+}
+
+interface PeerAuthnEntry {
+  readonly id: string
+  readonly namespace: string
+  readonly name: string
+  readonly selector: Readonly<Record<string, string>> | null
+  readonly created: number
+  readonly mode: MtlsModeInput
+  readonly portLevel: ReadonlyMap<number, MtlsModeInput>
+}
+
+export interface CompiledPolicySet {
+  readonly rootNamespace: string
+  /** Sorted by namespace, then name: the order in which policies of one action are tried. */
+  readonly authz: readonly CompiledAuthzPolicy[]
+  readonly peerAuthn: readonly PeerAuthnEntry[]
+}
+
+function isDryRun(p: AuthorizationPolicy): boolean {
+  const a = p.metadata.annotations ?? {}
+  return DRY_RUN_ANNOTATIONS.some((k) => {
+    const v = a[k]
+    return v !== undefined && parseGoBool(v) === true
+  })
+}
+
+function nonEmpty(labels: Readonly<Record<string, string>> | undefined): Readonly<Record<string, string>> | null {
+  return labels && Object.keys(labels).length > 0 ? labels : null
+}
+
+/** Compile validated policies (validate() or validateDocuments() first: compile trusts its input). */
+export function compile(policies: readonly PolicyDocument[], opts: CompileOptions = {}): CompiledPolicySet {
+  const authz: CompiledAuthzPolicy[] = []
+  const peerAuthn: PeerAuthnEntry[] = []
+  for (const p of policies) {
+    const id = `${p.metadata.namespace}/${p.metadata.name}`
+    if (p.kind === 'AuthorizationPolicy') {
+      authz.push({
+        id,
+        namespace: p.metadata.namespace,
+        selector: nonEmpty(p.spec.selector?.matchLabels),
+        action: p.spec.action ?? 'ALLOW',
+        dryRun: isDryRun(p),
+        rules: (p.spec.rules ?? []).map((r, i) => compileRule(r, i)),
+      })
+    } else {
+      peerAuthn.push(compilePeerAuthn(p, id))
+    }
+  }
+  const byName = (a: { namespace: string; id: string }, b: { namespace: string; id: string }) =>
+    a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+  authz.sort(byName)
+  return { rootNamespace: opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE, authz, peerAuthn }
+}
+
+function compilePeerAuthn(p: PeerAuthentication, id: string): PeerAuthnEntry {
+  const ts = p.metadata.creationTimestamp ? Date.parse(p.metadata.creationTimestamp) : Number.NaN
+  const portLevel = new Map<number, MtlsModeInput>()
+  for (const [port, v] of Object.entries(p.spec.portLevelMtls ?? {})) portLevel.set(Number(port), v.mode ?? 'UNSET')
+  return {
+    id,
+    namespace: p.metadata.namespace,
+    name: p.metadata.name,
+    selector: nonEmpty(p.spec.selector?.matchLabels),
+    // No timestamp sorts after every timestamp: a policy that says when it was made is "older".
+    created: Number.isNaN(ts) ? Number.POSITIVE_INFINITY : ts,
+    mode: p.spec.mtls?.mode ?? 'UNSET',
+    portLevel,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-workload selection
+
+export interface WorkloadRefInput {
+  readonly namespace: string
+  readonly labels: Readonly<Record<string, string>>
+}
+
+export interface PeerAuthnResult {
+  readonly mode: MtlsMode
+  readonly portLevel: ReadonlyMap<number, MtlsMode>
+  /** `ns/name` of the most specific PeerAuthentication that set the mode; null for the default (PERMISSIVE). */
+  readonly policy: string | null
+}
+
+export interface AppliedPolicy {
+  readonly policy: string
+  readonly action: AuthzAction
+  readonly dryRun: boolean
+  readonly rules: number
+}
+
+interface RuleRef {
+  readonly policy: CompiledAuthzPolicy
+  readonly rule: CompiledRule
+  readonly reason: string
+}
+
+/** The rules of one action, in evaluation order, with indexes on exact principal and exact path. */
+interface Bucket {
+  readonly refs: readonly RuleRef[]
+  readonly byPrincipal: ReadonlyMap<string, readonly number[]>
+  readonly byPath: ReadonlyMap<string, readonly number[]>
+  /** Rules that no index can rule out: always tried. */
+  readonly always: readonly number[]
+}
+
+/** Opaque: the compiled authorization state of one workload. */
+export interface CompiledAuthz {
+  readonly deny: Bucket
+  readonly allow: Bucket
+  readonly audit: Bucket
+  readonly allowCount: number
+  readonly allowUsesAuth: boolean
+  readonly denyDefaultReason: string
+  readonly denyDefaultReasonNoJwt: string
+  readonly dryRun: readonly CompiledAuthzPolicy[]
+}
+
+export interface WorkloadPolicy {
+  readonly peerAuthn: PeerAuthnResult
+  /** Authorization policies that apply to this workload (dry-run ones included). */
+  readonly authzPolicyCount: number
+  readonly authzPolicies: readonly AppliedPolicy[]
+  readonly authz: CompiledAuthz
+}
+
+function selects(selector: Readonly<Record<string, string>> | null, labels: Readonly<Record<string, string>>): boolean {
+  if (selector === null) return true
+  for (const k in selector) if (labels[k] !== selector[k]) return false
+  return true
+}
+
+const EMPTY: readonly number[] = Object.freeze([])
+
+function bucket(policies: readonly CompiledAuthzPolicy[], verb: string): Bucket {
+  const refs: RuleRef[] = []
+  const byPrincipal = new Map<string, number[]>()
+  const byPath = new Map<string, number[]>()
+  const always: number[] = []
+  const add = (m: Map<string, number[]>, k: string, i: number) => {
+    const l = m.get(k)
+    if (!l) m.set(k, [i])
+    else if (l[l.length - 1] !== i) l.push(i)
+  }
+  for (const p of policies) {
+    for (const rule of p.rules) {
+      const i = refs.length
+      refs.push({ policy: p, rule, reason: `${verb} by ${p.id} rules[${rule.index}]` })
+      if (rule.principalKeys) for (const k of rule.principalKeys) add(byPrincipal, k, i)
+      else if (rule.pathKeys) for (const k of rule.pathKeys) add(byPath, k, i)
+      else always.push(i)
+    }
+  }
+  return { refs, byPrincipal, byPath, always }
+}
+
+const MAX_NAMED = 5
+
+export function selectForWorkload(set: CompiledPolicySet, workload: WorkloadRefInput): WorkloadPolicy {
+  const applied = set.authz.filter((p) => (p.namespace === workload.namespace || p.namespace === set.rootNamespace) && selects(p.selector, workload.labels))
+  const enforced = (a: AuthzAction) => applied.filter((p) => !p.dryRun && p.action === a)
+  const allows = enforced('ALLOW')
+  const names = allows.map((p) => p.id)
+  const listed = names.length > MAX_NAMED ? `${names.slice(0, MAX_NAMED).join(', ')} and ${names.length - MAX_NAMED} more` : names.join(', ')
+  const denyDefaultReason = `deny: no ALLOW policy matched (${allows.length} applied${allows.length ? `: ${listed}` : ''})`
+  const authz: CompiledAuthz = {
+    deny: bucket(enforced('DENY'), 'deny'),
+    allow: bucket(allows, 'allow'),
+    audit: bucket(enforced('AUDIT'), 'audit'),
+    allowCount: allows.length,
+    allowUsesAuth: allows.some((p) => p.rules.some((r) => r.usesAuth)),
+    denyDefaultReason,
+    denyDefaultReasonNoJwt: `${denyDefaultReason}; no request principal: JWT not validated`,
+    dryRun: applied.filter((p) => p.dryRun),
+  }
+  return {
+    peerAuthn: resolvePeerAuthn(set, workload),
+    authzPolicyCount: applied.length,
+    authzPolicies: applied.map((p) => ({ policy: p.id, action: p.action, dryRun: p.dryRun, rules: p.rules.length })),
+    authz,
+  }
+}
+
+/**
+ * Istio's ComposePeerAuthentication: mesh (root namespace, no selector) < namespace (no selector)
+ * < workload (selector, not in the root namespace); UNSET inherits from the level above; nothing
+ * at all is PERMISSIVE; several at one level: the oldest wins (creationTimestamp, then name).
+ */
+function resolvePeerAuthn(set: CompiledPolicySet, workload: WorkloadRefInput): PeerAuthnResult {
+  let mesh: PeerAuthnEntry | null = null
+  let ns: PeerAuthnEntry | null = null
+  let wl: PeerAuthnEntry | null = null
+  const older = (a: PeerAuthnEntry, b: PeerAuthnEntry | null) => b === null || a.created < b.created || (a.created === b.created && a.name < b.name)
+  for (const p of set.peerAuthn) {
+    if (p.namespace !== workload.namespace && p.namespace !== set.rootNamespace) continue
+    if (!selects(p.selector, workload.labels)) continue
+    if (p.selector === null) {
+      if (p.namespace === set.rootNamespace) {
+        if (older(p, mesh)) mesh = p
+      } else if (older(p, ns)) ns = p
+    } else if (p.namespace !== set.rootNamespace && older(p, wl)) wl = p
+  }
+  let mode: MtlsMode = 'PERMISSIVE'
+  let policy: string | null = null
+  for (const level of [mesh, ns, wl]) {
+    if (level && level.mode !== 'UNSET') {
+      mode = level.mode
+      policy = level.id
+    }
+  }
+  const portLevel = new Map<number, MtlsMode>()
+  if (wl) {
+    for (const [port, m] of wl.portLevel) portLevel.set(port, m === 'UNSET' ? mode : m)
+    if (wl.portLevel.size > 0 && policy === null) policy = wl.id
+  }
+  return { mode, portLevel, policy }
+}
+
+export function mtlsModeFor(wp: WorkloadPolicy, port: number): MtlsMode {
+  return wp.peerAuthn.portLevel.get(port) ?? wp.peerAuthn.mode
+}
+
+// ---------------------------------------------------------------------------------------------
+// evaluate()
+
+/** First matching rule of a bucket in evaluation order: merges the index hits with `always`. */
+function firstMatch(b: Bucket, c: EvalContext): RuleRef | null {
+  if (b.refs.length === 0) return null
+  const a = c.principal === null ? EMPTY : (b.byPrincipal.get(c.principal) ?? EMPTY)
+  const p = b.byPath.size === 0 ? EMPTY : (b.byPath.get(c.facts.request.path) ?? EMPTY)
+  const w = b.always
+  let i = 0
+  let j = 0
+  let k = 0
+  for (;;) {
+    const x = i < a.length ? a[i]! : Infinity
+    const y = j < p.length ? p[j]! : Infinity
+    const z = k < w.length ? w[k]! : Infinity
+    let n: number
+    if (x <= y && x <= z) {
+      if (x === Infinity) return null
+      n = x
+      i++
+    } else if (y <= z) {
+      n = y
+      j++
+    } else {
+      n = z
+      k++
+    }
+    const ref = b.refs[n]!
+    if (ruleMatches(ref.rule, c)) return ref
+  }
+}
+
+const NO_DRY_RUN: DryRunResult[] = []
+const NO_JWT = ' (no request principal: JWT not validated)'
+
+function evalDryRun(policies: readonly CompiledAuthzPolicy[], c: EvalContext): DryRunResult[] {
+  if (policies.length === 0) return NO_DRY_RUN
+  return policies.map((p) => {
+    const r = p.rules.find((rule) => ruleMatches(rule, c))
+    return { policy: p.id, action: p.action, matched: r !== undefined, ruleIndex: r ? r.index : null }
+  })
+}
+
+/**
+ * Istio's order: (CUSTOM, unsupported) → DENY → ALLOW. AUDIT only records. Dry-run policies are
+ * evaluated into `dryRun` and never decide. Pure and synchronous.
+ */
+export function evaluate(wp: WorkloadPolicy, facts: RequestFacts): Decision {
+  const a = wp.authz
+  const c = new EvalContext(facts)
+  const dryRun = a.dryRun.length === 0 ? NO_DRY_RUN : evalDryRun(a.dryRun, c)
+  let audit: Decision['audit'] = null
+  if (a.audit.refs.length > 0) {
+    const m = firstMatch(a.audit, c)
+    if (m) audit = { policy: m.policy.id, ruleIndex: m.rule.index }
+  }
+  const deny = firstMatch(a.deny, c)
+  if (deny) {
+    return {
+      action: 'DENY',
+      policy: deny.policy.id,
+      ruleIndex: deny.rule.index,
+      reason: deny.rule.usesAuth && c.auth === null ? deny.reason + NO_JWT : deny.reason,
+      dryRun,
+      audit,
+    }
+  }
+  if (a.allowCount === 0) return { action: 'ALLOW', policy: null, ruleIndex: null, reason: 'allow: no ALLOW policy applies', dryRun, audit }
+  const allow = firstMatch(a.allow, c)
+  if (allow) return { action: 'ALLOW', policy: allow.policy.id, ruleIndex: allow.rule.index, reason: allow.reason, dryRun, audit }
+  return {
+    action: 'DENY',
+    policy: null,
+    ruleIndex: null,
+    reason: a.allowUsesAuth && c.auth === null ? a.denyDefaultReasonNoJwt : a.denyDefaultReason,
+    dryRun,
+    audit,
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// explain(): the slow path for `remora check` and debugging, policy by policy, rule by rule.
+
+export interface RuleExplanation {
+  readonly index: number
+  readonly matched: boolean
+  /** Why it did not match (`rules[0].from[0].source.principals did not match "spiffe://…"`). */
+  readonly mismatch: string | null
+}
+
+export interface PolicyExplanation {
+  readonly policy: string
+  readonly action: AuthzAction
+  readonly dryRun: boolean
+  readonly matched: boolean
+  readonly ruleIndex: number | null
+  readonly rules: readonly RuleExplanation[]
+  /** One line: "matched rules[1]", "no rules: matches nothing", "rules[0]: …; rules[1]: …". */
+  readonly summary: string
+}
+
+export interface Explanation {
+  readonly decision: Decision
+  readonly policies: readonly PolicyExplanation[]
+}
+
+export function explain(wp: WorkloadPolicy, facts: RequestFacts): Explanation {
+  const decision = evaluate(wp, facts)
+  const c = new EvalContext(facts)
+  const seen = new Map<string, CompiledAuthzPolicy>()
+  for (const b of [wp.authz.deny, wp.authz.allow, wp.authz.audit]) for (const r of b.refs) seen.set(r.policy.id, r.policy)
+  for (const p of wp.authz.dryRun) seen.set(p.id, p)
+  const order = wp.authzPolicies.map((p) => p.policy)
+  const policies = order.map((id): PolicyExplanation => {
+    const p = seen.get(id)
+    if (!p) {
+      // an applied policy with no rules never reached a bucket
+      const ap = wp.authzPolicies.find((x) => x.policy === id)!
+      return { policy: id, action: ap.action, dryRun: ap.dryRun, matched: false, ruleIndex: null, rules: [], summary: 'no rules: matches nothing' }
+    }
+    const rules = p.rules.map((r): RuleExplanation => {
+      const mismatch = ruleMismatch(r, c)
+      return { index: r.index, matched: mismatch === null, mismatch }
+    })
+    const first = rules.find((r) => r.matched)
+    const noJwt = c.auth === null && p.rules.some((r) => r.usesAuth) ? ' (no request principal: JWT not validated)' : ''
+    const summary = first
+      ? `matched rules[${first.index}]`
+      : rules.length === 0
+        ? 'no rules: matches nothing'
+        : rules.map((r) => `rules[${r.index}]: ${r.mismatch}`).join('; ') + noJwt
+    return { policy: id, action: p.action, dryRun: p.dryRun, matched: !!first, ruleIndex: first ? first.index : null, rules, summary }
+  })
+  return { decision, policies }
+}
