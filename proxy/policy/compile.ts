@@ -386,7 +386,7 @@ export function explain(wp: WorkloadPolicy, facts: RequestFacts): Explanation {
       ? `matched rules[${first.index}]`
       : rules.length === 0
         ? 'no rules: matches nothing'
-        : rules.map((r) => `rules[${r.index}]: ${r.mismatch}`).join('; ') + noJwt
+        : rules.map((r) => r.mismatch).join('; ') + noJwt
     return { policy: id, action: p.action, dryRun: p.dryRun, matched: !!first, ruleIndex: first ? first.index : null, rules, summary }
   })
   return { decision, policies }

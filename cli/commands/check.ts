@@ -1,0 +1,247 @@
+// `remora check`: would this request be allowed? Offline, with the same validate → compile →
+// selectForWorkload → evaluate path the sidecar runs, plus why each applicable policy did or did
+// not match. Exit 0 allow, 3 deny (including a request the sidecar would reject with 400), 2 bad input.
+import { parseArgs } from 'node:util'
+import {
+  DEFAULT_ROOT_NAMESPACE,
+  PATH_NORMALIZATIONS,
+  compile,
+  explain,
+  formatPolicyIssue,
+  mtlsModeFor,
+  normalizePath,
+  selectForWorkload,
+  type Decision,
+  type RequestAuth,
+  type RequestFacts,
+} from '../../proxy/policy/index.js'
+import { UsageError, issueJson, loadPolicies, parseOutput, parsePathNormalization } from './validate.js'
+
+const USAGE = `usage: remora check -f <file|dir>... --dest-namespace <ns> [--dest-labels k=v[,k=v]] --method <M> --path <path>
+                    [--source-principal spiffe://<td>/ns/<ns>/sa/<sa>] [--source-ip 10.1.2.3] [--remote-ip <ip>]
+                    [--host <authority>] [--port 80] [--dest-ip <ip>] [--sni <name>] [--header 'name: value']...
+                    [--request-principal <iss>/<sub>] [--claims '{"groups":["admin"]}']
+                    [--root-namespace ${DEFAULT_ROOT_NAMESPACE}] [--path-normalization ${PATH_NORMALIZATIONS.join('|')}]
+                    [-o text|json]
+
+Defaults: --source-ip 127.0.0.1, --port 80, --host <app label>.<dest-namespace> (or localhost); no
+--source-principal means a plaintext caller. --path may carry a query; it is normalized as the
+sidecar would (default MERGE_SLASHES) and a path the sidecar rejects is reported as status 400.
+Exit codes: 0 allow, 3 deny (403 or 400), 2 bad input or invalid policies.`
+
+function parseLabels(v: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (!v) return out
+  for (const pair of v.split(',')) {
+    if (pair.trim() === '') continue
+    const eq = pair.indexOf('=')
+    if (eq <= 0) throw new UsageError(`--dest-labels: "${pair}" is not key=value`)
+    out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim()
+  }
+  return out
+}
+
+function parseHeaders(list: readonly string[] | undefined): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const h of list ?? []) {
+    const colon = h.indexOf(':')
+    if (colon <= 0) throw new UsageError(`--header: "${h}" is not "name: value"`)
+    const name = h.slice(0, colon).trim().toLowerCase()
+    const value = h.slice(colon + 1).trim()
+    const prev = out[name]
+    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
+  }
+  return out
+}
+
+const SPIFFE = /^spiffe:\/\/([a-z0-9._-]+)((?:\/[A-Za-z0-9._-]+)*)$/
+
+function parsePrincipal(v: string | undefined): { principal: string | null; namespace: string | null } {
+  if (v === undefined || v === '') return { principal: null, namespace: null }
+  const uri = v.startsWith('spiffe://') ? v : `spiffe://${v}`
+  const m = SPIFFE.exec(uri)
+  if (!m || m[2]!.split('/').some((s) => s === '.' || s === '..')) throw new UsageError(`--source-principal: "${v}" is not a SPIFFE ID`)
+  const ns = /^\/ns\/([^/]+)\/sa\/[^/]+$/.exec(m[2]!)
+  return { principal: uri, namespace: ns ? ns[1]! : null }
+}
+
+function parseAuth(principal: string | undefined, claimsJson: string | undefined): RequestAuth | null {
+  if (principal === undefined) {
+    if (claimsJson !== undefined) throw new UsageError('--claims needs --request-principal <iss>/<sub> (a validated JWT has both)')
+    return null
+  }
+  const slash = principal.lastIndexOf('/')
+  if (slash <= 0 || slash === principal.length - 1) throw new UsageError(`--request-principal: "${principal}" is not <iss>/<sub>`)
+  let claims: Record<string, unknown> = {}
+  if (claimsJson !== undefined) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(claimsJson)
+    } catch (err) {
+      throw new UsageError(`--claims is not JSON: ${(err as Error).message}`)
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new UsageError('--claims must be a JSON object')
+    claims = parsed as Record<string, unknown>
+  }
+  claims = { iss: principal.slice(0, slash), sub: principal.slice(slash + 1), ...claims }
+  const aud = claims.aud
+  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : []
+  const azp = claims.azp
+  return { principal, audiences, presenter: typeof azp === 'string' ? azp : null, claims }
+}
+
+function parsePortArg(v: string | undefined): number {
+  if (v === undefined) return 80
+  if (!/^[0-9]{1,5}$/.test(v) || Number(v) > 65535) throw new UsageError(`--port: "${v}" is not a port number`)
+  return Number(v)
+}
+
+type CheckStatus = 200 | 403 | 400
+
+export async function run(argv: string[]): Promise<number> {
+  let values
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        file: { type: 'string', short: 'f', multiple: true },
+        'dest-namespace': { type: 'string' },
+        'dest-labels': { type: 'string' },
+        'source-principal': { type: 'string' },
+        'source-ip': { type: 'string' },
+        'remote-ip': { type: 'string' },
+        method: { type: 'string' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'dest-ip': { type: 'string' },
+        sni: { type: 'string' },
+        path: { type: 'string' },
+        header: { type: 'string', multiple: true },
+        'request-principal': { type: 'string' },
+        claims: { type: 'string' },
+        'trust-domain': { type: 'string', multiple: true },
+        'root-namespace': { type: 'string' },
+        'path-normalization': { type: 'string' },
+        output: { type: 'string', short: 'o' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: false,
+      strict: true,
+    }).values
+  } catch (err) {
+    console.error(`remora check: ${(err as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  if (values.help) {
+    console.log(USAGE)
+    return 0
+  }
+  try {
+    const output = parseOutput(values.output)
+    const mode = parsePathNormalization(values['path-normalization'])
+    const namespace = values['dest-namespace']
+    if (!namespace) throw new UsageError('--dest-namespace is required')
+    if (!values.method) throw new UsageError('--method is required')
+    if (values.path === undefined) throw new UsageError('--path is required')
+    const labels = parseLabels(values['dest-labels'])
+    const src = parsePrincipal(values['source-principal'])
+    const port = parsePortArg(values.port)
+    const facts0 = {
+      headers: parseHeaders(values.header),
+      auth: parseAuth(values['request-principal'], values.claims),
+    }
+    const rootNamespace = values['root-namespace'] ?? DEFAULT_ROOT_NAMESPACE
+    const loaded = await loadPolicies({ files: values.file ?? [], trustDomains: values['trust-domain'], rootNamespace, pathNormalization: mode })
+    if (loaded.errors.length > 0) {
+      for (const e of loaded.errors) console.error(formatPolicyIssue(e))
+      console.error(`remora check: the policies are invalid (${loaded.errors.length} error(s)); run remora validate`)
+      return 2
+    }
+    const wp = selectForWorkload(compile(loaded.policies, { rootNamespace }), { namespace, labels })
+    const host = values.host ?? (labels.app ? `${labels.app}.${namespace}` : 'localhost')
+    const normalized = normalizePath(values.path, mode)
+    let facts: RequestFacts | null = null
+    let decision: Decision & { status: CheckStatus }
+    let policies: ReturnType<typeof explain>['policies'] = []
+    if (!normalized.ok) {
+      decision = {
+        action: 'DENY',
+        status: 400,
+        policy: null,
+        ruleIndex: null,
+        reason: `rejected before authorization (400): ${normalized.reason}`,
+        dryRun: [],
+        audit: null,
+      }
+    } else {
+      facts = {
+        source: {
+          principal: src.principal,
+          namespace: src.namespace,
+          ip: values['source-ip'] ?? '127.0.0.1',
+          ...(values['remote-ip'] !== undefined ? { remoteIp: values['remote-ip'] } : {}),
+        },
+        destination: { port, ...(values['dest-ip'] !== undefined ? { ip: values['dest-ip'] } : {}) },
+        request: {
+          method: values.method,
+          host,
+          path: normalized.path,
+          headers: facts0.headers,
+          ...(values.sni !== undefined ? { sni: values.sni } : {}),
+          auth: facts0.auth,
+        },
+      }
+      const ex = explain(wp, facts)
+      decision = { ...ex.decision, status: ex.decision.action === 'ALLOW' ? 200 : 403 }
+      policies = ex.policies
+    }
+    const mtls = mtlsModeFor(wp, port)
+    if (output === 'json') {
+      console.log(
+        JSON.stringify(
+          {
+            decision: decision.action,
+            status: decision.status,
+            policy: decision.policy,
+            rule: decision.ruleIndex,
+            reason: decision.reason,
+            dryRun: decision.dryRun,
+            audit: decision.audit,
+            policies: policies.map((p) => ({ policy: p.policy, action: p.action, dryRun: p.dryRun, matched: p.matched, rule: p.ruleIndex, why: p.summary })),
+            mtls: { mode: mtls, policy: wp.peerAuthn.policy },
+            request: facts,
+            warnings: loaded.warnings.map(issueJson),
+          },
+          null,
+          2,
+        ),
+      )
+    } else {
+      for (const w of loaded.warnings) console.error(`warning: ${formatPolicyIssue(w)}`)
+      console.log(`${decision.action} (${decision.status})  ${decision.reason}`)
+      if (facts) {
+        const from = facts.source.principal ?? 'a plaintext caller'
+        console.log(`request:  ${facts.request.method} ${facts.request.host} ${facts.request.path} (port ${port}) from ${from} at ${facts.source.ip}`)
+      }
+      const sel = Object.entries(labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',')
+      console.log(`workload: ${namespace}${sel ? ` {${sel}}` : ''}; mTLS ${mtls}${wp.peerAuthn.policy ? ` (${wp.peerAuthn.policy})` : ' (default)'}`)
+      if (policies.length === 0 && facts) console.log('policies: none applies to this workload')
+      for (const p of policies.filter((x) => !x.dryRun)) console.log(`  ${p.action.padEnd(5)} ${p.policy}: ${p.summary}`)
+      const dry = policies.filter((x) => x.dryRun)
+      if (dry.length) {
+        console.log('dry run (not enforced):')
+        for (const p of dry) console.log(`  ${p.action.padEnd(5)} ${p.policy}: ${p.summary}`)
+      }
+      if (decision.audit) console.log(`audit: ${decision.audit.policy} rules[${decision.audit.ruleIndex}]`)
+    }
+    return decision.action === 'ALLOW' ? 0 : 3
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`remora check: ${err.message}\n\n${USAGE}`)
+      return 2
+    }
+    throw err
+  }
+}
