@@ -397,7 +397,7 @@ export function toFacts(c: AuthzCase): { ok: true; facts: RequestFacts } | { ok:
   const n = normalizePath(r.path, c.pathNormalization)
   if (!n.ok) return { ok: false, status: 400, reason: n.reason }
   const principal = r.sourcePrincipal ?? null
-  const claims = r.jwt ? { iss: r.jwt.principal.slice(0, r.jwt.principal.lastIndexOf('/')), sub: r.jwt.principal.slice(r.jwt.principal.lastIndexOf('/') + 1), ...r.jwt.claims } : null
+  const claims: Record<string, unknown> | null = r.jwt ? { iss: r.jwt.principal.slice(0, r.jwt.principal.lastIndexOf('/')), sub: r.jwt.principal.slice(r.jwt.principal.lastIndexOf('/') + 1), ...r.jwt.claims } : null
   const aud = claims?.aud
   return {
     ok: true,
