@@ -1,0 +1,136 @@
+import { z } from 'zod'
+import { PATH_NORMALIZATIONS } from '../policy/path.js'
+
+// SidecarConfig: the one schema every source (file, flags, control plane) passes through.
+// Strict objects everywhere: an unknown field is an error, never ignored.
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/
+export function parseDuration(v: string): number | null {
+  const m = DURATION.exec(v)
+  if (!m) return null
+  const n = Number(m[1])
+  const unit = m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 3_600_000
+  return Math.round(n * unit)
+}
+
+const duration = z.string().refine((v) => parseDuration(v) !== null, { message: 'expected a duration like 500ms, 15s, 1m' })
+const port = z.number({ message: 'expected a port number' }).int('expected an integer port').min(0, 'expected a port 0-65535').max(65535, 'expected a port 0-65535')
+const hostPort = z.string().refine((v) => parseHostPort(v) !== null, { message: 'expected host:port' })
+const dns1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+const name = z.string().regex(dns1123, 'expected a DNS-1123 label (lower-case letters, digits, "-")')
+const hostName = z.string().min(1).regex(/^[A-Za-z0-9*]([-A-Za-z0-9.*]*[A-Za-z0-9])?(:\d{1,5})?$/, 'expected a host name, optionally with :port')
+const spiffeIdish = z.string().regex(/^spiffe:\/\/[a-z0-9._-]+\/\S+$/, 'expected a SPIFFE ID (spiffe://<trust-domain>/<path>)')
+
+export function parseHostPort(v: string): { host: string; port: number } | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v)
+  if (!m) return null
+  const p = Number(m[2])
+  if (p < 1 || p > 65535) return null
+  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!
+  return { host, port: p }
+}
+
+export const ClusterSchema = z.strictObject({
+  name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'expected a cluster name like payments.shop'),
+  hosts: z.array(hostName).min(1, 'expected at least one host'),
+  endpoints: z.array(hostPort),
+  identities: z.array(spiffeIdish).min(1, 'expected at least one SPIFFE identity (secure naming)'),
+  timeout: duration.optional(),
+  connectTimeout: duration.optional(),
+})
+
+export const SidecarConfigSchema = z.strictObject({
+  apiVersion: z.literal('remora.dev/v1', { message: 'expected "remora.dev/v1"' }),
+  kind: z.literal('SidecarConfig', { message: 'expected "SidecarConfig"' }),
+  trustDomain: z.string().regex(/^[a-z0-9._-]+$/, 'expected a trust domain like cluster.local').default('cluster.local'),
+  workload: z.strictObject({
+    namespace: name,
+    serviceAccount: name,
+    name: name.optional(),
+    labels: z.record(z.string(), z.string()).default({}),
+  }),
+  identity: z.strictObject({
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+    caFile: z.string().min(1),
+  }),
+  inbound: z.strictObject({
+    port: port.default(15006),
+    bind: z.string().default('0.0.0.0'),
+    app: hostPort,
+    timeout: duration.optional(),
+  }),
+  outbound: z
+    .strictObject({
+      port: port.default(15001),
+      bind: z.string().default('127.0.0.1'),
+    })
+    .default({ port: 15001, bind: '127.0.0.1' }),
+  admin: z
+    .strictObject({
+      port: port.default(15000),
+      bind: z.string().default('127.0.0.1'),
+    })
+    .default({ port: 15000, bind: '127.0.0.1' }),
+  clusters: z.array(ClusterSchema).default([]),
+  policies: z
+    .strictObject({
+      files: z.array(z.string().min(1)).default([]),
+      rootNamespace: name.default('remora-system'),
+    })
+    .default({ files: [], rootNamespace: 'remora-system' }),
+  pathNormalization: z.enum(PATH_NORMALIZATIONS as [string, ...string[]]).default('MERGE_SLASHES'),
+  accessLog: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      path: z.string().optional(),
+    })
+    .default({ enabled: true }),
+})
+
+export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>
+export type SidecarConfig = z.output<typeof SidecarConfigSchema>
+export type ClusterConfig = z.output<typeof ClusterSchema>
+
+/** `clusters[0].endpoints[1]` from a zod path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = ''
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`
+    else out += out ? `.${String(seg)}` : String(seg)
+  }
+  return out || '(root)'
+}
+
+export interface ConfigIssue {
+  path: string
+  message: string
+}
+
+export function validateSidecarConfig(input: unknown): { ok: true; config: SidecarConfig } | { ok: false; issues: ConfigIssue[] } {
+  const r = SidecarConfigSchema.safeParse(input, { reportInput: true })
+  if (r.success) {
+    const issues: ConfigIssue[] = []
+    const seen = new Map<string, string>()
+    r.data.clusters.forEach((c, i) => {
+      for (const [j, h] of c.hosts.entries()) {
+        const key = h.toLowerCase()
+        const prev = seen.get(key)
+        if (prev) issues.push({ path: `clusters[${i}].hosts[${j}]`, message: `host "${h}" is already routed to cluster ${prev}` })
+        else seen.set(key, c.name)
+      }
+    })
+    return issues.length ? { ok: false, issues } : { ok: true, config: r.data }
+  }
+  const issues: ConfigIssue[] = []
+  for (const iss of r.error.issues) {
+    if (iss.code === 'unrecognized_keys') {
+      for (const k of iss.keys) issues.push({ path: formatPath([...iss.path, k]), message: 'unknown field' })
+    } else if (iss.code === 'invalid_type' && iss.input === undefined) {
+      issues.push({ path: formatPath(iss.path), message: 'required field is missing' })
+    } else {
+      issues.push({ path: formatPath(iss.path), message: iss.message })
+    }
+  }
+  return { ok: false, issues }
+}

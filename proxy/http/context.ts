@@ -1,0 +1,54 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { PeerIdentity } from '../identity/index.js'
+import type { Direction, RequestContext } from '../pipeline/index.js'
+
+/** Per-connection facts, computed once at accept/handshake time and reused by every request on it. */
+export interface ConnectionInfo {
+  readonly peer: PeerIdentity | null
+  readonly security: 'mutual_tls' | 'none'
+}
+
+const PLAIN: ConnectionInfo = { peer: null, security: 'none' }
+const connections = new WeakMap<object, ConnectionInfo>()
+
+export function setConnectionInfo(socket: object, info: ConnectionInfo): void {
+  connections.set(socket, info)
+}
+
+export function createContext(direction: Direction, req: IncomingMessage, res: ServerResponse, upgradeSocket: Duplex | null): RequestContext {
+  const socket = req.socket
+  const info = connections.get(socket) ?? PLAIN
+  return {
+    direction,
+    req,
+    res,
+    startTime: Date.now(),
+    startMono: performance.now(),
+    method: req.method ?? 'GET',
+    target: req.url ?? '/',
+    authority: '',
+    host: '',
+    hostPort: null,
+    path: '',
+    query: '',
+    requestId: '',
+    headers: {},
+    peer: info.peer,
+    connectionSecurity: info.security,
+    sourceIp: socket.remoteAddress ?? '',
+    sourcePort: socket.remotePort ?? 0,
+    localPort: socket.localPort ?? 0,
+    upgradeSocket,
+    route: null,
+    flags: [],
+    errorCode: null,
+    errorDetail: null,
+    cluster: null,
+    upstreamHost: null,
+    decision: null,
+    bytesReceived: 0,
+    bytesSent: 0,
+    upstreamMs: null,
+  }
+}

@@ -1,0 +1,77 @@
+import http, { ServerResponse, type IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { PROXY_ERRORS, type Direction, type Handler, type ProxyErrorCode, type RequestContext } from '../pipeline/index.js'
+import { createContext } from './context.js'
+
+export const MAX_HEADER_BYTES = 60 * 1024 // Envoy's max_request_headers_kb default
+
+export interface HttpFrontOptions {
+  readonly direction: Direction
+  /** Reads the current handler at each request: a config swap applies to the next request. */
+  readonly handler: () => Handler
+  /** For requests the HTTP parser refused before a request existed (smuggling attempts, 431). */
+  readonly onParserError: (entry: { code: ProxyErrorCode; parserCode: string; remote: string; direction: Direction }) => void
+}
+
+const PARSER_FRAMING = new Set([
+  'HPE_INVALID_TRANSFER_ENCODING',
+  'HPE_UNEXPECTED_CONTENT_LENGTH',
+  'HPE_INVALID_CONTENT_LENGTH',
+  'HPE_INVALID_CHUNK_SIZE',
+  'HPE_CHUNK_EXTENSIONS_OVERFLOW',
+  'HPE_INVALID_EOF_STATE',
+  'HPE_INVALID_HEADER_TOKEN',
+  'HPE_LF_EXPECTED',
+  'HPE_CR_EXPECTED',
+])
+
+function rawResponse(code: ProxyErrorCode): string {
+  const d = PROXY_ERRORS[code]
+  const body = `${d.message}\n`
+  return (
+    `HTTP/1.1 ${d.status} ${http.STATUS_CODES[d.status] ?? ''}\r\n` +
+    `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+    `x-remora-response-flags: ${d.flag}\r\nx-remora-error-code: ${d.code}\r\nconnection: close\r\n\r\n${body}`
+  )
+}
+
+/**
+ * The node:http front of a listener: Node's llhttp parser (strict: CL+TE, duplicate CL, obs-fold
+ * and bad chunks are refused), 60 KiB header limit → 431, upgrades routed through the same pipeline.
+ */
+export function createHttpFront(opts: HttpFrontOptions): http.Server {
+  const { direction, handler, onParserError } = opts
+  const server = http.createServer({
+    maxHeaderSize: MAX_HEADER_BYTES,
+    requestTimeout: 0, // streaming uploads may take long; idle is bounded below
+    headersTimeout: 60_000,
+    keepAliveTimeout: 60_000,
+    requireHostHeader: true,
+  })
+  const run = (ctx: RequestContext): void => {
+    handler()(ctx).catch(() => ctx.res.destroy())
+  }
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => run(createContext(direction, req, res, null))
+  server.on('request', onRequest)
+  server.on('checkContinue', onRequest) // the upstream stage answers 100 once the request is authorized
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (head.length) socket.unshift(head)
+    const res = new ServerResponse(req)
+    res.assignSocket(socket as never)
+    res.shouldKeepAlive = false
+    run(createContext(direction, req, res, socket))
+  })
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const parserCode = err.code ?? ''
+    if (parserCode === 'ECONNRESET' || parserCode === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
+      socket.destroy()
+      return
+    }
+    const code: ProxyErrorCode =
+      parserCode === 'HPE_HEADER_OVERFLOW' ? 'REMORA_ERR_HEADERS_TOO_LARGE' : PARSER_FRAMING.has(parserCode) ? 'REMORA_ERR_BAD_FRAMING' : 'REMORA_ERR_BAD_REQUEST'
+    const net = socket as Duplex & { remoteAddress?: string; remotePort?: number }
+    onParserError({ code, parserCode, remote: `${net.remoteAddress ?? ''}:${net.remotePort ?? 0}`, direction })
+    socket.end(rawResponse(code))
+  })
+  return server
+}

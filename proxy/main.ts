@@ -1,0 +1,148 @@
+// Composition root of the sidecar: the only place that reads flags and the environment, and
+// builds the real dependencies (clock, logger, access log sink).
+import { parseArgs } from 'node:util'
+import pino from 'pino'
+import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig, readPolicySources, watchPolicyFiles, type SidecarConfig } from './config/index.js'
+import { validateDocuments } from './policy/index.js'
+import { Sidecar, StartupError, type Logger } from './sidecar.js'
+import type { AccessLogEntry } from './stages/index.js'
+
+export const PROXY_USAGE = `usage: remora proxy --config sidecar.yaml [flags]
+
+Every flag overrides the field of sidecar.yaml it names:
+  --config FILE               the SidecarConfig file
+  --trust-domain TD           trustDomain
+  --namespace NS              workload.namespace
+  --service-account SA        workload.serviceAccount
+  --label k=v                 workload.labels (repeatable)
+  --cert FILE --key FILE --ca FILE     identity.certFile / keyFile / caFile
+  --inbound-port N            inbound.port (15006)      --app HOST:PORT   inbound.app
+  --outbound-port N           outbound.port (15001)
+  --admin-port N              admin.port (15000)        --admin-bind ADDR admin.bind (127.0.0.1)
+  --policies PATH             policies.files (repeatable)
+  --root-namespace NS         policies.rootNamespace (remora-system)
+  --path-normalization MODE   BASE | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES
+  --set path=value            any other field, e.g. --set inbound.timeout=5s
+
+Exit codes: 0 after a clean shutdown, 2 for invalid configuration (the message names the field).`
+
+const FLAG_FIELDS: Record<string, string> = {
+  'trust-domain': 'trustDomain',
+  namespace: 'workload.namespace',
+  'service-account': 'workload.serviceAccount',
+  cert: 'identity.certFile',
+  key: 'identity.keyFile',
+  ca: 'identity.caFile',
+  'inbound-port': 'inbound.port',
+  app: 'inbound.app',
+  'outbound-port': 'outbound.port',
+  'admin-port': 'admin.port',
+  'admin-bind': 'admin.bind',
+  'root-namespace': 'policies.rootNamespace',
+  'path-normalization': 'pathNormalization',
+}
+const NUMERIC = new Set(['inbound.port', 'outbound.port', 'admin.port'])
+
+function scalar(path: string, v: string): unknown {
+  if (NUMERIC.has(path) && /^\d+$/.test(v)) return Number(v)
+  if (v === 'true') return true
+  if (v === 'false') return false
+  return v
+}
+
+export function parseProxyArgs(argv: string[]): { file: string | undefined; overrides: [string, unknown][]; help: boolean } {
+  const options = {
+    config: { type: 'string' },
+    label: { type: 'string', multiple: true },
+    policies: { type: 'string', multiple: true },
+    set: { type: 'string', multiple: true },
+    help: { type: 'boolean', short: 'h' },
+    ...Object.fromEntries(Object.keys(FLAG_FIELDS).map((k) => [k, { type: 'string' }])),
+  } as const
+  const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
+  const v = values as Record<string, string | string[] | boolean | undefined>
+  const overrides: [string, unknown][] = []
+  for (const [flag, path] of Object.entries(FLAG_FIELDS)) {
+    const val = v[flag]
+    if (typeof val === 'string') overrides.push([path, scalar(path, val)])
+  }
+  if (Array.isArray(v.label)) {
+    for (const l of v.label) {
+      const i = l.indexOf('=')
+      if (i <= 0) throw new ConfigError([{ path: '--label', message: `expected key=value, got "${l}"` }])
+      overrides.push([`workload.labels.${l.slice(0, i)}`, l.slice(i + 1)])
+    }
+  }
+  if (Array.isArray(v.policies)) overrides.push(['policies.files', v.policies])
+  if (Array.isArray(v.set)) {
+    for (const s of v.set) {
+      const i = s.indexOf('=')
+      if (i <= 0) throw new ConfigError([{ path: '--set', message: `expected path=value, got "${s}"` }])
+      const path = s.slice(0, i)
+      overrides.push([path, scalar(path, s.slice(i + 1))])
+    }
+  }
+  return { file: typeof v.config === 'string' ? v.config : undefined, overrides, help: v.help === true }
+}
+
+/** A buffered, asynchronous JSON-lines writer: the access log never blocks the request path. */
+function createAccessLogWriter(config: SidecarConfig): { write: (e: AccessLogEntry) => void; flush: () => void } {
+  if (!config.accessLog.enabled) return { write: () => {}, flush: () => {} }
+  const dest = pino.destination({ dest: config.accessLog.path ?? 1, sync: false, minLength: 4096 })
+  return { write: (e) => dest.write(JSON.stringify(e) + '\n'), flush: () => dest.flushSync() }
+}
+
+export async function runProxy(argv: string[]): Promise<number> {
+  const logger = pino({ base: { component: 'remora-proxy' } }, pino.destination({ dest: 2, sync: false }))
+  let sidecar: Sidecar | null = null
+  try {
+    const args = parseProxyArgs(argv)
+    if (args.help) {
+      console.log(PROXY_USAGE)
+      return 0
+    }
+    const { config, baseDir } = await loadSidecarConfig(args.file, args.overrides)
+    const clock = { now: () => Date.now() }
+    const credentials = await loadCredentials(config, baseDir, clock.now())
+    const { policies, paths, warnings } = await loadPolicies(config, baseDir)
+    for (const w of warnings) logger.warn({ event: 'policy_warning', warning: w }, 'policy warning')
+    const access = createAccessLogWriter(config)
+    sidecar = await Sidecar.start({ config, credentials, policies }, { clock, logger: logger as unknown as Logger, accessLog: access.write })
+    const sc = sidecar
+    const watcher = await watchPolicyFiles(paths, () => {
+      readPolicySources(paths)
+        .then((sources) => {
+          const r = validateDocuments(sources, { trustDomains: [config.trustDomain], rootNamespace: config.policies.rootNamespace })
+          if (r.errors.length) {
+            logger.error({ event: 'config_rejected', version: sc.version, errors: r.errors.map((e) => `${e.source ?? ''} ${e.path}: ${e.message} (${e.code})`) }, 'policy change rejected; keeping the last good policy set')
+            return
+          }
+          sc.applyPolicies(r.policies)
+        })
+        .catch((err: unknown) => logger.error({ event: 'config_rejected', error: (err as Error).message }, 'policy files unreadable; keeping the last good policy set'))
+    })
+    await new Promise<void>((resolve) => {
+      const stop = (): void => resolve()
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+    })
+    await watcher.close()
+    await sc.close()
+    access.flush()
+    return 0
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`remora proxy: invalid configuration\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`)
+      return 2
+    }
+    if (err instanceof StartupError) {
+      console.error(`remora proxy: cannot start\n  ${err.message}`)
+      return 2
+    }
+    if (err instanceof Error && 'code' in err && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) {
+      console.error(`remora proxy: ${err.message}\n\n${PROXY_USAGE}`)
+      return 2
+    }
+    throw err
+  }
+}

@@ -1,0 +1,58 @@
+import { FLAGS, type ResponseFlag } from './flags.js'
+
+// The one catalog of proxy-generated responses: a stable code, the HTTP status, the response flag
+// and the message. Callers match on `err.code`; docs/errors.md lists every code (a test keeps both in sync).
+export interface ProxyErrorDef {
+  readonly code: string
+  readonly status: number
+  readonly flag: ResponseFlag
+  readonly message: string
+}
+
+function def(code: string, status: number, flag: ResponseFlag, message: string): ProxyErrorDef {
+  return { code, status, flag, message }
+}
+
+export const PROXY_ERRORS = {
+  REMORA_ERR_ROUTE_NOT_FOUND: def('REMORA_ERR_ROUTE_NOT_FOUND', 404, FLAGS.NoRoute, 'no route for this host'),
+  REMORA_ERR_NO_CONFIG: def('REMORA_ERR_NO_CONFIG', 503, FLAGS.NoClusterFound, 'no configuration received yet'),
+  REMORA_ERR_UPSTREAM_NO_HEALTHY: def('REMORA_ERR_UPSTREAM_NO_HEALTHY', 503, FLAGS.NoHealthyUpstream, 'no healthy upstream'),
+  REMORA_ERR_UPSTREAM_CONNECT: def('REMORA_ERR_UPSTREAM_CONNECT', 503, FLAGS.UpstreamConnectionFailure, 'upstream connect error'),
+  REMORA_ERR_UPSTREAM_SECURE_NAMING: def('REMORA_ERR_UPSTREAM_SECURE_NAMING', 503, FLAGS.UpstreamConnectionFailure, 'upstream identity does not match the cluster (secure naming)'),
+  REMORA_ERR_UPSTREAM_RESET: def('REMORA_ERR_UPSTREAM_RESET', 503, FLAGS.UpstreamConnectionTermination, 'upstream connection closed before the response'),
+  REMORA_ERR_UPSTREAM_TIMEOUT: def('REMORA_ERR_UPSTREAM_TIMEOUT', 504, FLAGS.UpstreamRequestTimeout, 'upstream request timeout'),
+  REMORA_ERR_UPSTREAM_PROTOCOL: def('REMORA_ERR_UPSTREAM_PROTOCOL', 502, FLAGS.UpstreamProtocolError, 'upstream sent an invalid HTTP response'),
+  REMORA_ERR_BAD_REQUEST: def('REMORA_ERR_BAD_REQUEST', 400, FLAGS.DownstreamProtocolError, 'malformed HTTP request'),
+  REMORA_ERR_BAD_FRAMING: def('REMORA_ERR_BAD_FRAMING', 400, FLAGS.DownstreamProtocolError, 'ambiguous or invalid message framing'),
+  REMORA_ERR_BAD_PATH: def('REMORA_ERR_BAD_PATH', 400, FLAGS.DownstreamProtocolError, 'request path cannot be normalized safely'),
+  REMORA_ERR_BAD_HOST: def('REMORA_ERR_BAD_HOST', 400, FLAGS.DownstreamProtocolError, 'missing, duplicate or invalid Host'),
+  REMORA_ERR_TRANSFER_ENCODING: def('REMORA_ERR_TRANSFER_ENCODING', 501, FLAGS.DownstreamProtocolError, 'unsupported Transfer-Encoding'),
+  REMORA_ERR_HEADERS_TOO_LARGE: def('REMORA_ERR_HEADERS_TOO_LARGE', 431, FLAGS.DownstreamProtocolError, 'request header block too large'),
+  REMORA_ERR_METHOD_NOT_SUPPORTED: def('REMORA_ERR_METHOD_NOT_SUPPORTED', 405, FLAGS.DownstreamProtocolError, 'method not supported by the sidecar'),
+  REMORA_ERR_PLAINTEXT_REFUSED: def('REMORA_ERR_PLAINTEXT_REFUSED', 403, FLAGS.DownstreamProtocolError, 'plaintext refused: mTLS is required (PeerAuthentication STRICT)'),
+  REMORA_ERR_AUTHZ_DENIED: def('REMORA_ERR_AUTHZ_DENIED', 403, FLAGS.AuthzDenied, 'RBAC: access denied'),
+  REMORA_ERR_INTERNAL: def('REMORA_ERR_INTERNAL', 500, FLAGS.DownstreamProtocolError, 'internal proxy error'),
+} as const satisfies Record<string, ProxyErrorDef>
+
+export type ProxyErrorCode = keyof typeof PROXY_ERRORS
+
+/** An error that becomes a proxy-generated response in the `rescue` stage. `detail` is safe to show (no secrets). */
+export class ProxyError extends Error {
+  readonly code: ProxyErrorCode
+  readonly status: number
+  readonly flag: ResponseFlag
+  readonly detail: string | undefined
+  constructor(code: ProxyErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const d = PROXY_ERRORS[code]
+    super(detail ? `${d.message}: ${detail}` : d.message, options)
+    this.name = 'ProxyError'
+    this.code = code
+    this.status = d.status
+    this.flag = d.flag
+    this.detail = detail
+  }
+}
+
+export function proxyError(code: ProxyErrorCode, detail?: string, cause?: unknown): ProxyError {
+  return new ProxyError(code, detail, { cause })
+}

@@ -1,0 +1,24 @@
+import type { ServerResponse } from 'node:http'
+import type { ProxyError } from './errors.js'
+
+/**
+ * Writes a proxy-generated response: the status, the flag in `x-remora-response-flags`, the
+ * stable code in `x-remora-error-code` and a short text body. 403 keeps Envoy's exact body.
+ */
+export function sendProxyResponse(res: ServerResponse, err: ProxyError, extraHeaders?: Record<string, string>): number {
+  if (res.headersSent) {
+    res.destroy()
+    return 0
+  }
+  const body = err.status === 403 && err.code === 'REMORA_ERR_AUTHZ_DENIED' ? 'RBAC: access denied' : `${err.message}\n`
+  const headers: Record<string, string | number> = {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'x-remora-response-flags': err.flag,
+    'x-remora-error-code': err.code,
+    ...extraHeaders,
+  }
+  res.writeHead(err.status, headers)
+  res.end(body)
+  return Buffer.byteLength(body)
+}

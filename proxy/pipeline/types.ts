@@ -1,0 +1,62 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import type { PeerIdentity } from '../identity/index.js'
+import type { Decision } from '../policy/index.js'
+import type { ResponseFlag } from './flags.js'
+
+export type Direction = 'inbound' | 'outbound'
+
+/** What a stage knows about one request. Created by the listener, filled in by stages. */
+export interface RequestContext {
+  readonly direction: Direction
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  /** ms since epoch (access log) and a monotonic start (durations). */
+  readonly startTime: number
+  readonly startMono: number
+  readonly method: string
+  /** The request target as received (origin-form or absolute-form). Never logged: may hold secrets in its query. */
+  readonly target: string
+  /** Lower-case host without port, and the port if one was given. Set by `sanitize`. */
+  authority: string
+  host: string
+  hostPort: number | null
+  /** Normalized path without query; the query with its `?`. Set by `sanitize`. */
+  path: string
+  query: string
+  requestId: string
+  /** Headers to send upstream (lower-case names); hop-by-hop ones removed by `sanitize`. */
+  headers: Record<string, string | string[]>
+  readonly peer: PeerIdentity | null
+  readonly connectionSecurity: 'mutual_tls' | 'none'
+  readonly sourceIp: string
+  readonly sourcePort: number
+  readonly localPort: number
+  /** Set for `Upgrade` requests (WebSocket): the raw downstream socket, once authorized. */
+  readonly upgradeSocket: Duplex | null
+  /** Chosen by the `route` stage; used by the terminal `upstream` stage. */
+  route: RouteTarget | null
+  /** Filled by stages for the access log, metrics and traces. */
+  flags: ResponseFlag[]
+  errorCode: string | null
+  errorDetail: string | null
+  cluster: string | null
+  upstreamHost: string | null
+  decision: Decision | null
+  bytesReceived: number
+  bytesSent: number
+  upstreamMs: number | null
+}
+
+export type Handler = (ctx: RequestContext) => Promise<void>
+export type Stage = (next: Handler) => Handler
+
+/** Where the `upstream` stage sends the request. Built at config time; chosen per request. */
+export interface RouteTarget {
+  readonly cluster: string
+  readonly address: string
+  readonly dispatcher: Dispatcher
+  readonly timeoutMs: number
+  readonly idleTimeoutMs: number
+}

@@ -1,0 +1,325 @@
+import { createHash } from 'node:crypto'
+import type http from 'node:http'
+import { compile, mtlsModeFor, selectForWorkload, type MtlsMode, type PathNormalization, type PolicyDocument, type WorkloadPolicy } from './policy/index.js'
+import { createAdminServer, listenServer } from './admin/index.js'
+import type { SidecarConfig } from './config/schema.js'
+import { parseDuration } from './config/schema.js'
+import { createHttpFront } from './http/server.js'
+import { buildInboundHandler, InboundListener } from './inbound/index.js'
+import { buildOutboundHandler } from './outbound/index.js'
+import { proxyError, type Handler, type RouteTarget } from './pipeline/index.js'
+import { toAccessLogEntry, type AccessLogEntry, type AccessLogSink, type RoutedCluster } from './stages/index.js'
+import { CredentialStore, type Credentials } from './tls/index.js'
+import { PoolRegistry } from './upstream/index.js'
+import type { Pool } from 'undici'
+
+export interface Clock {
+  now(): number
+}
+
+/** pino-compatible subset. */
+export interface Logger {
+  debug(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+export interface SidecarDeps {
+  readonly clock: Clock
+  readonly logger: Logger
+  readonly accessLog: AccessLogSink
+}
+
+export interface SidecarStartOptions {
+  readonly config: SidecarConfig
+  readonly credentials: Credentials
+  readonly policies: readonly PolicyDocument[]
+}
+
+/** A start-up failure that names the config field at fault (exit code 2). */
+export class StartupError extends Error {
+  readonly code = 'REMORA_ERR_CONFIG_INVALID'
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`)
+    this.name = 'StartupError'
+  }
+}
+
+/** Everything a request needs, compiled once per config/policy version and swapped atomically. */
+interface RuntimeState {
+  readonly version: string
+  readonly appliedAt: string
+  readonly policies: readonly PolicyDocument[]
+  readonly workloadPolicy: WorkloadPolicy
+  readonly mtlsMode: MtlsMode
+  readonly inbound: Handler
+  readonly outbound: Handler
+  readonly clusters: readonly RoutedCluster[]
+}
+
+const DEFAULT_TIMEOUT_MS = 15_000
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
+const IDLE_TIMEOUT_MS = 300_000
+
+function hostPortOf(address: string): number {
+  return Number(address.slice(address.lastIndexOf(':') + 1))
+}
+
+/**
+ * One sidecar: inbound (:15006) and outbound (:15001) listeners, the admin endpoint (:15000), and
+ * the compiled state they share. `start()` binds everything or nothing.
+ */
+export class Sidecar {
+  readonly creds: CredentialStore
+  readonly pools: PoolRegistry
+  readonly ports = { inbound: 0, outbound: 0, admin: 0 }
+  #state: RuntimeState
+  #inbound: InboundListener
+  #outboundFront: http.Server
+  #inboundFront: http.Server
+  #admin: http.Server
+  #closed = false
+  #started = false
+  readonly #swapListeners = new Set<(version: string) => void>()
+
+  private constructor(
+    readonly config: SidecarConfig,
+    credentials: Credentials,
+    policies: readonly PolicyDocument[],
+    private readonly deps: SidecarDeps,
+  ) {
+    this.creds = new CredentialStore(credentials)
+    this.pools = new PoolRegistry(this.creds)
+    this.#state = this.#build(policies)
+    const onParserError = ({ code, parserCode, remote, direction }: { code: string; parserCode: string; remote: string; direction: 'inbound' | 'outbound' }): void => {
+      const e: AccessLogEntry = {
+        ...EMPTY_ENTRY,
+        start_time: new Date(deps.clock.now()).toISOString(),
+        direction,
+        response_code: code === 'REMORA_ERR_HEADERS_TOO_LARGE' ? 431 : 400,
+        response_flags: 'DPE',
+        error_code: code,
+        downstream_remote_address: remote,
+        detail: parserCode,
+      }
+      deps.accessLog(e)
+    }
+    this.#inboundFront = createHttpFront({ direction: 'inbound', handler: () => this.#state.inbound, onParserError })
+    this.#outboundFront = createHttpFront({ direction: 'outbound', handler: () => this.#state.outbound, onParserError })
+    this.#inbound = new InboundListener({
+      creds: this.creds,
+      http: this.#inboundFront,
+      mtlsMode: () => this.#state.mtlsMode,
+      onRefused: (reason, remote) => deps.logger.info({ event: 'inbound_connection_refused', reason, remote }, 'connection refused'),
+    })
+    this.#admin = createAdminServer({
+      isLive: () => !this.#closed,
+      isReady: () => (this.#started && !this.#closed ? { ready: true, reason: 'listeners up, credentials loaded, config applied' } : { ready: false, reason: this.#closed ? 'shutting down' : 'starting' }),
+      configDump: () => this.configDump(),
+      certs: () => this.certsDump(),
+      clusters: () => this.clustersDump(),
+    })
+  }
+
+  static async start(opts: SidecarStartOptions, deps: SidecarDeps): Promise<Sidecar> {
+    const sc = new Sidecar(opts.config, opts.credentials, opts.policies, deps)
+    const c = opts.config
+    const bindings: [string, () => Promise<number>, (p: number) => void][] = [
+      ['inbound.port', () => sc.#inbound.listen(c.inbound.port, c.inbound.bind), (p) => (sc.ports.inbound = p)],
+      ['outbound.port', () => listenServer(sc.#outboundFront, c.outbound.port, c.outbound.bind), (p) => (sc.ports.outbound = p)],
+      ['admin.port', () => listenServer(sc.#admin, c.admin.port, c.admin.bind), (p) => (sc.ports.admin = p)],
+    ]
+    for (const [field, listen, set] of bindings) {
+      try {
+        set(await listen())
+      } catch (err) {
+        await sc.close()
+        const e = err as NodeJS.ErrnoException
+        const port = field === 'inbound.port' ? c.inbound.port : field === 'outbound.port' ? c.outbound.port : c.admin.port
+        const what = e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'cannot be bound (permission denied)' : `cannot be bound (${e.code ?? e.message})`
+        throw new StartupError(field, `port ${port} ${what}`)
+      }
+    }
+    sc.#started = true
+    deps.logger.info({ event: 'sidecar_started', identity: sc.creds.current.identity.uri, ports: sc.ports, version: sc.#state.version }, 'remora sidecar started')
+    return sc
+  }
+
+  get version(): string {
+    return this.#state.version
+  }
+
+  get workloadPolicy(): WorkloadPolicy {
+    return this.#state.workloadPolicy
+  }
+
+  /** Compiles a new policy set and swaps it in; in-flight requests finish on the old one. */
+  applyPolicies(policies: readonly PolicyDocument[]): string {
+    const next = this.#build(policies)
+    this.#state = next
+    this.#retainPools()
+    for (const fn of this.#swapListeners) fn(next.version)
+    this.deps.logger.info({ event: 'config_applied', version: next.version, policies: policies.length }, 'policy set applied')
+    return next.version
+  }
+
+  onSwap(fn: (version: string) => void): () => void {
+    this.#swapListeners.add(fn)
+    return () => this.#swapListeners.delete(fn)
+  }
+
+  #retainPools(): void {
+    const keep = new Set<Pool>()
+    for (const c of this.#state.clusters) for (const t of c.targets) keep.add(t.dispatcher as Pool)
+    keep.add(this.#appTarget().dispatcher as Pool)
+    this.pools.retain(keep)
+  }
+
+  #appTarget(): RouteTarget {
+    const c = this.config
+    return {
+      cluster: `inbound|${hostPortOf(c.inbound.app)}||`,
+      address: c.inbound.app,
+      dispatcher: this.pools.plain(c.inbound.app, DEFAULT_CONNECT_TIMEOUT_MS),
+      timeoutMs: c.inbound.timeout ? parseDuration(c.inbound.timeout)! : DEFAULT_TIMEOUT_MS,
+      idleTimeoutMs: IDLE_TIMEOUT_MS,
+    }
+  }
+
+  #build(policies: readonly PolicyDocument[]): RuntimeState {
+    const c = this.config
+    const set = compile(policies, { rootNamespace: c.policies.rootNamespace })
+    const wp = selectForWorkload(set, { namespace: c.workload.namespace, labels: c.workload.labels })
+    const appPort = hostPortOf(c.inbound.app)
+    const mtlsMode = mtlsModeFor(wp, appPort)
+    const clusters: RoutedCluster[] = c.clusters.map((cl) => ({
+      name: cl.name,
+      next: 0,
+      targets: cl.endpoints.map((address) => ({
+        cluster: cl.name,
+        address,
+        dispatcher: this.pools.mtls(
+          { address, identities: cl.identities, connectTimeoutMs: cl.connectTimeout ? parseDuration(cl.connectTimeout)! : DEFAULT_CONNECT_TIMEOUT_MS },
+          cl.name,
+        ),
+        timeoutMs: cl.timeout ? parseDuration(cl.timeout)! : DEFAULT_TIMEOUT_MS,
+        idleTimeoutMs: IDLE_TIMEOUT_MS,
+      })),
+    }))
+    const routes = new Map<string, RoutedCluster>()
+    c.clusters.forEach((cl, i) => {
+      for (const h of cl.hosts) routes.set(h.toLowerCase(), clusters[i]!)
+    })
+    const onInternalError = (err: unknown): void =>
+      this.deps.logger.error({ event: 'internal_error', err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'internal error')
+    const pathNormalization = c.pathNormalization as PathNormalization
+    const version = createHash('sha256')
+      .update(JSON.stringify({ p: policies, c: c.clusters }))
+      .digest('hex')
+      .slice(0, 12)
+    return {
+      version,
+      appliedAt: new Date(this.deps.clock.now()).toISOString(),
+      policies,
+      workloadPolicy: wp,
+      mtlsMode,
+      clusters,
+      inbound: buildInboundHandler({
+        ownId: this.creds.current.identity.uri,
+        pathNormalization,
+        mtlsMode,
+        policy: wp,
+        app: this.#appTarget(),
+        accessLog: this.deps.accessLog,
+        onInternalError,
+      }),
+      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError }),
+    }
+  }
+
+  configDump(): unknown {
+    const s = this.#state
+    return {
+      version: s.version,
+      appliedAt: s.appliedAt,
+      config: this.config, // file paths only; key material is never part of the config
+      identity: this.creds.current.identity.uri,
+      mtls: { mode: s.mtlsMode, policy: s.workloadPolicy.peerAuthn.policy },
+      authorizationPolicies: s.workloadPolicy.authzPolicies.map((p) => ({ policy: p.policy, action: p.action, dryRun: p.dryRun })),
+      policies: s.policies.map((p) => ({ kind: p.kind, namespace: p.metadata.namespace, name: p.metadata.name })),
+    }
+  }
+
+  certsDump(): unknown {
+    const c = this.creds.current
+    return {
+      identity: c.identity.uri,
+      serial: c.serial,
+      notBefore: c.notBefore.toISOString(),
+      notAfter: c.notAfter.toISOString(),
+      expiresInSeconds: Math.round((c.notAfter.getTime() - this.deps.clock.now()) / 1000),
+      trustDomains: [...c.trustDomains],
+      trustBundle: c.trustBundle,
+    }
+  }
+
+  clustersDump(): unknown {
+    const stats = new Map(this.pools.stats().map((s) => [s.key, s]))
+    const statFor = (address: string): unknown => [...stats.values()].find((s) => s.key.includes(`|${address}|`)) ?? null
+    return {
+      inbound: { cluster: this.#appTarget().cluster, address: this.config.inbound.app, pool: statFor(this.config.inbound.app) },
+      outbound: this.#state.clusters.map((cl) => ({
+        name: cl.name,
+        hosts: this.config.clusters.find((x) => x.name === cl.name)?.hosts ?? [],
+        identities: this.config.clusters.find((x) => x.name === cl.name)?.identities ?? [],
+        endpoints: cl.targets.map((t) => ({ address: t.address, timeoutMs: t.timeoutMs, pool: statFor(t.address) })),
+      })),
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const closeServer = (s: http.Server): Promise<void> =>
+      new Promise((r) => {
+        if (!s.listening) return r()
+        s.close(() => r())
+        s.closeAllConnections()
+      })
+    await Promise.all([this.#inbound.close(), closeServer(this.#outboundFront), closeServer(this.#admin)])
+    this.#inboundFront.closeAllConnections()
+    await this.pools.close()
+    await this.creds.close()
+  }
+}
+
+const EMPTY_ENTRY: AccessLogEntry = {
+  start_time: '',
+  direction: 'inbound',
+  method: '-',
+  authority: '-',
+  path: '-',
+  protocol: '-',
+  response_code: 0,
+  response_flags: '-',
+  error_code: null,
+  duration_ms: 0,
+  upstream_service_time_ms: null,
+  bytes_received: 0,
+  bytes_sent: 0,
+  upstream_cluster: null,
+  upstream_host: null,
+  downstream_remote_address: '',
+  downstream_peer_principal: null,
+  connection_security_policy: 'none',
+  request_id: '-',
+  authz_decision: null,
+  authz_policy: null,
+  authz_reason: null,
+}
+
+export { proxyError, toAccessLogEntry }

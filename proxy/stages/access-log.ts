@@ -1,0 +1,72 @@
+import type { Handler, RequestContext, Stage } from '../pipeline/index.js'
+
+/** One access log line (Envoy's fields, snake_case). Never holds secrets: no query, no headers. */
+export interface AccessLogEntry {
+  start_time: string
+  direction: 'inbound' | 'outbound'
+  method: string
+  authority: string
+  path: string
+  protocol: string
+  response_code: number
+  response_flags: string
+  error_code: string | null
+  duration_ms: number
+  upstream_service_time_ms: number | null
+  bytes_received: number
+  bytes_sent: number
+  upstream_cluster: string | null
+  upstream_host: string | null
+  downstream_remote_address: string
+  downstream_peer_principal: string | null
+  connection_security_policy: string
+  request_id: string
+  authz_decision: string | null
+  authz_policy: string | null
+  authz_reason: string | null
+  detail?: string
+}
+
+export type AccessLogSink = (entry: AccessLogEntry) => void
+
+export function toAccessLogEntry(ctx: RequestContext): AccessLogEntry {
+  const e: AccessLogEntry = {
+    start_time: new Date(ctx.startTime).toISOString(),
+    direction: ctx.direction,
+    method: ctx.method,
+    authority: ctx.authority,
+    path: ctx.path,
+    protocol: `HTTP/${ctx.req.httpVersion}`,
+    response_code: ctx.flags.includes('DC') && !ctx.res.headersSent ? 0 : ctx.res.statusCode,
+    response_flags: ctx.flags.length ? ctx.flags.join(',') : '-',
+    error_code: ctx.errorCode,
+    duration_ms: Math.round((performance.now() - ctx.startMono) * 1000) / 1000,
+    upstream_service_time_ms: ctx.upstreamMs === null ? null : Math.round(ctx.upstreamMs * 1000) / 1000,
+    bytes_received: ctx.bytesReceived,
+    bytes_sent: ctx.bytesSent,
+    upstream_cluster: ctx.cluster,
+    upstream_host: ctx.upstreamHost,
+    downstream_remote_address: `${ctx.sourceIp}:${ctx.sourcePort}`,
+    downstream_peer_principal: ctx.peer?.uri ?? null,
+    connection_security_policy: ctx.connectionSecurity,
+    request_id: ctx.requestId,
+    authz_decision: ctx.decision?.action ?? null,
+    authz_policy: ctx.decision?.policy ?? null,
+    authz_reason: ctx.decision?.reason ?? null,
+  }
+  if (ctx.errorDetail) e.detail = ctx.errorDetail
+  return e
+}
+
+// Outermost: it writes one line after the response is complete, so it sees denials and errors.
+export function createAccessLogStage(sink: AccessLogSink): Stage {
+  return function accessLog(next: Handler): Handler {
+    return async function accessLogStage(ctx: RequestContext) {
+      try {
+        await next(ctx)
+      } finally {
+        sink(toAccessLogEntry(ctx))
+      }
+    }
+  }
+}

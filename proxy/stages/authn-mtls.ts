@@ -1,0 +1,15 @@
+import type { MtlsMode } from '../policy/index.js'
+import { proxyError, type Handler, type RequestContext, type Stage } from '../pipeline/index.js'
+
+// Connection-level mTLS is enforced by the inbound listener at accept time; this stage re-checks
+// per request because the PeerAuthentication mode can tighten while a plaintext keep-alive
+// connection is still open (PERMISSIVE → STRICT must not leave it usable).
+export function createAuthnMtlsStage(mode: MtlsMode): Stage {
+  return function authnMtls(next: Handler): Handler {
+    if (mode !== 'STRICT') return next
+    return async function authnMtlsStage(ctx: RequestContext) {
+      if (!ctx.peer) throw proxyError('REMORA_ERR_PLAINTEXT_REFUSED')
+      return next(ctx)
+    }
+  }
+}

@@ -1,0 +1,11 @@
+import { proxyError, type Handler, type RequestContext } from '../pipeline/index.js'
+import { forward } from '../upstream/index.js'
+
+// Terminal: sends the request to the target the route stage chose, streaming both ways.
+export function createUpstreamHandler(): Handler {
+  return async function upstream(ctx: RequestContext) {
+    const route = ctx.route
+    if (!route) throw proxyError('REMORA_ERR_INTERNAL', 'no route chosen')
+    await forward(ctx, route.dispatcher, route, ctx.upgradeSocket ?? undefined)
+  }
+}

@@ -1,0 +1,168 @@
+import type { Duplex, Readable } from 'node:stream'
+import type { Dispatcher } from 'undici'
+import { proxyError, FLAGS, type ProxyError, type RequestContext } from '../pipeline/index.js'
+import { isConnectPhaseError } from './pools.js'
+
+export interface ForwardOptions {
+  /** Time to wait for the upstream's response headers (Envoy's route timeout): 504 UT. */
+  readonly timeoutMs: number
+  /** Idle time between body chunks in either direction before the stream is reset. */
+  readonly idleTimeoutMs: number
+}
+
+// RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection. Names listed in `Connection` go too.
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-authenticate', 'proxy-authorization'])
+
+function responseHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  const conn = h.connection
+  const named = conn ? new Set(String(conn).toLowerCase().split(',').map((s) => s.trim())) : null
+  for (const k in h) {
+    const v = h[k]
+    if (v === undefined || HOP_BY_HOP.has(k) || (named && named.has(k))) continue
+    out[k] = v
+  }
+  return out
+}
+
+/** Maps an undici/socket error before response headers to the proxy's catalog. */
+export function upstreamError(err: unknown): ProxyError {
+  const e = err as { code?: string; name?: string; message?: string }
+  const code = e?.code ?? ''
+  if (code === 'REMORA_ERR_UPSTREAM_SECURE_NAMING') return proxyError('REMORA_ERR_UPSTREAM_SECURE_NAMING', e.message, err)
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return proxyError('REMORA_ERR_UPSTREAM_TIMEOUT', undefined, err)
+  if (isConnectPhaseError(err)) {
+    const reason = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect timeout' : code || 'TLS handshake failed'
+    return proxyError('REMORA_ERR_UPSTREAM_CONNECT', `reset reason: ${reason}`, err)
+  }
+  if (e?.name === 'HTTPParserError' || code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW' || e?.message === 'bad upgrade') {
+    return proxyError('REMORA_ERR_UPSTREAM_PROTOCOL', undefined, err)
+  }
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return proxyError('REMORA_ERR_BAD_FRAMING', 'request body length does not match Content-Length', err)
+  return proxyError('REMORA_ERR_UPSTREAM_RESET', code ? `reset reason: ${code}` : undefined, err)
+}
+
+async function* countingBody(ctx: RequestContext): AsyncGenerator<Buffer> {
+  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+    ctx.bytesReceived += chunk.length
+    yield chunk
+  }
+}
+
+function hasRequestBody(ctx: RequestContext): boolean {
+  const h = ctx.req.headers
+  if (h['transfer-encoding'] !== undefined) return true
+  const cl = h['content-length']
+  return cl !== undefined && cl !== '0'
+}
+
+function writeUpgradeHead(socket: Duplex, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`
+  for (const k in headers) {
+    const v = headers[k]
+    if (v === undefined || k === 'connection' || k === 'upgrade' || k === 'keep-alive') continue
+    for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`
+  }
+  head += `connection: upgrade\r\nupgrade: ${String(headers.upgrade ?? 'websocket')}\r\n\r\n`
+  socket.write(head)
+}
+
+/**
+ * Sends the request to `dispatcher` and streams the response back (no buffering in either
+ * direction, back-pressure both ways). Rejects with a ProxyError only before response headers;
+ * after that a failure resets the downstream stream and records the flag.
+ */
+export function forward(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOptions, upgradeSocket?: Duplex): Promise<void> {
+  const { req, res } = ctx
+  return new Promise<void>((resolve, reject) => {
+    let started = false
+    let controller: Dispatcher.DispatchController | null = null
+    const t0 = performance.now()
+    const onClose = (): void => {
+      if (!res.writableFinished && !upgradeSocket) {
+        if (!ctx.flags.includes(FLAGS.DownstreamConnectionTermination)) ctx.flags.push(FLAGS.DownstreamConnectionTermination)
+        controller?.abort(new Error('downstream connection closed'))
+        resolve()
+      }
+    }
+    res.once('close', onClose)
+    const body = hasRequestBody(ctx) ? countingBody(ctx) : null
+    if (body && req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue()
+
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c
+      },
+      onRequestUpgrade(_c, statusCode, headers, socket) {
+        started = true
+        ctx.upstreamMs = performance.now() - t0
+        const down = upgradeSocket!
+        res.statusCode = statusCode
+        writeUpgradeHead(down, statusCode, headers as Record<string, string | string[] | undefined>)
+        down.on('data', (c: Buffer) => (ctx.bytesReceived += c.length))
+        socket.on('data', (c: Buffer) => (ctx.bytesSent += c.length))
+        down.pipe(socket)
+        socket.pipe(down)
+        let closed = 0
+        const done = (): void => {
+          if (++closed === 1) {
+            socket.destroy()
+            down.destroy()
+            resolve()
+          }
+        }
+        socket.once('close', done)
+        down.once('close', done)
+        socket.on('error', () => socket.destroy())
+        down.on('error', () => down.destroy())
+      },
+      onResponseStart(c, statusCode, headers, statusMessage) {
+        if (statusCode < 200) return // 1xx: 100-continue is answered by the sidecar itself
+        started = true
+        ctx.upstreamMs = performance.now() - t0
+        const out = responseHeaders(headers as Record<string, string | string[] | undefined>)
+        if (upgradeSocket) out.connection = 'close'
+        res.writeHead(statusCode, statusMessage || undefined, out)
+        if (res.writableNeedDrain) c.pause()
+      },
+      onResponseData(c, chunk) {
+        ctx.bytesSent += chunk.length
+        if (!res.write(chunk)) {
+          c.pause()
+          res.once('drain', () => c.resume())
+        }
+      },
+      onResponseEnd(_c, trailers) {
+        if (trailers && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>)
+        res.end()
+        res.removeListener('close', onClose)
+        if (upgradeSocket) res.once('finish', () => upgradeSocket.end())
+        resolve()
+      },
+      onResponseError(_c, err) {
+        res.removeListener('close', onClose)
+        if (!started) {
+          reject(upstreamError(err))
+          return
+        }
+        // Headers already went out: the only honest signal left is a reset.
+        ctx.flags.push(FLAGS.UpstreamRemoteReset)
+        res.destroy()
+        resolve()
+      },
+    }
+
+    dispatcher.dispatch(
+      {
+        path: ctx.path + ctx.query,
+        method: ctx.method,
+        headers: ctx.headers,
+        body: body as unknown as Readable | null, // undici accepts async iterables; its types lag
+        headersTimeout: opts.timeoutMs,
+        bodyTimeout: opts.idleTimeoutMs,
+        upgrade: upgradeSocket ? String(req.headers.upgrade ?? 'websocket') : null,
+      },
+      handler,
+    )
+  })
+}
