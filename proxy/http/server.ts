@@ -5,6 +5,15 @@ import { createContext } from './context.js'
 
 export const MAX_HEADER_BYTES = 60 * 1024 // Envoy's max_request_headers_kb default
 
+/**
+ * A parse error that arrives while a request is in the pipeline but not yet sent upstream (e.g. a
+ * bad chunk right behind the headers) is parked on the socket; the upstream stage checks it before
+ * dispatching, so the request never reaches the app. `kDispatched` marks a request already sent.
+ */
+export const kParserError = Symbol('remora.parserError')
+export const kDispatched = Symbol('remora.dispatched')
+export type FrontSocket = { [kParserError]?: ProxyErrorCode; [kDispatched]?: boolean }
+
 export interface HttpFrontOptions {
   readonly direction: Direction
   /** Reads the current handler at each request: a config swap applies to the next request. */
@@ -63,12 +72,17 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const parserCode = err.code ?? ''
-    if (parserCode === 'ECONNRESET' || parserCode === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable || (socket as { _httpMessage?: unknown })._httpMessage) {
+    const code: ProxyErrorCode =
+      parserCode === 'HPE_HEADER_OVERFLOW' ? 'REMORA_ERR_HEADERS_TOO_LARGE' : PARSER_FRAMING.has(parserCode) ? 'REMORA_ERR_BAD_FRAMING' : 'REMORA_ERR_BAD_REQUEST'
+    const inFlight = (socket as { _httpMessage?: ServerResponse })._httpMessage
+    if (inFlight && !inFlight.headersSent && !(socket as FrontSocket)[kDispatched] && socket.writable) {
+      ;(socket as FrontSocket)[kParserError] = code // the pipeline answers 400 and closes
+      return
+    }
+    if (parserCode === 'ECONNRESET' || parserCode === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable || inFlight) {
       socket.destroy()
       return
     }
-    const code: ProxyErrorCode =
-      parserCode === 'HPE_HEADER_OVERFLOW' ? 'REMORA_ERR_HEADERS_TOO_LARGE' : PARSER_FRAMING.has(parserCode) ? 'REMORA_ERR_BAD_FRAMING' : 'REMORA_ERR_BAD_REQUEST'
     const net = socket as Duplex & { remoteAddress?: string; remotePort?: number }
     onParserError({ code, parserCode, remote: `${net.remoteAddress ?? ''}:${net.remotePort ?? 0}`, direction })
     socket.end(rawResponse(code))

@@ -18,6 +18,8 @@ export function sendProxyResponse(res: ServerResponse, err: ProxyError, extraHea
     'x-remora-error-code': err.code,
     ...extraHeaders,
   }
+  // After a framing error nothing more on this connection can be trusted.
+  if (err.flag === 'DPE') headers.connection = 'close'
   res.writeHead(err.status, headers)
   res.end(body)
   return Buffer.byteLength(body)

@@ -2,6 +2,7 @@ import type { Duplex, Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { proxyError, FLAGS, type ProxyError, type RequestContext } from '../pipeline/index.js'
 import { isConnectPhaseError } from './pools.js'
+import { kDispatched, kParserError, type FrontSocket } from '../http/server.js'
 
 export interface ForwardOptions {
   /** Time to wait for the upstream's response headers (Envoy's route timeout): 504 UT. */
@@ -72,7 +73,30 @@ function writeUpgradeHead(socket: Duplex, statusCode: number, headers: Record<st
  * direction, back-pressure both ways). Rejects with a ProxyError only before response headers;
  * after that a failure resets the downstream stream and records the flag.
  */
-export function forward(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOptions, upgradeSocket?: Duplex): Promise<void> {
+export async function forward(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOptions, upgradeSocket?: Duplex): Promise<void> {
+  const { req, res } = ctx
+  const front = req.socket as FrontSocket
+  const withBody = hasRequestBody(ctx)
+  if (withBody) {
+    // Let the parser finish the bytes already received: a bad chunk right behind the headers must
+    // turn into a 400 here, before anything is sent upstream.
+    await new Promise<void>((r) => setImmediate(r))
+  }
+  const parked = front[kParserError]
+  if (parked) throw proxyError(parked)
+  if (req.destroyed) {
+    ctx.flags.push(FLAGS.DownstreamConnectionTermination)
+    return
+  }
+  front[kDispatched] = true
+  try {
+    await dispatch(ctx, dispatcher, opts, withBody, upgradeSocket)
+  } finally {
+    front[kDispatched] = false
+  }
+}
+
+function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOptions, withBody: boolean, upgradeSocket?: Duplex): Promise<void> {
   const { req, res } = ctx
   return new Promise<void>((resolve, reject) => {
     let started = false
@@ -86,7 +110,7 @@ export function forward(ctx: RequestContext, dispatcher: Dispatcher, opts: Forwa
       }
     }
     res.once('close', onClose)
-    const body = hasRequestBody(ctx) ? countingBody(ctx) : null
+    const body = withBody ? countingBody(ctx) : null
     if (body && req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue()
 
     const handler: Dispatcher.DispatchHandler = {

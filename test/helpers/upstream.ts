@@ -31,7 +31,7 @@ export async function startUpstream(handler: AppHandler = echoHandler): Promise<
     address: '',
     hits: 0,
     requests: [],
-    server: http.createServer((req, res) => {
+    server: http.createServer({ maxHeaderSize: 128 * 1024 }, (req, res) => {
       up.hits++
       up.requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders })
       handler(req, res)

@@ -1,0 +1,129 @@
+import http from 'node:http'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { createTestPki } from '../helpers/pki.js'
+import { runRemora, type Child } from '../helpers/process.js'
+import { startUpstream, type Upstream } from '../helpers/upstream.js'
+
+// Two real `remora proxy` processes; the sidecars' own RSS is sampled from /proc while 100 MiB
+// flows each way. Nothing is buffered whole, so RSS must grow by far less than the body size.
+const MiB = 1024 * 1024
+let app: Upstream
+let orders: Child
+let payments: Child
+let outboundPort = 0
+
+function sampler(children: Child[]): { stop(): number[] } {
+  const base = children.map((c) => c.rssBytes())
+  const peak = [...base]
+  const t = setInterval(() => children.forEach((c, i) => (peak[i] = Math.max(peak[i]!, c.rssBytes()))), 10)
+  return {
+    stop() {
+      clearInterval(t)
+      return peak.map((p, i) => p - base[i]!)
+    },
+  }
+}
+
+beforeAll(async () => {
+  const pki = await createTestPki()
+  const dir = await mkdtemp(join(tmpdir(), 'remora-stream-'))
+  app = await startUpstream((req, res) => {
+    if (req.url === '/upload') {
+      let n = 0
+      req.on('data', (c: Buffer) => (n += c.length))
+      req.on('end', () => res.end(String(n)))
+      return
+    }
+    const chunk = Buffer.alloc(64 * 1024, 0x61)
+    let left = (100 * MiB) / chunk.length
+    res.writeHead(200, { 'content-length': 100 * MiB })
+    const pump = (): void => {
+      while (left > 0) {
+        left--
+        if (!res.write(chunk)) return void res.once('drain', pump)
+      }
+      res.end()
+    }
+    pump()
+  })
+  for (const sa of ['orders', 'payments']) await pki.writeFiles(dir, sa, await pki.issue(`spiffe://cluster.local/ns/shop/sa/${sa}`))
+  const base = (sa: string, extra: string): string => `apiVersion: remora.dev/v1
+kind: SidecarConfig
+workload: { namespace: shop, serviceAccount: ${sa} }
+identity: { certFile: ${sa}.pem, keyFile: ${sa}-key.pem, caFile: ca.pem }
+inbound: { port: 0, bind: 127.0.0.1, app: "${sa === 'payments' ? app.address : '127.0.0.1:9'}" }
+outbound: { port: 0 }
+admin: { port: 0 }
+accessLog: { enabled: false }
+${extra}`
+  await writeFile(join(dir, 'payments.yaml'), base('payments', ''))
+  payments = runRemora(['proxy', '--config', join(dir, 'payments.yaml')])
+  const p = (await payments.waitForLine((o) => o.event === 'sidecar_started')) as { ports: { inbound: number } }
+  await writeFile(
+    join(dir, 'orders.yaml'),
+    base('orders', `clusters: [{ name: payments.shop, hosts: [payments], endpoints: ["127.0.0.1:${p.ports.inbound}"], identities: ["spiffe://cluster.local/ns/shop/sa/payments"] }]\n`),
+  )
+  orders = runRemora(['proxy', '--config', join(dir, 'orders.yaml')])
+  const o = (await orders.waitForLine((x) => x.event === 'sidecar_started')) as { ports: { outbound: number } }
+  outboundPort = o.ports.outbound
+  // warm-up: first connections, TLS sessions, JIT
+  for (let i = 0; i < 3; i++) await get('/upload')
+}, 60_000)
+
+afterAll(async () => {
+  await orders?.stop()
+  await payments?.stop()
+  await app?.close()
+})
+
+function get(path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port: outboundPort, path, headers: { host: 'payments' }, agent: false }, (r) => {
+        let n = 0
+        r.on('data', (c: Buffer) => (n += c.length))
+        r.on('end', () => resolve(n))
+      })
+      .on('error', reject)
+  })
+}
+
+describe('streaming through a real sidecar pair', () => {
+  test('a 100 MiB upload streams through; each sidecar grows by less than 64 MiB RSS', async () => {
+    const s = sampler([orders, payments])
+    const chunk = Buffer.alloc(256 * 1024, 0x62)
+    const total = 100 * MiB
+    const reply = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: outboundPort, method: 'POST', path: '/upload', headers: { host: 'payments', 'content-length': total }, agent: false }, (r) => {
+        let d = ''
+        r.on('data', (c: Buffer) => (d += c))
+        r.on('end', () => resolve(d))
+      })
+      req.on('error', reject)
+      pipeline(
+        Readable.from(
+          (function* () {
+            for (let i = 0; i < total / chunk.length; i++) yield chunk
+          })(),
+        ),
+        req,
+      ).catch(reject)
+    })
+    const growth = s.stop()
+    expect(reply).toBe(String(total))
+    for (const g of growth) expect(g).toBeLessThan(64 * MiB)
+  })
+
+  test('a 100 MiB download streams through; each sidecar grows by less than 64 MiB RSS', async () => {
+    const s = sampler([orders, payments])
+    const n = await get('/download')
+    const growth = s.stop()
+    expect(n).toBe(100 * MiB)
+    for (const g of growth) expect(g).toBeLessThan(64 * MiB)
+  })
+})
