@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `remora` command: one file per subcommand under cli/commands/, loaded lazily so that
 // `remora validate` does not pay for the proxy's start-up.
+import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 
 export interface CommandModule {
@@ -57,7 +58,8 @@ export async function main(argv: string[]): Promise<number> {
   return mod.run(rest)
 }
 
-const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href
+// npm's bin link is a symlink: compare real paths.
+const isEntry = process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href
 if (isEntry) {
   main(process.argv.slice(2)).then(
     (code) => {
