@@ -2,8 +2,8 @@
 // builds the real dependencies (clock, logger, access log sink).
 import { parseArgs } from 'node:util'
 import pino from 'pino'
-import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig, readPolicySources, watchPolicyFiles, type SidecarConfig } from './config/index.js'
-import { validateDocuments } from './policy/index.js'
+import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig, type SidecarConfig } from './config/index.js'
+import { startPolicyReload } from './reload.js'
 import { Sidecar, StartupError, type Logger } from './sidecar.js'
 import type { AccessLogEntry } from './stages/index.js'
 
@@ -109,18 +109,7 @@ export async function runProxy(argv: string[]): Promise<number> {
     const access = createAccessLogWriter(config)
     sidecar = await Sidecar.start({ config, credentials, policies }, { clock, logger: logger as unknown as Logger, accessLog: access.write })
     const sc = sidecar
-    const watcher = await watchPolicyFiles(paths, () => {
-      readPolicySources(paths)
-        .then((sources) => {
-          const r = validateDocuments(sources, { trustDomains: [config.trustDomain], rootNamespace: config.policies.rootNamespace })
-          if (r.errors.length) {
-            logger.error({ event: 'config_rejected', version: sc.version, errors: r.errors.map((e) => `${e.source ?? ''} ${e.path}: ${e.message} (${e.code})`) }, 'policy change rejected; keeping the last good policy set')
-            return
-          }
-          sc.applyPolicies(r.policies)
-        })
-        .catch((err: unknown) => logger.error({ event: 'config_rejected', error: (err as Error).message }, 'policy files unreadable; keeping the last good policy set'))
-    })
+    const watcher = await startPolicyReload(sc, paths, { trustDomain: config.trustDomain, rootNamespace: config.policies.rootNamespace, logger: logger as unknown as Logger })
     await new Promise<void>((resolve) => {
       const stop = (): void => resolve()
       process.once('SIGINT', stop)

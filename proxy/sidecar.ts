@@ -234,6 +234,7 @@ export class Sidecar {
         mtlsMode,
         policy: wp,
         app: this.#appTarget(),
+        appPort,
         accessLog: this.deps.accessLog,
         onInternalError,
       }),

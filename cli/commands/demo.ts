@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createRootCa, issueWorkloadCert, systemClock } from '../../control-plane/ca/index.js'
-import { loadPolicies, readPolicySources, validateSidecarConfig, watchPolicyFiles } from '../../proxy/config/index.js'
-import { validateDocuments } from '../../proxy/policy/index.js'
+import { loadPolicies, validateSidecarConfig } from '../../proxy/config/index.js'
+import { startPolicyReload } from '../../proxy/reload.js'
 import { Sidecar, type Logger } from '../../proxy/sidecar.js'
 import { buildCredentials } from '../../proxy/tls/index.js'
 
@@ -162,17 +162,11 @@ export async function run(argv: string[]): Promise<number> {
     endpoints[s] = sc.ports.inbound
     outboundPort[s] = sc.ports.outbound
     watchers.push(
-      await watchPolicyFiles([policyFile], () => {
-        readPolicySources([policyFile])
-          .then((src) => {
-            const r = validateDocuments(src, { trustDomains: [TD] })
-            if (r.errors.length) {
-              console.log(`\n[${s}] policy edit rejected, keeping version ${sc.version}:\n  ${r.errors.map((e) => `${e.path}: ${e.message} (${e.code})`).join('\n  ')}`)
-              return
-            }
-            console.log(`[${s}] policies reloaded: version ${sc.applyPolicies(r.policies)}`)
-          })
-          .catch((e: Error) => console.log(`[${s}] policy file unreadable: ${e.message}`))
+      await startPolicyReload(sc, [policyFile], {
+        trustDomain: TD,
+        rootNamespace: 'remora-system',
+        logger: quietLogger,
+        onResult: (r) => console.log(r.ok ? `[${s}] policies reloaded: version ${r.version}` : `\n[${s}] policy edit rejected, keeping version ${sc.version}:\n  ${r.errors.join('\n  ')}`),
       }),
     )
   }

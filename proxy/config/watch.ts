@@ -1,40 +1,60 @@
 import { watch, type FSWatcher } from 'node:fs'
-import { stat } from 'node:fs/promises'
-import { basename, dirname } from 'node:path'
+import { readdir, stat } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+
+async function subdirectories(root: string): Promise<string[]> {
+  const out = [root]
+  const entries = await readdir(root, { withFileTypes: true }).catch(() => [])
+  for (const e of entries) if (e.isDirectory() && !e.name.startsWith('.')) out.push(...(await subdirectories(join(root, e.name))))
+  return out
+}
 
 /**
- * Watches policy files and directories and calls `onChange` (debounced) after any edit. Files are
- * watched through their directory so that editors that replace a file (rename over it) and
- * Kubernetes ConfigMap symlink swaps are seen too.
+ * Watches policy files and directories and calls `onChange` (debounced) after any edit. Only
+ * directories are watched (inotify on a directory reports edits, creations and renames of its
+ * entries), so editors that replace a file and ConfigMap symlink swaps are seen too; Node's
+ * recursive mode is avoided because on Linux it watches file inodes that a rename leaves behind.
  */
 export async function watchPolicyFiles(paths: readonly string[], onChange: () => void, debounceMs = 50): Promise<{ close(): Promise<void> }> {
-  const watchers: FSWatcher[] = []
+  const watchers = new Map<string, FSWatcher>()
   let timer: NodeJS.Timeout | null = null
+  let closed = false
+  const watchDir = (dir: string, filter?: string): void => {
+    const key = filter ? `${dir}\0${filter}` : dir
+    if (watchers.has(key)) return
+    try {
+      const w = watch(dir, (_ev, file) => {
+        if (filter && file !== null && file !== filter && !String(file).startsWith('..')) return
+        fire()
+      })
+      w.on('error', () => {})
+      watchers.set(key, w)
+    } catch {
+      /* a directory that vanished: the next reload reports the missing path */
+    }
+  }
+  const rescan = async (): Promise<void> => {
+    for (const p of paths) {
+      const st = await stat(p).catch(() => null)
+      if (st?.isDirectory()) for (const d of await subdirectories(p)) watchDir(d)
+      else watchDir(dirname(p), basename(p))
+    }
+  }
   const fire = (): void => {
     if (timer) clearTimeout(timer)
     timer = setTimeout(() => {
       timer = null
+      if (closed) return
+      void rescan() // new subdirectories join the watch
       onChange()
     }, debounceMs)
   }
-  for (const p of paths) {
-    const st = await stat(p).catch(() => null)
-    if (st?.isDirectory()) {
-      watchers.push(watch(p, { recursive: true }, fire))
-    } else {
-      const name = basename(p)
-      watchers.push(
-        watch(dirname(p), (_ev, file) => {
-          if (file === null || file === name || String(file).startsWith('..')) fire()
-        }),
-      )
-    }
-  }
-  for (const w of watchers) w.on('error', () => {})
+  await rescan()
   return {
     async close() {
+      closed = true
       if (timer) clearTimeout(timer)
-      for (const w of watchers) w.close()
+      for (const w of watchers.values()) w.close()
     },
   }
 }

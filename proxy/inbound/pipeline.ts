@@ -17,6 +17,8 @@ export interface InboundHandlerOptions {
   readonly mtlsMode: MtlsMode
   readonly policy: WorkloadPolicy
   readonly app: RouteTarget
+  /** The app's port: PeerAuthentication portLevelMtls and AuthorizationPolicy ports match on it. */
+  readonly appPort: number
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
   readonly onDecision?: (ctx: RequestContext) => void
@@ -38,7 +40,7 @@ export function buildInboundHandler(o: InboundHandlerOptions): Handler {
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'inbound', pathNormalization: o.pathNormalization, ownId: o.ownId }),
       createAuthnMtlsStage(o.mtlsMode),
-      createAuthzStage({ policy: o.policy, onDecision: o.onDecision }),
+      createAuthzStage({ policy: o.policy, onDecision: o.onDecision, destinationPort: o.appPort }),
       createInboundRouteStage(o.app),
     ],
     createUpstreamHandler(),
