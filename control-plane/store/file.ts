@@ -1,0 +1,189 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile, open } from 'node:fs/promises'
+import { join, sep } from 'node:path'
+import { checkKey, underPrefix, type Store, type StoreEvent, type StoreWatch } from './types.js'
+
+export interface FileStoreOptions {
+  /** How often edits made by other processes (an editor, `git pull`) are picked up. Default 1 s. */
+  readonly pollMs?: number
+}
+
+const hash = (v: string): string => createHash('sha256').update(v).digest('hex')
+
+/**
+ * A directory of files, one per key (`policies/shop/AuthorizationPolicy/allow.yaml`), for one
+ * machine and for GitOps. Writes are atomic (temp file + rename), every file is 0600 and every
+ * folder 0700 (the CA key lives here). Edits by other processes are found by a periodic scan that
+ * compares content hashes, so an editor's save or a `git pull` reaches the watchers within pollMs.
+ */
+export class FileStore implements Store {
+  readonly kind = 'file' as const
+  readonly url: string
+  readonly #dir: string
+  readonly #pollMs: number
+  /** key → content hash, as last seen (by our own writes or by the scanner). */
+  #known = new Map<string, string>()
+  readonly #watchers = new Set<{ prefix: string; fn: (e: StoreEvent) => void }>()
+  #timer: NodeJS.Timeout | null = null
+  #scanning = false
+  #closed = false
+
+  private constructor(dir: string, o: FileStoreOptions) {
+    this.#dir = dir
+    this.url = `file://${dir}`
+    this.#pollMs = o.pollMs ?? 1000
+  }
+
+  static async open(dir: string, o: FileStoreOptions = {}): Promise<FileStore> {
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    const s = new FileStore(dir, o)
+    s.#known = new Map([...(await s.#readAll())].map(([k, v]) => [k, hash(v)]))
+    return s
+  }
+
+  #path(key: string): string {
+    return join(this.#dir, ...key.split('/'))
+  }
+
+  async #readAll(): Promise<Map<string, string>> {
+    const out = new Map<string, string>()
+    let entries
+    try {
+      entries = await readdir(this.#dir, { withFileTypes: true, recursive: true })
+    } catch {
+      return out
+    }
+    for (const e of entries) {
+      if (!e.isFile() || e.name.startsWith('.')) continue
+      const rel = join(e.parentPath, e.name).slice(this.#dir.length + 1).split(sep)
+      if (rel.some((s) => s.startsWith('.'))) continue
+      const key = rel.join('/')
+      try {
+        checkKey(key)
+        out.set(key, await readFile(join(e.parentPath, e.name), 'utf8'))
+      } catch {
+        /* a stray file name that is not a key, or a file deleted meanwhile */
+      }
+    }
+    return out
+  }
+
+  async get(key: string): Promise<string | null> {
+    checkKey(key)
+    try {
+      return await readFile(this.#path(key), 'utf8')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null
+      throw err
+    }
+  }
+
+  async list(prefix: string): Promise<Map<string, string>> {
+    checkKey(prefix, true)
+    const all = await this.#readAll()
+    return new Map([...all].filter(([k]) => underPrefix(k, prefix)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    checkKey(key)
+    const path = this.#path(key)
+    await this.#mkdirs(key)
+    const tmp = join(path, '..', `.${randomBytes(6).toString('hex')}.tmp`)
+    await writeFile(tmp, value, { mode: 0o600 })
+    await rename(tmp, path)
+    this.#changed(key, value)
+  }
+
+  async create(key: string, value: string): Promise<boolean> {
+    checkKey(key)
+    await this.#mkdirs(key)
+    let fh
+    try {
+      fh = await open(this.#path(key), 'wx', 0o600)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+      throw err
+    }
+    try {
+      await fh.writeFile(value)
+    } finally {
+      await fh.close()
+    }
+    this.#changed(key, value)
+    return true
+  }
+
+  async delete(key: string): Promise<boolean> {
+    checkKey(key)
+    try {
+      await rm(this.#path(key))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw err
+    }
+    this.#changed(key, null)
+    return true
+  }
+
+  async #mkdirs(key: string): Promise<void> {
+    const segs = key.split('/').slice(0, -1)
+    let dir = this.#dir
+    for (const s of segs) {
+      dir = join(dir, s)
+      await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err
+      })
+    }
+    await chmod(this.#dir, 0o700).catch(() => {})
+  }
+
+  #changed(key: string, value: string | null): void {
+    const h = value === null ? null : hash(value)
+    if (h === null ? !this.#known.has(key) : this.#known.get(key) === h) return
+    if (h === null) this.#known.delete(key)
+    else this.#known.set(key, h)
+    this.#emit({ type: value === null ? 'delete' : 'put', key, value })
+  }
+
+  #emit(e: StoreEvent): void {
+    for (const w of this.#watchers) if (underPrefix(e.key, w.prefix)) w.fn(e)
+  }
+
+  async #scan(): Promise<void> {
+    if (this.#scanning || this.#closed) return
+    this.#scanning = true
+    try {
+      const now = await this.#readAll()
+      for (const [k, v] of now) this.#changed(k, v)
+      for (const k of [...this.#known.keys()]) if (!now.has(k)) this.#changed(k, null)
+    } finally {
+      this.#scanning = false
+    }
+  }
+
+  async watch(prefix: string, fn: (e: StoreEvent) => void): Promise<StoreWatch> {
+    checkKey(prefix, true)
+    const w = { prefix, fn }
+    this.#watchers.add(w)
+    if (!this.#timer && !this.#closed) {
+      this.#timer = setInterval(() => void this.#scan().catch(() => {}), this.#pollMs)
+      this.#timer.unref()
+    }
+    return {
+      close: async () => {
+        this.#watchers.delete(w)
+        if (this.#watchers.size === 0 && this.#timer) {
+          clearInterval(this.#timer)
+          this.#timer = null
+        }
+      },
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
+    this.#watchers.clear()
+  }
+}
