@@ -44,6 +44,13 @@ function rawResponse(code: ProxyErrorCode): string {
   )
 }
 
+const upgradedSockets = new WeakMap<http.Server, Set<Duplex>>()
+
+/** Destroys the sockets that left node:http through an Upgrade (WebSocket tunnels) on shutdown. */
+export function destroyUpgradedSockets(server: http.Server): void {
+  for (const s of upgradedSockets.get(server) ?? []) s.destroy()
+}
+
 /**
  * The node:http front of a listener: Node's llhttp parser (strict: CL+TE, duplicate CL, obs-fold
  * and bad chunks are refused), 60 KiB header limit → 431, upgrades routed through the same pipeline.
@@ -57,6 +64,8 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
     keepAliveTimeout: 60_000,
     requireHostHeader: true,
   })
+  const upgraded = new Set<Duplex>()
+  upgradedSockets.set(server, upgraded)
   const run = (ctx: RequestContext): void => {
     handler()(ctx).catch(() => ctx.res.destroy())
   }
@@ -68,7 +77,14 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
     const res = new ServerResponse(req)
     res.assignSocket(socket as never)
     res.shouldKeepAlive = false
-    run(createContext(direction, req, res, socket))
+    // Only WebSocket upgrades are proxied as upgrades (Envoy's upgrade_configs default); any other
+    // Upgrade (h2c…) is served as a plain request, its Upgrade header dropped by `sanitize`.
+    const isWebSocket = String(req.headers.upgrade ?? '').toLowerCase() === 'websocket'
+    // node:http no longer tracks this socket: close it after a non-101 answer, and on shutdown.
+    upgraded.add(socket)
+    socket.once('close', () => upgraded.delete(socket))
+    res.once('finish', () => socket.end())
+    run(createContext(direction, req, res, isWebSocket ? socket : null))
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const parserCode = err.code ?? ''

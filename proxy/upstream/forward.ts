@@ -146,6 +146,8 @@ function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOpti
         ctx.upstreamMs = performance.now() - t0
         const out = responseHeaders(headers as Record<string, string | string[] | undefined>)
         if (upgradeSocket) out.connection = 'close'
+        // A failed response links to its trace for mesh peers (the `trace` stage sets traceLink).
+        if (statusCode >= 500 && ctx.traceLink !== null && ctx.peer !== null) out['x-remora-trace'] = ctx.traceLink
         res.writeHead(statusCode, statusMessage || undefined, out)
         if (res.writableNeedDrain) c.pause()
       },
@@ -160,7 +162,6 @@ function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOpti
         if (trailers && Object.keys(trailers).length > 0) res.addTrailers(trailers as Record<string, string>)
         res.end()
         res.removeListener('close', onClose)
-        if (upgradeSocket) res.once('finish', () => upgradeSocket.end())
         resolve()
       },
       onResponseError(_c, err) {

@@ -168,6 +168,14 @@ describe('faithful proxying', () => {
     await until(() => payments.accessLog.some((l) => l.path === '/ws' && l.response_code === 101))
   })
 
+  test('an Upgrade other than websocket (h2c) is served as a plain request without the upgrade', async () => {
+    const res = await plainRequest(orders.outbound, { path: '/json', headers: { host: 'payments', connection: 'upgrade, http2-settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQAAP__' } })
+    expect(res.status).toBe(200)
+    const h = JSON.parse(res.body).headers as Record<string, string>
+    expect(h.upgrade).toBeUndefined()
+    expect(h['http2-settings']).toBeUndefined()
+  })
+
   test('x-request-id from the app is kept end to end', async () => {
     const res = await plainRequest(orders.outbound, { headers: { host: 'payments', 'x-request-id': 'abc-123' } })
     expect(JSON.parse(res.body).headers['x-request-id']).toBe('abc-123')
