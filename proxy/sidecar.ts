@@ -4,7 +4,7 @@ import { compile, mtlsModeFor, selectForWorkload, type MtlsMode, type PathNormal
 import { createAdminServer, listenServer } from './admin/index.js'
 import type { SidecarConfig } from './config/schema.js'
 import { parseDuration } from './config/schema.js'
-import { createHttpFront } from './http/server.js'
+import { createHttpFront, destroyUpgradedSockets } from './http/server.js'
 import { buildInboundHandler, InboundListener } from './inbound/index.js'
 import { buildOutboundHandler } from './outbound/index.js'
 import { proxyError, type Handler, type RouteTarget } from './pipeline/index.js'
@@ -291,6 +291,8 @@ export class Sidecar {
         s.close(() => r())
         s.closeAllConnections()
       })
+    destroyUpgradedSockets(this.#inboundFront)
+    destroyUpgradedSockets(this.#outboundFront)
     await Promise.all([this.#inbound.close(), closeServer(this.#outboundFront), closeServer(this.#admin)])
     this.#inboundFront.closeAllConnections()
     await this.pools.close()
