@@ -50,5 +50,9 @@ export function createContext(direction: Direction, req: IncomingMessage, res: S
     bytesReceived: 0,
     bytesSent: 0,
     upstreamMs: null,
+    traceId: null,
+    spanId: null,
+    traceLink: null,
+    traceHeaders: null,
   }
 }

@@ -47,6 +47,13 @@ export interface RequestContext {
   bytesReceived: number
   bytesSent: number
   upstreamMs: number | null
+  /** Set by `trace`: this sidecar's span ids (hex), also when the span is not sampled. */
+  traceId: string | null
+  spanId: string | null
+  /** Set by `trace` for a sampled span when `--jaeger-ui` is set: `<ui>/trace/<trace_id>`. */
+  traceLink: string | null
+  /** Set by `trace`: propagation headers for the upstream request; `sanitize` writes them into `headers`. */
+  traceHeaders: Record<string, string> | null
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void>
