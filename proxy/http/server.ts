@@ -64,6 +64,9 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
     keepAliveTimeout: 60_000,
     requireHostHeader: true,
   })
+  // No activity on a connection for 5 minutes (Envoy's stream idle timeout): close it, so a
+  // stalled upload or an abandoned connection cannot hold resources forever.
+  server.timeout = 300_000
   const upgraded = new Set<Duplex>()
   upgradedSockets.set(server, upgraded)
   const run = (ctx: RequestContext): void => {
