@@ -76,9 +76,9 @@ export function compile(policies: readonly PolicyDocument[], opts: CompileOption
         dryRun: isDryRun(p),
         rules: (p.spec.rules ?? []).map((r, i) => compileRule(r, i)),
       })
-    } else {
+    } else if (p.kind === 'PeerAuthentication') {
       peerAuthn.push(compilePeerAuthn(p, id))
-    }
+    } // RequestAuthentication: compileRequestAuthn() (request-authn.ts)
   }
   const byName = (a: { namespace: string; id: string }, b: { namespace: string; id: string }) =>
     a.namespace < b.namespace ? -1 : a.namespace > b.namespace ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0

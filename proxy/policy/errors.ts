@@ -18,10 +18,6 @@ export const POLICY_ISSUES = {
     description: 'apiVersion is not one of security.remora.dev/v1, security.istio.io/v1, security.istio.io/v1beta1.',
   },
   REMORA_ERR_POLICY_KIND: { severity: 'error', description: 'kind is not a policy kind remora knows.' },
-  REMORA_ERR_POLICY_KIND_NOT_SUPPORTED: {
-    severity: 'error',
-    description: 'A known Istio kind that remora does not support yet (RequestAuthentication until JWT support lands).',
-  },
   REMORA_ERR_POLICY_DUPLICATE: { severity: 'error', description: 'Two documents declare the same kind, namespace and name.' },
   // --- structure ---
   REMORA_ERR_POLICY_MISSING_FIELD: { severity: 'error', description: 'A required field is missing (metadata.name, metadata.namespace, spec, when[].key…).' },
@@ -78,6 +74,24 @@ export const POLICY_ISSUES = {
     severity: 'error',
     description: 'portLevelMtls on a namespace- or mesh-wide PeerAuthentication (Istio requires a selector).',
   },
+  // --- RequestAuthentication ---
+  REMORA_ERR_POLICY_JWKS_SOURCE: {
+    severity: 'error',
+    description: 'A jwtRule sets both jwks and jwksUri, or neither (OpenID Connect discovery is not supported).',
+  },
+  REMORA_ERR_POLICY_JWKS_URI: {
+    severity: 'error',
+    description: 'jwksUri is not an absolute https:// URL (http:// only to a loopback host), or carries credentials.',
+  },
+  REMORA_ERR_POLICY_JWKS: {
+    severity: 'error',
+    description: 'Inline jwks is not a JSON key set of public RSA, EC or Ed25519 signing keys (HMAC keys, private keys and unknown types are refused).',
+  },
+  REMORA_ERR_POLICY_BAD_HEADER_NAME: {
+    severity: 'error',
+    description: 'A fromHeaders, fromCookies or output header name is not a valid name, or is one the sidecar owns (host, x-forwarded-client-cert, x-remora-*…).',
+  },
+  REMORA_ERR_POLICY_BAD_DURATION: { severity: 'error', description: 'A jwtRule timeout is not a duration in 1ms..60s ("5s", "500ms").' },
   // --- warnings: accepted, but probably not what was meant ---
   REMORA_WARN_POLICY_TRUST_DOMAIN: { severity: 'warning', description: 'A principal names a trust domain the mesh does not use (options.trustDomains).' },
   REMORA_WARN_POLICY_SELECTOR_NO_MATCH: { severity: 'warning', description: 'The selector matches none of the known workloads.' },

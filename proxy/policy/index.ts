@@ -1,5 +1,5 @@
-// SHARED LEAF: policy schema + validate + compile + evaluate (Istio's AuthorizationPolicy and
-// PeerAuthentication semantics), and request-path normalization. Pure: no I/O, no clock, no
+// SHARED LEAF: policy schema + validate + compile + evaluate (Istio's AuthorizationPolicy,
+// PeerAuthentication and RequestAuthentication semantics), and request-path normalization. Pure: no I/O, no clock, no
 // globals; imports nothing else from the repo. The control plane imports this index only.
 export { POLICY_ISSUES, formatPolicyIssue, type PolicyIssue, type PolicyIssueCode, type PolicyIssueSeverity, type PolicyIssueSpec } from './errors.js'
 export {
@@ -54,6 +54,27 @@ export {
   type WorkloadPolicy,
   type WorkloadRefInput,
 } from './compile.js'
+export {
+  DEFAULT_JWKS_TIMEOUT_MS,
+  DEFAULT_JWT_LOCATION,
+  JWT_ALGORITHMS,
+  algorithmsForJwk,
+  compileRequestAuthn,
+  jwksProblem,
+  jwksUriProblem,
+  jwtRulesForWorkload,
+  type ClaimToHeader,
+  type CompiledJwtRule,
+  type CompiledRequestAuthnSet,
+  type JwtAlgorithm,
+  type JwtHeaderLocation,
+  type JwtLocation,
+  type JwtRule,
+  type PublicJwk,
+  type RequestAuthentication,
+  type RequestAuthenticationSpec,
+  type WorkloadJwtRules,
+} from './request-authn.js'
 export {
   DEFAULT_PATH_NORMALIZATION,
   PATH_NORMALIZATIONS,

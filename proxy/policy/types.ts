@@ -1,6 +1,8 @@
 // Plain data: the policy documents as validated, the request facts evaluate() reads, and the
 // Decision it returns. Field names are Istio's so that existing policies carry over unchanged.
 
+import type { RequestAuthentication } from './request-authn.js'
+
 export const API_VERSIONS = ['security.remora.dev/v1', 'security.istio.io/v1', 'security.istio.io/v1beta1'] as const
 export type ApiVersion = (typeof API_VERSIONS)[number]
 
@@ -89,8 +91,8 @@ export interface PeerAuthentication {
   spec: PeerAuthenticationSpec
 }
 
-/** A validated policy document. RequestAuthentication joins this union with JWT support. */
-export type PolicyDocument = AuthorizationPolicy | PeerAuthentication
+/** A validated policy document. */
+export type PolicyDocument = AuthorizationPolicy | PeerAuthentication | RequestAuthentication
 export type PolicyKind = PolicyDocument['kind']
 
 // ---------------------------------------------------------------------------------------------

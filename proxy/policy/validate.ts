@@ -5,6 +5,7 @@ import { z } from 'zod'
 import { policyIssue, type PolicyIssue, type PolicyIssueCode } from './errors.js'
 import { parseCidr } from './ip.js'
 import { parseDocuments } from './parse.js'
+import { createRequestAuthnSpecSchema, REQUEST_AUTHN_FIELDS } from './request-authn.js'
 import { DEFAULT_PATH_NORMALIZATION, normalizePath, type PathNormalization } from './path.js'
 import {
   API_VERSIONS,
@@ -299,6 +300,8 @@ const authzSpecSchema = z.strictObject({
   targetRefs: unsupported('REMORA_ERR_POLICY_TARGET_REF_UNSUPPORTED', targetRefMessage),
 })
 
+const requestAuthnSpecSchema = createRequestAuthnSpecSchema(selectorSchema)
+
 const mtlsMode = z
   .string()
   .superRefine(
@@ -367,6 +370,7 @@ const KNOWN_FIELDS = [
   'portLevelMtls',
   ...SOURCE_FIELDS,
   ...OPERATION_FIELDS,
+  ...REQUEST_AUTHN_FIELDS,
 ]
 
 function editDistance(a: string, b: string): number {
@@ -475,10 +479,9 @@ export function validate(doc: unknown, opts: ValidateOptions = {}): ValidationRe
   if (o.kind === undefined) errors.push(policyIssue('REMORA_ERR_POLICY_MISSING_FIELD', 'kind', 'kind is required'))
   else if (o.kind === 'AuthorizationPolicy') specSchema = authzSpecSchema
   else if (o.kind === 'PeerAuthentication') specSchema = peerSpecSchema
-  else if (o.kind === 'RequestAuthentication') {
-    errors.push(policyIssue('REMORA_ERR_POLICY_KIND_NOT_SUPPORTED', 'kind', 'kind RequestAuthentication is not supported yet (JWT authentication comes in a later release)'))
-  } else {
-    errors.push(policyIssue('REMORA_ERR_POLICY_KIND', 'kind', `kind ${describe(o.kind)} is not one of AuthorizationPolicy, PeerAuthentication`))
+  else if (o.kind === 'RequestAuthentication') specSchema = requestAuthnSpecSchema
+  else {
+    errors.push(policyIssue('REMORA_ERR_POLICY_KIND', 'kind', `kind ${describe(o.kind)} is not one of AuthorizationPolicy, PeerAuthentication, RequestAuthentication`))
   }
 
   if (o.metadata === undefined) errors.push(policyIssue('REMORA_ERR_POLICY_MISSING_FIELD', 'metadata', 'metadata is required'))
@@ -556,6 +559,7 @@ function warningsFor(policy: PolicyDocument, opts: ValidateOptions): PolicyIssue
     }
     return w
   }
+  if (policy.kind === 'RequestAuthentication') return w
   authzWarnings(policy, opts, w)
   return w
 }

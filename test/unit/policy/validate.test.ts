@@ -9,6 +9,11 @@ const pa = (spec: unknown, metadata: unknown = meta) => ({ apiVersion: 'security
 const src = (source: unknown) => ap({ rules: [{ from: [{ source }] }] })
 const op = (operation: unknown) => ap({ rules: [{ to: [{ operation }] }] })
 const cond = (c: unknown) => ap({ rules: [{ when: [c] }] })
+const ra = (spec: unknown, apiVersion = 'security.istio.io/v1') => ({ apiVersion, kind: 'RequestAuthentication', metadata: meta, spec })
+const EC_JWK = { kty: 'EC', crv: 'P-256', kid: 'k1', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' }
+const JWKS = JSON.stringify({ keys: [EC_JWK] })
+const jr = (rule: Record<string, unknown>) => ra({ jwtRules: [{ issuer: 'https://issuer.example.com', jwks: JWKS, ...rule }] })
+const JR = 'spec.jwtRules[0]'
 const SRC = 'spec.rules[0].from[0].source'
 const OP = 'spec.rules[0].to[0].operation'
 
@@ -25,7 +30,6 @@ const errorRows: Row[] = [
   { name: 'an unknown apiVersion', doc: { ...ap({}), apiVersion: 'security.istio.io/v2' }, code: 'REMORA_ERR_POLICY_API_VERSION', path: 'apiVersion' },
   { name: 'a missing apiVersion', doc: { kind: 'AuthorizationPolicy', metadata: meta, spec: {} }, code: 'REMORA_ERR_POLICY_MISSING_FIELD', path: 'apiVersion' },
   { name: 'an unknown kind', doc: { ...ap({}), kind: 'Sidecar' }, code: 'REMORA_ERR_POLICY_KIND', path: 'kind' },
-  { name: 'RequestAuthentication (not yet)', doc: { ...ap({}), kind: 'RequestAuthentication' }, code: 'REMORA_ERR_POLICY_KIND_NOT_SUPPORTED', path: 'kind' },
   { name: 'a missing metadata', doc: { apiVersion: 'security.remora.dev/v1', kind: 'AuthorizationPolicy', spec: {} }, code: 'REMORA_ERR_POLICY_MISSING_FIELD', path: 'metadata' },
   { name: 'a missing metadata.name', doc: ap({}, { namespace: 'shop' }), code: 'REMORA_ERR_POLICY_MISSING_FIELD', path: 'metadata.name' },
   { name: 'a missing metadata.namespace', doc: ap({}, { name: 'p' }), code: 'REMORA_ERR_POLICY_MISSING_FIELD', path: 'metadata.namespace' },
@@ -112,6 +116,28 @@ const errorRows: Row[] = [
   { name: 'portLevelMtls without a selector', doc: pa({ mtls: { mode: 'STRICT' }, portLevelMtls: { '8080': { mode: 'DISABLE' } } }), code: 'REMORA_ERR_POLICY_PORT_MTLS_NO_SELECTOR', path: 'spec.portLevelMtls' },
   { name: 'portLevelMtls with an empty selector', doc: pa({ selector: { matchLabels: {} }, portLevelMtls: { '8080': { mode: 'DISABLE' } } }), code: 'REMORA_ERR_POLICY_PORT_MTLS_NO_SELECTOR', path: 'spec.portLevelMtls' },
   { name: 'an unknown PeerAuthentication field', doc: pa({ mtls: { mode: 'STRICT', strict: true } }), code: 'REMORA_ERR_POLICY_UNKNOWN_FIELD', path: 'spec.mtls.strict' },
+  // --- RequestAuthentication ---
+  { name: 'a jwtRule without issuer', doc: ra({ jwtRules: [{ jwks: JWKS }] }), code: 'REMORA_ERR_POLICY_MISSING_FIELD', path: `${JR}.issuer` },
+  { name: 'an unknown jwtRule field (typo)', doc: jr({ jwks_uri: 'https://x' }), code: 'REMORA_ERR_POLICY_UNKNOWN_FIELD', path: `${JR}.jwks_uri` },
+  { name: 'an empty jwtRules list', doc: ra({ jwtRules: [] }), code: 'REMORA_ERR_POLICY_EMPTY_LIST', path: 'spec.jwtRules' },
+  { name: 'RequestAuthentication targetRef', doc: ra({ targetRef: { kind: 'Service', name: 'a' } }), code: 'REMORA_ERR_POLICY_TARGET_REF_UNSUPPORTED', path: 'spec.targetRef' },
+  { name: 'both jwks and jwksUri', doc: jr({ jwksUri: 'https://issuer.example.com/jwks' }), code: 'REMORA_ERR_POLICY_JWKS_SOURCE', path: `${JR}.jwks` },
+  { name: 'neither jwks nor jwksUri (no OIDC discovery)', doc: ra({ jwtRules: [{ issuer: 'https://issuer.example.com' }] }), code: 'REMORA_ERR_POLICY_JWKS_SOURCE', path: `${JR}.jwksUri` },
+  { name: 'a jwksUri over plain http to a remote host', doc: ra({ jwtRules: [{ issuer: 'i', jwksUri: 'http://issuer.example.com/jwks' }] }), code: 'REMORA_ERR_POLICY_JWKS_URI', path: `${JR}.jwksUri` },
+  { name: 'a jwksUri with credentials', doc: ra({ jwtRules: [{ issuer: 'i', jwksUri: 'https://u:p@issuer.example.com/jwks' }] }), code: 'REMORA_ERR_POLICY_JWKS_URI', path: `${JR}.jwksUri` },
+  { name: 'a relative jwksUri', doc: ra({ jwtRules: [{ issuer: 'i', jwksUri: '/jwks' }] }), code: 'REMORA_ERR_POLICY_JWKS_URI', path: `${JR}.jwksUri` },
+  { name: 'inline jwks that is not JSON', doc: jr({ jwks: '{keys' }), code: 'REMORA_ERR_POLICY_JWKS', path: `${JR}.jwks` },
+  { name: 'inline jwks with an HMAC key', doc: jr({ jwks: JSON.stringify({ keys: [{ kty: 'oct', k: 'c2VjcmV0' }] }) }), code: 'REMORA_ERR_POLICY_JWKS', path: `${JR}.jwks` },
+  { name: 'inline jwks with a private key', doc: jr({ jwks: JSON.stringify({ keys: [{ ...EC_JWK, d: 'abc' }] }) }), code: 'REMORA_ERR_POLICY_JWKS', path: `${JR}.jwks` },
+  { name: 'inline jwks whose alg does not fit the key', doc: jr({ jwks: JSON.stringify({ keys: [{ ...EC_JWK, alg: 'RS256' }] }) }), code: 'REMORA_ERR_POLICY_JWKS', path: `${JR}.jwks` },
+  { name: 'inline jwks with an encryption key', doc: jr({ jwks: JSON.stringify({ keys: [{ ...EC_JWK, use: 'enc' }] }) }), code: 'REMORA_ERR_POLICY_JWKS', path: `${JR}.jwks` },
+  { name: 'inline jwks with no keys', doc: jr({ jwks: '{"keys":[]}' }), code: 'REMORA_ERR_POLICY_JWKS', path: `${JR}.jwks` },
+  { name: 'a fromHeaders name with a space', doc: jr({ fromHeaders: [{ name: 'x jwt' }] }), code: 'REMORA_ERR_POLICY_BAD_HEADER_NAME', path: `${JR}.fromHeaders[0].name` },
+  { name: 'outputClaimToHeaders into x-forwarded-client-cert', doc: jr({ outputClaimToHeaders: [{ header: 'X-Forwarded-Client-Cert', claim: 'sub' }] }), code: 'REMORA_ERR_POLICY_BAD_HEADER_NAME', path: `${JR}.outputClaimToHeaders[0].header` },
+  { name: 'outputPayloadToHeader into authorization', doc: jr({ outputPayloadToHeader: 'authorization' }), code: 'REMORA_ERR_POLICY_BAD_HEADER_NAME', path: `${JR}.outputPayloadToHeader` },
+  { name: 'a bad cookie name', doc: jr({ fromCookies: ['a;b'] }), code: 'REMORA_ERR_POLICY_BAD_HEADER_NAME', path: `${JR}.fromCookies[0]` },
+  { name: 'a timeout that is not a duration', doc: jr({ timeout: '5 seconds' }), code: 'REMORA_ERR_POLICY_BAD_DURATION', path: `${JR}.timeout` },
+  { name: 'forwardOriginalToken as a string', doc: jr({ forwardOriginalToken: 'true' }), code: 'REMORA_ERR_POLICY_WRONG_TYPE', path: `${JR}.forwardOriginalToken` },
 ]
 
 const warningRows: Row[] = [
@@ -162,6 +188,10 @@ const validTwins: { name: string; doc: unknown; opts?: ValidateOptions }[] = [
   { name: 'a root-namespace selector matching a workload of any namespace', doc: ap({ selector: { matchLabels: { app: 'orders' } }, rules: [{}] }, { name: 'p', namespace: 'remora-system' }), opts: { knownWorkloads: [{ namespace: 'shop', labels: { app: 'orders' } }] } },
   { name: 'a DENY with rules', doc: ap({ action: 'DENY', rules: [{}] }) },
   { name: 'a path prefix ending in the middle of a segment', doc: op({ paths: ['/api/v*', '/a/.*'] }) },
+  { name: 'a RequestAuthentication with every jwtRule field (security.istio.io/v1)', doc: ra({ selector: { matchLabels: { app: 'orders' } }, jwtRules: [{ issuer: 'https://issuer.example.com', audiences: ['orders'], jwksUri: 'https://issuer.example.com/jwks', fromHeaders: [{ name: 'x-jwt', prefix: 'Token ' }], fromParams: ['token'], fromCookies: ['session'], forwardOriginalToken: true, outputPayloadToHeader: 'x-jwt-payload', outputClaimToHeaders: [{ header: 'x-user', claim: 'sub' }, { header: 'x-role', claim: 'realm.role' }], timeout: '2s' }] }) },
+  { name: 'a RequestAuthentication with inline jwks (security.remora.dev/v1)', doc: ra({ jwtRules: [{ issuer: 'i', jwks: JWKS }] }, 'security.remora.dev/v1') },
+  { name: 'a RequestAuthentication with an http jwksUri on loopback (security.istio.io/v1beta1)', doc: ra({ jwtRules: [{ issuer: 'i', jwksUri: 'http://127.0.0.1:8080/jwks' }, { issuer: 'j', jwksUri: 'http://[::1]:9/k' }, { issuer: 'k', jwksUri: 'http://localhost/k' }] }, 'security.istio.io/v1beta1') },
+  { name: 'a RequestAuthentication without rules', doc: ra({}) },
 ]
 
 describe('validate(): errors', () => {
