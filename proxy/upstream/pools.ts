@@ -38,6 +38,28 @@ const POOL_OPTIONS = {
 } as const
 
 /**
+ * Hands `socket` to undici once `readyEvent` fires, or fails the connect (tagged as connect phase)
+ * on error or after `timeoutMs`.
+ */
+function settleConnect(socket: net.Socket, readyEvent: 'connect' | 'secureConnect', timeoutMs: number, callback: Parameters<buildConnector.connector>[1]): net.Socket {
+  let done = false
+  const finish = (err: Error | null): void => {
+    if (done) return
+    done = true
+    clearTimeout(timer)
+    socket.removeListener('error', finish)
+    if (err) {
+      socket.destroy()
+      callback(tagConnectError(err), null)
+    } else callback(null, socket)
+  }
+  const timer = setTimeout(() => finish(Object.assign(new Error(`connect timeout after ${timeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), timeoutMs)
+  socket.once(readyEvent, () => finish(null))
+  socket.once('error', finish)
+  return socket
+}
+
+/**
  * mTLS connector: reads the sidecar's current credentials at every connect (rotation without
  * rebuilding pools) and checks the server's SPIFFE ID against the cluster's identities.
  */
@@ -57,44 +79,13 @@ function mtlsConnector(key: MtlsPoolKey, creds: CredentialStore, servername: str
       rejectUnauthorized: true,
     })
     socket.setNoDelay(true)
-    let done = false
-    const timer = setTimeout(() => finish(Object.assign(new Error(`connect timeout after ${key.connectTimeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), key.connectTimeoutMs)
-    const finish = (err: Error | null): void => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      socket.removeListener('error', finish)
-      if (err) {
-        socket.destroy()
-        callback(tagConnectError(err), null)
-      } else callback(null, socket)
-    }
-    socket.once('secureConnect', () => finish(null))
-    socket.once('error', finish)
-    return socket
+    return settleConnect(socket, 'secureConnect', key.connectTimeoutMs, callback)
   }
 }
 
 function plainConnector(address: string, connectTimeoutMs: number): buildConnector.connector {
   const { host, port } = splitAddress(address)
-  return (_opts, callback) => {
-    const socket = net.connect({ host, port, noDelay: true })
-    let done = false
-    const timer = setTimeout(() => finish(Object.assign(new Error(`connect timeout after ${connectTimeoutMs} ms`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), connectTimeoutMs)
-    const finish = (err: Error | null): void => {
-      if (done) return
-      done = true
-      clearTimeout(timer)
-      socket.removeListener('error', finish)
-      if (err) {
-        socket.destroy()
-        callback(tagConnectError(err), null)
-      } else callback(null, socket)
-    }
-    socket.once('connect', () => finish(null))
-    socket.once('error', finish)
-    return socket
-  }
+  return (_opts, callback) => settleConnect(net.connect({ host, port, noDelay: true }), 'connect', connectTimeoutMs, callback)
 }
 
 /**
