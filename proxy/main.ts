@@ -5,7 +5,7 @@ import pino from 'pino'
 import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig, type SidecarConfig } from './config/index.js'
 import { startPolicyReload } from './reload.js'
 import { Sidecar, StartupError, type Logger } from './sidecar.js'
-import type { AccessLogEntry } from './stages/index.js'
+import { createAccessLogWriter, pickOtelEnv } from './telemetry/index.js'
 
 export const PROXY_USAGE = `usage: remora proxy --config sidecar.yaml [flags]
 
@@ -22,7 +22,18 @@ Every flag overrides the field of sidecar.yaml it names:
   --policies PATH             policies.files (repeatable)
   --root-namespace NS         policies.rootNamespace (remora-system)
   --path-normalization MODE   BASE | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES
+  --trace-exporter KIND       telemetry.tracing.exporter: otlp (http/protobuf) | otlp-grpc | jaeger | none
+  --trace-endpoint URL        telemetry.tracing.endpoint (otlp: http://localhost:4318)
+  --trace-sampling RATIO      telemetry.tracing.sampling, e.g. 0.01 (a caller's sampled flag always wins)
+  --trace-propagators LIST    telemetry.tracing.propagators: tracecontext,baggage,b3,b3multi,jaeger
+  --jaeger-ui URL             telemetry.tracing.jaegerUi: x-remora-trace links on denied/failed responses
+  --metrics-port N            telemetry.metrics.port (15090, serves /stats/prometheus)
+  --access-log-format F       accessLog.format: json | text (Envoy's default format)
+  --access-log-path FILE      accessLog.path (default: stdout)
   --set path=value            any other field, e.g. --set inbound.timeout=5s
+
+Tracing also honours OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, OTEL_TRACES_SAMPLER(_ARG)
+and OTEL_PROPAGATORS; sidecar.yaml and flags win over them.
 
 Exit codes: 0 after a clean shutdown, 2 for invalid configuration (the message names the field).`
 
@@ -40,11 +51,20 @@ const FLAG_FIELDS: Record<string, string> = {
   'admin-bind': 'admin.bind',
   'root-namespace': 'policies.rootNamespace',
   'path-normalization': 'pathNormalization',
+  'trace-exporter': 'telemetry.tracing.exporter',
+  'trace-endpoint': 'telemetry.tracing.endpoint',
+  'trace-sampling': 'telemetry.tracing.sampling',
+  'jaeger-ui': 'telemetry.tracing.jaegerUi',
+  'metrics-port': 'telemetry.metrics.port',
+  'access-log-format': 'accessLog.format',
+  'access-log-path': 'accessLog.path',
 }
-const NUMERIC = new Set(['inbound.port', 'outbound.port', 'admin.port'])
+const NUMERIC = new Set(['inbound.port', 'outbound.port', 'admin.port', 'telemetry.metrics.port'])
 
 function scalar(path: string, v: string): unknown {
   if (NUMERIC.has(path) && /^\d+$/.test(v)) return Number(v)
+  if (path === 'telemetry.tracing.sampling' && /^(\d+(\.\d*)?|\.\d+)$/.test(v)) return Number(v)
+  if (path === 'telemetry.tracing.propagators') return v.split(',').map((s) => s.trim()).filter(Boolean)
   if (v === 'true') return true
   if (v === 'false') return false
   return v
@@ -57,6 +77,7 @@ export function parseProxyArgs(argv: string[]): { file: string | undefined; over
     policies: { type: 'string', multiple: true },
     set: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
+    'trace-propagators': { type: 'string' },
     ...Object.fromEntries(Object.keys(FLAG_FIELDS).map((k) => [k, { type: 'string' }])),
   } as const
   const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
@@ -74,6 +95,7 @@ export function parseProxyArgs(argv: string[]): { file: string | undefined; over
     }
   }
   if (Array.isArray(v.policies)) overrides.push(['policies.files', v.policies])
+  if (typeof v['trace-propagators'] === 'string') overrides.push(['telemetry.tracing.propagators', scalar('telemetry.tracing.propagators', v['trace-propagators'])])
   if (Array.isArray(v.set)) {
     for (const s of v.set) {
       const i = s.indexOf('=')
@@ -85,20 +107,13 @@ export function parseProxyArgs(argv: string[]): { file: string | undefined; over
   return { file: typeof v.config === 'string' ? v.config : undefined, overrides, help: v.help === true }
 }
 
-/** A buffered, asynchronous JSON-lines writer: the access log never blocks the request path. */
-function createAccessLogWriter(config: SidecarConfig): { write: (e: AccessLogEntry) => void; flush: () => void } {
-  if (!config.accessLog.enabled) return { write: () => {}, flush: () => {} }
-  const dest = pino.destination({ dest: config.accessLog.path ?? 1, sync: false, minLength: 4096 })
-  return { write: (e) => dest.write(JSON.stringify(e) + '\n'), flush: () => dest.flushSync() }
-}
-
 export async function runProxy(argv: string[]): Promise<number> {
   const logger = pino({ base: { component: 'remora-proxy' } }, pino.destination({ dest: 2, sync: false }))
   let sidecar: Sidecar | null = null
   try {
     const args = parseProxyArgs(argv)
     if (args.help) {
-      console.log(PROXY_USAGE)
+      process.stdout.write(`${PROXY_USAGE}\n`)
       return 0
     }
     const { config, baseDir } = await loadSidecarConfig(args.file, args.overrides)
@@ -106,8 +121,8 @@ export async function runProxy(argv: string[]): Promise<number> {
     const credentials = await loadCredentials(config, baseDir, clock.now())
     const { policies, paths, warnings } = await loadPolicies(config, baseDir)
     for (const w of warnings) logger.warn({ event: 'policy_warning', warning: w }, 'policy warning')
-    const access = createAccessLogWriter(config)
-    sidecar = await Sidecar.start({ config, credentials, policies }, { clock, logger: logger as unknown as Logger, accessLog: access.write })
+    const access = createAccessLogWriter(config.accessLog)
+    sidecar = await Sidecar.start({ config, credentials, policies }, { clock, logger: logger as unknown as Logger, accessLog: access.write, otelEnv: pickOtelEnv(process.env) })
     const sc = sidecar
     const watcher = await startPolicyReload(sc, paths, { trustDomain: config.trustDomain, rootNamespace: config.policies.rootNamespace, logger: logger as unknown as Logger })
     await new Promise<void>((resolve) => {

@@ -1,7 +1,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import tls from 'node:tls'
-import { parseSpiffeId, type SpiffeId } from '../identity/index.js'
-import { uriSans } from '../identity/peer.js'
+import { parseSpiffeId, uriSans, type SpiffeId } from '../identity/index.js'
 
 /** The sidecar's own workload identity and trust bundle, ready for TLS. Secrets stay in memory only. */
 export interface Credentials {
@@ -99,13 +98,19 @@ export function buildCredentials(pems: { certPem: string; keyPem: string; caPem:
  * `current` at handshake time, so a rotation applies to new connections without dropping any.
  */
 export class CredentialStore {
-  #current: Credentials
+  #current: Credentials | null
   readonly #listeners = new Set<(c: Credentials) => void>()
-  constructor(initial: Credentials) {
+  /** `null` when the sidecar starts before its control plane issued it a certificate. */
+  constructor(initial: Credentials | null) {
     this.#current = initial
   }
+  /** The current credentials; only read where `hasCredentials` holds (no config means no connections). */
   get current(): Credentials {
+    if (!this.#current) throw new Error('no workload credentials yet')
     return this.#current
+  }
+  get hasCredentials(): boolean {
+    return this.#current !== null
   }
   update(next: Credentials): void {
     this.#current = next

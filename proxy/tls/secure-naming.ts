@@ -1,6 +1,6 @@
 import type tls from 'node:tls'
 import type { PeerCertificate } from 'node:tls'
-import { uriSans } from '../identity/peer.js'
+import { uriSans } from '../identity/index.js'
 import type { Credentials } from './credentials.js'
 
 /** Inbound: TLS 1.3 only, a client certificate is required and verified against the trust bundle. */

@@ -74,7 +74,7 @@ function writeUpgradeHead(socket: Duplex, statusCode: number, headers: Record<st
  * after that a failure resets the downstream stream and records the flag.
  */
 export async function forward(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOptions, upgradeSocket?: Duplex): Promise<void> {
-  const { req, res } = ctx
+  const { req } = ctx
   const front = req.socket as FrontSocket
   const withBody = hasRequestBody(ctx)
   if (withBody) {
