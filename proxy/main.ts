@@ -2,7 +2,7 @@
 // builds the real dependencies (clock, logger, access log sink).
 import { parseArgs } from 'node:util'
 import pino from 'pino'
-import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig, type SidecarConfig } from './config/index.js'
+import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig } from './config/index.js'
 import { startPolicyReload } from './reload.js'
 import { Sidecar, StartupError, type Logger } from './sidecar.js'
 import { createAccessLogWriter, pickOtelEnv } from './telemetry/index.js'

@@ -30,6 +30,7 @@ export async function startPolicyReload(sidecar: Sidecar, paths: readonly string
     } catch (err) {
       errors = [(err as Error).message]
     }
+    sidecar.noteConfigRejected()
     o.logger.error({ event: 'config_rejected', version: sidecar.version, errors }, 'policy change rejected; keeping the last good policy set')
     o.onResult?.({ ok: false, errors })
   }

@@ -9,6 +9,8 @@ import { buildInboundHandler, InboundListener } from './inbound/index.js'
 import { buildOutboundHandler } from './outbound/index.js'
 import { proxyError, type Handler, type RouteTarget } from './pipeline/index.js'
 import { toAccessLogEntry, type AccessLogEntry, type AccessLogSink, type RoutedCluster } from './stages/index.js'
+import { createJwtAuthenticator, JwksRegistry, type JwksRegistryOptions, type JwtOutcome } from './authn/index.js'
+import { compileRequestAuthn, jwtRulesForWorkload, type CompiledJwtRule } from './policy/index.js'
 import { CredentialStore, type Credentials } from './tls/index.js'
 import { PoolRegistry } from './upstream/index.js'
 import type { Pool } from 'undici'
@@ -29,6 +31,21 @@ export interface SidecarDeps {
   readonly clock: Clock
   readonly logger: Logger
   readonly accessLog: AccessLogSink
+  /** JWT authentication: leeway, verified-token cache, JWKS fetching, and the control-plane key seam. */
+  readonly jwt?: SidecarJwtOptions
+}
+
+export interface SidecarJwtOptions {
+  /** exp/nbf clock skew in seconds; default 60. */
+  readonly leewaySeconds?: number
+  /** Verified tokens kept per snapshot (LRU); default 4096, 0 = off. */
+  readonly cacheSize?: number
+  /** Refresh interval, cooldown, extra CAs, and `provided`: keys shipped by the control plane instead of fetched. */
+  readonly jwks?: JwksRegistryOptions
+  /** Every JWT outcome (metric hook: remora_jwt_results_total{result,code}); must not throw. */
+  readonly onResult?: (outcome: JwtOutcome) => void
+  /** Every JWKS fetch attempt (metric hook); must not throw. */
+  readonly onJwksFetch?: (jwksUri: string, outcome: 'ok' | 'error') => void
 }
 
 export interface SidecarStartOptions {
@@ -59,6 +76,7 @@ interface RuntimeState {
   readonly inbound: Handler
   readonly outbound: Handler
   readonly clusters: readonly RoutedCluster[]
+  readonly jwtRules: readonly CompiledJwtRule[]
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000
@@ -76,6 +94,8 @@ function hostPortOf(address: string): number {
 export class Sidecar {
   readonly creds: CredentialStore
   readonly pools: PoolRegistry
+  /** JWKS sources shared across snapshots (one fetcher per jwksUri). */
+  readonly jwks: JwksRegistry
   readonly ports = { inbound: 0, outbound: 0, admin: 0 }
   #state: RuntimeState
   #inbound: InboundListener
@@ -94,6 +114,7 @@ export class Sidecar {
   ) {
     this.creds = new CredentialStore(credentials)
     this.pools = new PoolRegistry(this.creds)
+    this.jwks = new JwksRegistry(deps.jwt?.jwks ?? {}, { clock: deps.clock, logger: deps.logger, events: { onFetch: deps.jwt?.onJwksFetch } })
     this.#state = this.#build(policies)
     const onParserError = ({ code, parserCode, remote, direction }: { code: string; parserCode: string; remote: string; direction: 'inbound' | 'outbound' }): void => {
       const e: AccessLogEntry = {
@@ -173,6 +194,7 @@ export class Sidecar {
   }
 
   #retainPools(): void {
+    this.jwks.retain(this.#state.jwtRules)
     const keep = new Set<Pool>()
     for (const c of this.#state.clusters) for (const t of c.targets) keep.add(t.dispatcher as Pool)
     keep.add(this.#appTarget().dispatcher as Pool)
@@ -196,6 +218,13 @@ export class Sidecar {
     const wp = selectForWorkload(set, { namespace: c.workload.namespace, labels: c.workload.labels })
     const appPort = hostPortOf(c.inbound.app)
     const mtlsMode = mtlsModeFor(wp, appPort)
+    const jwtRules = jwtRulesForWorkload(compileRequestAuthn(policies, { rootNamespace: c.policies.rootNamespace }), { namespace: c.workload.namespace, labels: c.workload.labels }).rules
+    const jwtOpts = this.deps.jwt
+    const jwt =
+      jwtRules.length === 0
+        ? null
+        : createJwtAuthenticator(jwtRules, { leewaySeconds: jwtOpts?.leewaySeconds, cacheSize: jwtOpts?.cacheSize, sourceFor: (r) => this.jwks.sourceFor(r) }, { clock: this.deps.clock, logger: this.deps.logger })
+    const onJwtResult = jwtOpts?.onResult ? (_ctx: unknown, o: JwtOutcome) => jwtOpts.onResult!(o) : undefined
     const clusters: RoutedCluster[] = c.clusters.map((cl) => ({
       name: cl.name,
       next: 0,
@@ -226,6 +255,7 @@ export class Sidecar {
       appliedAt: new Date(this.deps.clock.now()).toISOString(),
       policies,
       workloadPolicy: wp,
+      jwtRules,
       mtlsMode,
       clusters,
       inbound: buildInboundHandler({
@@ -235,6 +265,8 @@ export class Sidecar {
         policy: wp,
         app: this.#appTarget(),
         appPort,
+        jwt,
+        onJwtResult,
         accessLog: this.deps.accessLog,
         onInternalError,
       }),
@@ -252,6 +284,9 @@ export class Sidecar {
       mtls: { mode: s.mtlsMode, policy: s.workloadPolicy.peerAuthn.policy },
       authorizationPolicies: s.workloadPolicy.authzPolicies.map((p) => ({ policy: p.policy, action: p.action, dryRun: p.dryRun })),
       policies: s.policies.map((p) => ({ kind: p.kind, namespace: p.metadata.namespace, name: p.metadata.name })),
+      // Issuers, locations and where keys come from; never a key or a token.
+      requestAuthentication: s.jwtRules.map((r) => ({ rule: r.id, issuer: r.issuer, audiences: r.audiences, jwks: r.jwksUri ?? 'inline', locations: r.locations, forwardOriginalToken: r.forwardOriginalToken })),
+      jwks: this.jwks.status(),
     }
   }
 
@@ -296,6 +331,7 @@ export class Sidecar {
     await Promise.all([this.#inbound.close(), closeServer(this.#outboundFront), closeServer(this.#admin)])
     this.#inboundFront.closeAllConnections()
     await this.pools.close()
+    await this.jwks.close()
     await this.creds.close()
   }
 }

@@ -39,6 +39,37 @@ export const ClusterSchema = z.strictObject({
   connectTimeout: duration.optional(),
 })
 
+export const TRACE_EXPORTERS = ['otlp', 'otlp-grpc', 'jaeger', 'none'] as const
+export const TRACE_PROPAGATORS = ['tracecontext', 'baggage', 'b3', 'b3multi', 'jaeger'] as const
+export const ACCESS_LOG_FORMATS = ['json', 'text'] as const
+const httpUrl = z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s]*)?$/, 'expected an http:// or https:// URL')
+
+// Tracing fields left unset fall back to the OTEL_* environment variables, then to the defaults
+// (proxy/telemetry/settings.ts): a value in sidecar.yaml or a flag always wins over the variable.
+export const TelemetrySchema = z.strictObject({
+  tracing: z
+    .strictObject({
+      /** otlp = OTLP http/protobuf (Jaeger's :4318); none = off. Unset and no endpoint anywhere: off. */
+      exporter: z.enum(TRACE_EXPORTERS).optional(),
+      endpoint: httpUrl.optional(),
+      /** Ratio of new traces sampled; a caller's sampled flag is always honoured (parent-based). */
+      sampling: z.number().min(0, 'expected a ratio 0..1').max(1, 'expected a ratio 0..1').optional(),
+      propagators: z.array(z.enum(TRACE_PROPAGATORS)).min(1, 'expected at least one propagator').optional(),
+      /** Jaeger UI base URL: denied/failed responses to mesh peers carry x-remora-trace: <url>/trace/<id>. */
+      jaegerUi: httpUrl.optional(),
+      /** Finished spans waiting for export; beyond this they are dropped (and counted), never waited for. */
+      maxQueueSize: z.number().int().min(1).max(1_000_000).default(2048),
+    })
+    .default({ maxQueueSize: 2048 }),
+  metrics: z
+    .strictObject({
+      /** Prometheus scrape listener (/stats/prometheus, Istio's 15090); 0 = any free port. */
+      port: port.default(15090),
+      bind: z.string().default('0.0.0.0'),
+    })
+    .default({ port: 15090, bind: '0.0.0.0' }),
+})
+
 export const SidecarConfigSchema = z.strictObject({
   apiVersion: z.literal('remora.dev/v1', { message: 'expected "remora.dev/v1"' }),
   kind: z.literal('SidecarConfig', { message: 'expected "SidecarConfig"' }),
@@ -83,9 +114,13 @@ export const SidecarConfigSchema = z.strictObject({
   accessLog: z
     .strictObject({
       enabled: z.boolean().default(true),
+      /** Unset: stdout. Otherwise a file, appended to. */
       path: z.string().optional(),
+      /** json: one JSON object per line (default); text: Envoy's default format line. */
+      format: z.enum(ACCESS_LOG_FORMATS).default('json'),
     })
-    .default({ enabled: true }),
+    .default({ enabled: true, format: 'json' }),
+  telemetry: TelemetrySchema.default({ tracing: { maxQueueSize: 2048 }, metrics: { port: 15090, bind: '0.0.0.0' } }),
 })
 
 export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>

@@ -47,6 +47,7 @@ export function createContext(direction: Direction, req: IncomingMessage, res: S
     cluster: null,
     upstreamHost: null,
     decision: null,
+    auth: null,
     bytesReceived: 0,
     bytesSent: 0,
     upstreamMs: null,

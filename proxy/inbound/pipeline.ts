@@ -1,7 +1,9 @@
 import type { MtlsMode, PathNormalization, WorkloadPolicy } from '../policy/index.js'
+import type { JwtAuthenticator, JwtOutcome } from '../authn/index.js'
 import { compose, type Handler, type RequestContext, type RouteTarget } from '../pipeline/index.js'
 import {
   createAccessLogStage,
+  createAuthnJwtStage,
   createAuthnMtlsStage,
   createAuthzStage,
   createInboundRouteStage,
@@ -21,6 +23,9 @@ export interface InboundHandlerOptions {
   readonly appPort: number
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
+  /** The workload's RequestAuthentication, compiled for this snapshot; null/absent: no JWT stage. */
+  readonly jwt?: JwtAuthenticator | null
+  readonly onJwtResult?: (ctx: RequestContext, outcome: JwtOutcome) => void
   readonly onDecision?: (ctx: RequestContext) => void
 }
 
@@ -29,6 +34,7 @@ export interface InboundHandlerOptions {
 //   rescue       the one place errors become responses (403/401/404/503/504…)
 //   sanitize     header hygiene + path normalization, before anything looks at the request
 //   authnMtls    per-request re-check of the PeerAuthentication mode
+//   authnJwt     RequestAuthentication: a bad token → 401 (JW); no token passes and authz decides
 //   authz        AuthorizationPolicy; a DENY never reaches the app
 //   route        the local app
 //   upstream     terminal: stream to the app through a keep-alive pool
@@ -40,6 +46,7 @@ export function buildInboundHandler(o: InboundHandlerOptions): Handler {
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'inbound', pathNormalization: o.pathNormalization, ownId: o.ownId }),
       createAuthnMtlsStage(o.mtlsMode),
+      createAuthnJwtStage({ authenticator: o.jwt ?? null, onResult: o.onJwtResult }),
       createAuthzStage({ policy: o.policy, onDecision: o.onDecision, destinationPort: o.appPort }),
       createInboundRouteStage(o.app),
     ],

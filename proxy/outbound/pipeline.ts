@@ -1,5 +1,5 @@
 import type { PathNormalization } from '../policy/index.js'
-import { compose, type Handler } from '../pipeline/index.js'
+import { compose, type Stage, type Handler } from '../pipeline/index.js'
 import {
   createAccessLogStage,
   createOutboundRouteStage,
@@ -15,14 +15,17 @@ export interface OutboundHandlerOptions {
   readonly routes: RouteTable
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
+  /** `trace` then `metrics` (either may be absent): observability sits right inside the access log. */
+  readonly observe?: readonly Stage[]
 }
 
-// Outer → inner: accessLog → rescue → sanitize → route (Host → cluster → endpoint) → upstream
-// (mTLS, secure naming). trace (client span, inject) and metrics join after accessLog.
+// Outer → inner: accessLog → trace (client span, injected upstream) → metrics (reporter=source)
+// → rescue → sanitize → route (Host → cluster → endpoint) → upstream (mTLS, secure naming).
 export function buildOutboundHandler(o: OutboundHandlerOptions): Handler {
   return compose(
     [
       createAccessLogStage(o.accessLog),
+      ...(o.observe ?? []),
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'outbound', pathNormalization: o.pathNormalization }),
       createOutboundRouteStage(o.routes),

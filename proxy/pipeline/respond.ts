@@ -1,11 +1,11 @@
-import type { ServerResponse } from 'node:http'
 import type { ProxyError } from './errors.js'
+import type { DownstreamResponse } from './types.js'
 
 /**
  * Writes a proxy-generated response: the status, the flag in `x-remora-response-flags`, the
  * stable code in `x-remora-error-code` and a short text body. 403 keeps Envoy's exact body.
  */
-export function sendProxyResponse(res: ServerResponse, err: ProxyError, extraHeaders?: Record<string, string>): number {
+export function sendProxyResponse(res: DownstreamResponse, err: ProxyError, extraHeaders?: Record<string, string>): number {
   if (res.headersSent) {
     res.destroy()
     return 0
@@ -18,6 +18,8 @@ export function sendProxyResponse(res: ServerResponse, err: ProxyError, extraHea
     'x-remora-error-code': err.code,
     ...extraHeaders,
   }
+  // RFC 6750 §3.1, as Envoy's jwt_authn answers a bad token.
+  if (err.flag === 'JW') headers['www-authenticate'] = 'Bearer error="invalid_token"'
   // After a framing error nothing more on this connection can be trusted.
   if (err.flag === 'DPE') headers.connection = 'close'
   res.writeHead(err.status, headers)

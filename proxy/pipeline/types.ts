@@ -1,17 +1,37 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Dispatcher } from 'undici'
 import type { PeerIdentity } from '../identity/index.js'
 import type { Decision } from '../policy/index.js'
 import type { ResponseFlag } from './flags.js'
 
 export type Direction = 'inbound' | 'outbound'
 
+/**
+ * The downstream request as stages see it. Both forwarding engines provide it: node:http's
+ * IncomingMessage, and the raw engine's request (headers joined the way node:http joins them).
+ */
+export interface DownstreamRequest {
+  readonly headers: IncomingHttpHeaders
+  /** Name/value pairs as received (names in their original case). */
+  readonly rawHeaders: readonly string[]
+  readonly httpVersion: string
+}
+
+/** The downstream response as stages see it (node:http's ServerResponse or the raw engine's). */
+export interface DownstreamResponse {
+  statusCode: number
+  readonly headersSent: boolean
+  readonly destroyed: boolean
+  writeHead(statusCode: number, headers: Record<string, string | number>): unknown
+  end(body?: string): unknown
+  destroy(): unknown
+}
+
 /** What a stage knows about one request. Created by the listener, filled in by stages. */
 export interface RequestContext {
   readonly direction: Direction
-  readonly req: IncomingMessage
-  readonly res: ServerResponse
+  readonly req: DownstreamRequest
+  readonly res: DownstreamResponse
   /** ms since epoch (access log) and a monotonic start (durations). */
   readonly startTime: number
   readonly startMono: number
@@ -59,11 +79,18 @@ export interface RequestContext {
 export type Handler = (ctx: RequestContext) => Promise<void>
 export type Stage = (next: Handler) => Handler
 
+/** One endpoint's connection pool, made by the forwarding engine (undici Pool, or the raw engine's). */
+export interface UpstreamPool {
+  readonly stats: { readonly connected: number; readonly pending: number; readonly running: number }
+  close(): Promise<void>
+  destroy(): Promise<void>
+}
+
 /** Where the `upstream` stage sends the request. Built at config time; chosen per request. */
 export interface RouteTarget {
   readonly cluster: string
   readonly address: string
-  readonly dispatcher: Dispatcher
+  readonly dispatcher: UpstreamPool
   readonly timeoutMs: number
   readonly idleTimeoutMs: number
 }

@@ -24,6 +24,8 @@ export interface AccessLogEntry {
   authz_decision: string | null
   authz_policy: string | null
   authz_reason: string | null
+  /** `iss/sub` of a verified JWT (never the token). */
+  request_principal?: string
   detail?: string
 }
 
@@ -54,6 +56,7 @@ export function toAccessLogEntry(ctx: RequestContext): AccessLogEntry {
     authz_policy: ctx.decision?.policy ?? null,
     authz_reason: ctx.decision?.reason ?? null,
   }
+  if (ctx.auth) e.request_principal = ctx.auth.principal
   if (ctx.errorDetail) e.detail = ctx.errorDetail
   return e
 }

@@ -39,7 +39,7 @@ export function requestFacts(ctx: RequestContext, destinationPort: number): Requ
   return {
     source: { principal: ctx.peer?.uri ?? null, namespace: ctx.peer?.namespace ?? null, ip: ctx.sourceIp },
     destination: { port: destinationPort },
-    request: { method: ctx.method, host: ctx.authority, path: ctx.path, headers: policyHeaders(ctx.req.rawHeaders, ctx.req.headers), auth: null },
+    request: { method: ctx.method, host: ctx.authority, path: ctx.path, headers: policyHeaders(ctx.req.rawHeaders, ctx.req.headers), auth: ctx.auth },
   }
 }
 

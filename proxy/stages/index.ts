@@ -4,6 +4,7 @@ export { createAccessLogStage, toAccessLogEntry, type AccessLogEntry, type Acces
 export { createRescueStage } from './rescue.js'
 export { createSanitizeStage } from './sanitize.js'
 export { createAuthnMtlsStage } from './authn-mtls.js'
+export { createAuthnJwtStage, type AuthnJwtStageOptions } from './authn-jwt.js'
 export { createAuthzStage, requestFacts } from './authz.js'
 export { createInboundRouteStage, createOutboundRouteStage, type RoutedCluster, type RouteTable } from './route.js'
 export { createUpstreamHandler } from './upstream.js'

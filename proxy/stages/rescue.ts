@@ -22,6 +22,8 @@ export function createRescueStage(opts: RescueOptions = {}): Stage {
         const extra: Record<string, string> = {}
         // The reason for a denial goes only to callers with a verified mesh identity.
         if (ctx.peer && ctx.decision && ctx.decision.action === 'DENY') extra['x-remora-denied-by'] = ctx.decision.reason
+        // So is the link to this request's trace (set only for sampled spans with --jaeger-ui).
+        if (ctx.peer && ctx.traceLink) extra['x-remora-trace'] = ctx.traceLink
         ctx.bytesSent += sendProxyResponse(ctx.res, pe, extra)
       }
     }

@@ -100,6 +100,9 @@ export function createSanitizeStage(opts: SanitizeOptions): Stage {
         ctx.requestId = randomUUID()
         out['x-request-id'] = ctx.requestId
       }
+      // The `trace` stage's propagation headers (this sidecar's span as the parent) replace the caller's.
+      const th = ctx.traceHeaders
+      if (th !== null) for (const k in th) out[k] = th[k]!
       ctx.headers = out
       return next(ctx)
     }

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex, Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
 import { proxyError, FLAGS, type ProxyError, type RequestContext } from '../pipeline/index.js'
@@ -43,8 +44,12 @@ export function upstreamError(err: unknown): ProxyError {
   return proxyError('REMORA_ERR_UPSTREAM_RESET', code ? `reset reason: ${code}` : undefined, err)
 }
 
+// This is the node:http engine: its front made the context, so req/res are node's own objects.
+const nodeReq = (ctx: RequestContext): IncomingMessage => ctx.req as IncomingMessage
+const nodeRes = (ctx: RequestContext): ServerResponse => ctx.res as ServerResponse
+
 async function* countingBody(ctx: RequestContext): AsyncGenerator<Buffer> {
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
+  for await (const chunk of nodeReq(ctx) as AsyncIterable<Buffer>) {
     ctx.bytesReceived += chunk.length
     yield chunk
   }
@@ -74,7 +79,7 @@ function writeUpgradeHead(socket: Duplex, statusCode: number, headers: Record<st
  * after that a failure resets the downstream stream and records the flag.
  */
 export async function forward(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOptions, upgradeSocket?: Duplex): Promise<void> {
-  const { req } = ctx
+  const req = nodeReq(ctx)
   const front = req.socket as FrontSocket
   const withBody = hasRequestBody(ctx)
   if (withBody) {
@@ -97,7 +102,8 @@ export async function forward(ctx: RequestContext, dispatcher: Dispatcher, opts:
 }
 
 function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOptions, withBody: boolean, upgradeSocket?: Duplex): Promise<void> {
-  const { req, res } = ctx
+  const req = nodeReq(ctx)
+  const res = nodeRes(ctx)
   return new Promise<void>((resolve, reject) => {
     let started = false
     let controller: Dispatcher.DispatchController | null = null

@@ -9,6 +9,7 @@ import { validateSidecarConfig, type SidecarConfigInput } from '../../proxy/conf
 import { buildCredentials } from '../../proxy/tls/index.js'
 import { Sidecar, type Logger } from '../../proxy/sidecar.js'
 import type { AccessLogEntry } from '../../proxy/stages/index.js'
+import type { OtelEnv } from '../../proxy/telemetry/index.js'
 import type { Leaf, TestPki } from './pki.js'
 
 export interface LogLine {
@@ -44,6 +45,8 @@ export interface StartSidecarOptions {
   clusters?: SidecarConfigInput['clusters']
   policies?: string // YAML text
   extra?: Partial<SidecarConfigInput>
+  /** OTEL_* variables as the sidecar would see them. */
+  otelEnv?: OtelEnv
 }
 
 export function policiesFromYaml(text: string, trustDomain = 'cluster.local'): PolicyDocument[] {
@@ -66,6 +69,8 @@ export async function startSidecar(o: StartSidecarOptions): Promise<TestSidecar>
     outbound: { port: 0, bind: '127.0.0.1' },
     admin: { port: 0, bind: '127.0.0.1' },
     clusters: o.clusters ?? [],
+    // Istio's scrape port, on loopback and port 0 (several sidecars per test process).
+    telemetry: { metrics: { port: 0, bind: '127.0.0.1' } },
     ...o.extra,
   }
   const v = validateSidecarConfig(input)
@@ -75,7 +80,7 @@ export async function startSidecar(o: StartSidecarOptions): Promise<TestSidecar>
   const logger = captureLogger()
   const sidecar = await Sidecar.start(
     { config: v.config, credentials, policies: o.policies ? policiesFromYaml(o.policies, o.pki.trustDomain) : [] },
-    { clock: { now: () => Date.now() }, logger, accessLog: (e) => accessLog.push(e) },
+    { clock: { now: () => Date.now() }, logger, accessLog: (e) => accessLog.push(e), otelEnv: o.otelEnv },
   )
   return { sidecar, ...sidecar.ports, spiffeId, leaf, accessLog, logger, close: () => sidecar.close() }
 }
