@@ -7,8 +7,10 @@ import { parseDuration } from './config/schema.js'
 import { createHttpFront, destroyUpgradedSockets } from './http/server.js'
 import { buildInboundHandler, InboundListener } from './inbound/index.js'
 import { buildOutboundHandler } from './outbound/index.js'
-import { proxyError, type Handler, type RouteTarget } from './pipeline/index.js'
-import { toAccessLogEntry, type AccessLogEntry, type AccessLogSink, type RoutedCluster } from './stages/index.js'
+import { proxyError, type Handler, type RouteTarget, type Stage } from './pipeline/index.js'
+import { createMetricsStage, createTraceStage, toAccessLogEntry, UNKNOWN_WORKLOAD, type AccessLogEntry, type AccessLogSink, type RoutedCluster, type WorkloadLabels } from './stages/index.js'
+import { parseSpiffeId } from './identity/index.js'
+import { createMetricsListener, createTracing, resolveTracingSettings, SidecarMetrics, type OtelEnv, type Tracing } from './telemetry/index.js'
 import { createJwtAuthenticator, JwksRegistry, type JwksRegistryOptions, type JwtOutcome } from './authn/index.js'
 import { compileRequestAuthn, jwtRulesForWorkload, type CompiledJwtRule } from './policy/index.js'
 import { CredentialStore, type Credentials } from './tls/index.js'
@@ -31,6 +33,10 @@ export interface SidecarDeps {
   readonly clock: Clock
   readonly logger: Logger
   readonly accessLog: AccessLogSink
+  /** OTEL_* variables (main.ts picks them from the environment); sidecar.yaml and flags win over them. */
+  readonly otelEnv?: OtelEnv
+  /** A ready tracer instead of the one config.telemetry.tracing describes (tests, benchmarks); null = off. */
+  readonly tracing?: Tracing | null
   /** JWT authentication: leeway, verified-token cache, JWKS fetching, and the control-plane key seam. */
   readonly jwt?: SidecarJwtOptions
 }
@@ -96,7 +102,10 @@ export class Sidecar {
   readonly pools: PoolRegistry
   /** JWKS sources shared across snapshots (one fetcher per jwksUri). */
   readonly jwks: JwksRegistry
-  readonly ports = { inbound: 0, outbound: 0, admin: 0 }
+  readonly ports = { inbound: 0, outbound: 0, admin: 0, metrics: 0 }
+  readonly metrics: SidecarMetrics
+  readonly tracing: Tracing | null
+  #metricsServer: http.Server
   #state: RuntimeState
   #inbound: InboundListener
   #outboundFront: http.Server
@@ -111,11 +120,20 @@ export class Sidecar {
     credentials: Credentials,
     policies: readonly PolicyDocument[],
     private readonly deps: SidecarDeps,
+    telemetry: { metrics: SidecarMetrics; tracing: Tracing | null },
   ) {
     this.creds = new CredentialStore(credentials)
     this.pools = new PoolRegistry(this.creds)
     this.jwks = new JwksRegistry(deps.jwt?.jwks ?? {}, { clock: deps.clock, logger: deps.logger, events: { onFetch: deps.jwt?.onJwksFetch } })
+    this.metrics = telemetry.metrics
+    this.tracing = telemetry.tracing
     this.#state = this.#build(policies)
+    this.metrics.setConfigVersion(this.#state.version)
+    this.metrics.attach({
+      certExpirySeconds: () => (this.creds.current.notAfter.getTime() - deps.clock.now()) / 1000,
+      upstreamConnections: () => this.#upstreamConnections(),
+    })
+    this.#metricsServer = createMetricsListener(this.metrics)
     const onParserError = ({ code, parserCode, remote, direction }: { code: string; parserCode: string; remote: string; direction: 'inbound' | 'outbound' }): void => {
       const e: AccessLogEntry = {
         ...EMPTY_ENTRY,
@@ -143,11 +161,40 @@ export class Sidecar {
       configDump: () => this.configDump(),
       certs: () => this.certsDump(),
       clusters: () => this.clustersDump(),
+      metrics: () => this.metrics.scrape(),
     })
   }
 
+  /** Metrics and the tracer are built before the listeners: the first compiled pipeline already has them. */
+  static async #telemetry(config: SidecarConfig, deps: SidecarDeps): Promise<{ metrics: SidecarMetrics; tracing: Tracing | null }> {
+    const metrics = new SidecarMetrics()
+    if (deps.tracing !== undefined) return { metrics, tracing: deps.tracing }
+    const settings = resolveTracingSettings(config.telemetry.tracing, deps.otelEnv)
+    for (const w of settings.warnings) deps.logger.warn({ event: 'tracing_config_ignored', warning: w }, 'tracing setting ignored')
+    let failing = false
+    const tracing = await createTracing(
+      settings,
+      { workload: workloadName(config), namespace: config.workload.namespace },
+      {
+        onExported: (n) => {
+          metrics.spansExported.value += n
+          if (failing) deps.logger.info({ event: 'trace_export_recovered' }, 'trace export works again')
+          failing = false
+        },
+        onDropped: (reason, n) => void (metrics.spansDropped.child([reason]).value += n),
+        // Logged once per outage, not per batch: a dead collector must not flood the log.
+        onExportError: (err) => {
+          if (!failing) deps.logger.warn({ event: 'trace_export_failed', endpoint: settings.endpoint, error: err?.message }, 'trace export failing; spans are dropped and counted')
+          failing = true
+        },
+      },
+    )
+    if (tracing) deps.logger.info({ event: 'tracing_enabled', exporter: settings.exporter, endpoint: settings.endpoint, sampling: settings.ratio, propagators: settings.propagators }, 'tracing enabled')
+    return { metrics, tracing }
+  }
+
   static async start(opts: SidecarStartOptions, deps: SidecarDeps): Promise<Sidecar> {
-    const sc = new Sidecar(opts.config, opts.credentials, opts.policies, deps)
+    const sc = new Sidecar(opts.config, opts.credentials, opts.policies, deps, await Sidecar.#telemetry(opts.config, deps))
     const c = opts.config
     const bindings: [string, () => Promise<number>, (p: number) => void][] = [
       ['inbound.port', () => sc.#inbound.listen(c.inbound.port, c.inbound.bind), (p) => (sc.ports.inbound = p)],
@@ -164,6 +211,13 @@ export class Sidecar {
         const what = e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'cannot be bound (permission denied)' : `cannot be bound (${e.code ?? e.message})`
         throw new StartupError(field, `port ${port} ${what}`)
       }
+    }
+    // Istio's scrape port is a convenience beside the admin endpoint's /metrics: when it cannot be
+    // bound (several sidecars on one host) the sidecar still starts, and says so.
+    try {
+      sc.ports.metrics = await listenServer(sc.#metricsServer, c.telemetry.metrics.port, c.telemetry.metrics.bind)
+    } catch (err) {
+      deps.logger.warn({ event: 'metrics_listener_unavailable', port: c.telemetry.metrics.port, error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'metrics port not bound; /metrics stays on the admin port')
     }
     sc.#started = true
     deps.logger.info({ event: 'sidecar_started', identity: sc.creds.current.identity.uri, ports: sc.ports, version: sc.#state.version }, 'remora sidecar started')
@@ -182,10 +236,44 @@ export class Sidecar {
   applyPolicies(policies: readonly PolicyDocument[]): string {
     const next = this.#build(policies)
     this.#state = next
+    this.metrics.setConfigVersion(next.version)
     this.#retainPools()
     for (const fn of this.#swapListeners) fn(next.version)
     this.deps.logger.info({ event: 'config_applied', version: next.version, policies: policies.length }, 'policy set applied')
     return next.version
+  }
+
+  /** A config or policy update was refused and the last good one stays (counted in remora_config_rejected_total). */
+  noteConfigRejected(): void {
+    this.metrics.configRejected.value++
+  }
+
+  /** Exports every finished span now (tests, shutdown). */
+  flushTraces(): Promise<void> {
+    return this.tracing?.forceFlush() ?? Promise.resolve()
+  }
+
+  *#upstreamConnections(): Iterable<[string, number]> {
+    for (const c of this.#state.clusters) for (const t of c.targets) yield [c.name, (t.dispatcher as Pool).stats.connected]
+    const app = this.#appTarget()
+    yield [app.cluster, (app.dispatcher as Pool).stats.connected]
+  }
+
+  /** The trace and metrics stages for one direction, with everything they label computed now. */
+  #observeStages(direction: 'inbound' | 'outbound'): Stage[] {
+    const c = this.config
+    const stages: Stage[] = []
+    const clusters = new Map<string, WorkloadLabels>()
+    const principals = new Map<string, string>()
+    if (direction === 'outbound') {
+      for (const cl of c.clusters) {
+        clusters.set(cl.name, clusterLabels(cl.name, cl.hosts, cl.identities))
+        if (cl.identities.length === 1) principals.set(cl.name, cl.identities[0]!)
+      }
+    }
+    if (this.tracing) stages.push(createTraceStage({ tracing: this.tracing, direction, jaegerUi: this.tracing.settings.jaegerUi, clusterPrincipals: principals }))
+    stages.push(createMetricsStage({ metrics: this.metrics, direction, self: selfLabels(c, this.creds.current.identity.uri), clusters }))
+    return stages
   }
 
   onSwap(fn: (version: string) => void): () => void {
@@ -269,8 +357,9 @@ export class Sidecar {
         onJwtResult,
         accessLog: this.deps.accessLog,
         onInternalError,
+        observe: this.#observeStages('inbound'),
       }),
-      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError }),
+      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError, observe: this.#observeStages('outbound') }),
     }
   }
 
@@ -328,11 +417,13 @@ export class Sidecar {
       })
     destroyUpgradedSockets(this.#inboundFront)
     destroyUpgradedSockets(this.#outboundFront)
-    await Promise.all([this.#inbound.close(), closeServer(this.#outboundFront), closeServer(this.#admin)])
+    await Promise.all([this.#inbound.close(), closeServer(this.#outboundFront), closeServer(this.#admin), closeServer(this.#metricsServer)])
     this.#inboundFront.closeAllConnections()
     await this.pools.close()
     await this.jwks.close()
     await this.creds.close()
+    // Last spans out, but a dead or slow collector must not hold shutdown for long.
+    if (this.tracing) await Promise.race([this.tracing.shutdown().catch(() => {}), new Promise((r) => setTimeout(r, 2000).unref())])
   }
 }
 
@@ -359,6 +450,34 @@ const EMPTY_ENTRY: AccessLogEntry = {
   authz_decision: null,
   authz_policy: null,
   authz_reason: null,
+  trace_id: null,
+  span_id: null,
+}
+
+/** The workload's name as Istio's labels and the trace resource use it. */
+function workloadName(c: SidecarConfig): string {
+  return c.workload.name ?? c.workload.labels.app ?? c.workload.serviceAccount
+}
+
+function selfLabels(c: SidecarConfig, principal: string): WorkloadLabels {
+  const workload = workloadName(c)
+  const ns = c.workload.namespace
+  return { workload, namespace: ns, principal, app: c.workload.labels.app ?? workload, service: `${workload}.${ns}.svc.cluster.local`, serviceName: workload }
+}
+
+// A cluster's destination labels from its config: the longest host (the FQDN) as the service, and
+// workload/namespace from the SPIFFE ID secure naming requires, when there is exactly one.
+function clusterLabels(name: string, hosts: readonly string[], identities: readonly string[]): WorkloadLabels {
+  const service = hosts.map((h) => h.replace(/:\d+$/, '').toLowerCase()).reduce((a, b) => (b.length > a.length ? b : a), '')
+  const id = identities.length === 1 ? parseSpiffeId(identities[0]!) : null
+  return {
+    workload: id?.serviceAccount ?? UNKNOWN_WORKLOAD.workload,
+    namespace: id?.namespace ?? UNKNOWN_WORKLOAD.namespace,
+    principal: id?.uri ?? UNKNOWN_WORKLOAD.principal,
+    app: id?.serviceAccount ?? UNKNOWN_WORKLOAD.app,
+    service: service || name,
+    serviceName: name.split('.')[0] ?? name,
+  }
 }
 
 export { proxyError, toAccessLogEntry }

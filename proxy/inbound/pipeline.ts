@@ -1,6 +1,6 @@
 import type { MtlsMode, PathNormalization, WorkloadPolicy } from '../policy/index.js'
 import type { JwtAuthenticator, JwtOutcome } from '../authn/index.js'
-import { compose, type Handler, type RequestContext, type RouteTarget } from '../pipeline/index.js'
+import { compose, type Stage, type Handler, type RequestContext, type RouteTarget } from '../pipeline/index.js'
 import {
   createAccessLogStage,
   createAuthnJwtStage,
@@ -23,6 +23,8 @@ export interface InboundHandlerOptions {
   readonly appPort: number
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
+  /** `trace` then `metrics` (either may be absent): observability sits right inside the access log. */
+  readonly observe?: readonly Stage[]
   /** The workload's RequestAuthentication, compiled for this snapshot; null/absent: no JWT stage. */
   readonly jwt?: JwtAuthenticator | null
   readonly onJwtResult?: (ctx: RequestContext, outcome: JwtOutcome) => void
@@ -31,6 +33,8 @@ export interface InboundHandlerOptions {
 
 // Built once per config snapshot. Outer → inner (DESIGN.md §2):
 //   accessLog    outermost: one line per request, denials included
+//   trace        server span (context extracted, this span injected toward the app); sees denials
+//   metrics      Istio's request metrics and authz decisions, with the final status and flags
 //   rescue       the one place errors become responses (403/401/404/503/504…)
 //   sanitize     header hygiene + path normalization, before anything looks at the request
 //   authnMtls    per-request re-check of the PeerAuthentication mode
@@ -38,11 +42,11 @@ export interface InboundHandlerOptions {
 //   authz        AuthorizationPolicy; a DENY never reaches the app
 //   route        the local app
 //   upstream     terminal: stream to the app through a keep-alive pool
-// (trace and metrics join between accessLog and rescue; authnJwt between authnMtls and authz.)
 export function buildInboundHandler(o: InboundHandlerOptions): Handler {
   return compose(
     [
       createAccessLogStage(o.accessLog),
+      ...(o.observe ?? []),
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'inbound', pathNormalization: o.pathNormalization, ownId: o.ownId }),
       createAuthnMtlsStage(o.mtlsMode),

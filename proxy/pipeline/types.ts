@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { PeerIdentity } from '../identity/index.js'
-import type { Decision } from '../policy/index.js'
+import type { Decision, RequestAuth } from '../policy/index.js'
 import type { ResponseFlag } from './flags.js'
 
 export type Direction = 'inbound' | 'outbound'
@@ -64,6 +64,8 @@ export interface RequestContext {
   cluster: string | null
   upstreamHost: string | null
   decision: Decision | null
+  /** Set by `authnJwt` when a token verified (request principal + claims); null otherwise. */
+  auth: RequestAuth | null
   bytesReceived: number
   bytesSent: number
   upstreamMs: number | null

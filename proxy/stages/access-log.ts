@@ -26,6 +26,11 @@ export interface AccessLogEntry {
   authz_reason: string | null
   /** `iss/sub` of a verified JWT (never the token). */
   request_principal?: string
+  /** This sidecar's span (hex ids); null when tracing is off. */
+  trace_id: string | null
+  span_id: string | null
+  /** The Jaeger UI link, on denied and failed requests whose span was sampled (`--jaeger-ui`). */
+  trace_link?: string
   detail?: string
 }
 
@@ -55,7 +60,10 @@ export function toAccessLogEntry(ctx: RequestContext): AccessLogEntry {
     authz_decision: ctx.decision?.action ?? null,
     authz_policy: ctx.decision?.policy ?? null,
     authz_reason: ctx.decision?.reason ?? null,
+    trace_id: ctx.traceId,
+    span_id: ctx.spanId,
   }
+  if (ctx.traceLink !== null && (ctx.errorCode !== null || e.response_code >= 500)) e.trace_link = ctx.traceLink
   if (ctx.auth) e.request_principal = ctx.auth.principal
   if (ctx.errorDetail) e.detail = ctx.errorDetail
   return e
