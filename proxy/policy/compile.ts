@@ -124,17 +124,17 @@ export interface AppliedPolicy {
   readonly rules: number
 }
 
-interface RuleRef {
-  readonly policy: CompiledAuthzPolicy
-  readonly rule: CompiledRule
-  readonly reason: string
-}
-
-/** The rules of one action, in evaluation order, with indexes on exact principal and exact path. */
+/**
+ * The rules of one action, in evaluation order (parallel arrays: no object per rule), with
+ * indexes on exact principal and exact path. An index entry is a rule number, or a list of them
+ * when several rules share the key.
+ */
 interface Bucket {
-  readonly refs: readonly RuleRef[]
-  readonly byPrincipal: ReadonlyMap<string, readonly number[]>
-  readonly byPath: ReadonlyMap<string, readonly number[]>
+  readonly policies: readonly CompiledAuthzPolicy[]
+  readonly rules: readonly CompiledRule[]
+  readonly byPrincipal: ReadonlyMap<string, number | readonly number[]>
+  readonly byNamespace: ReadonlyMap<string, number | readonly number[]>
+  readonly byPath: ReadonlyMap<string, number | readonly number[]>
   /** Rules that no index can rule out: always tried. */
   readonly always: readonly number[]
 }
@@ -167,26 +167,33 @@ function selects(selector: Readonly<Record<string, string>> | null, labels: Read
 
 const EMPTY: readonly number[] = Object.freeze([])
 
-function bucket(policies: readonly CompiledAuthzPolicy[], verb: string): Bucket {
-  const refs: RuleRef[] = []
-  const byPrincipal = new Map<string, number[]>()
-  const byPath = new Map<string, number[]>()
+function addKey(m: Map<string, number | number[]>, k: string, i: number): void {
+  const l = m.get(k)
+  if (l === undefined) m.set(k, i)
+  else if (typeof l === 'number') {
+    if (l !== i) m.set(k, [l, i])
+  } else if (l[l.length - 1] !== i) l.push(i)
+}
+
+function bucket(policies: readonly CompiledAuthzPolicy[]): Bucket {
+  const ps: CompiledAuthzPolicy[] = []
+  const rules: CompiledRule[] = []
+  const byPrincipal = new Map<string, number | number[]>()
+  const byNamespace = new Map<string, number | number[]>()
+  const byPath = new Map<string, number | number[]>()
   const always: number[] = []
-  const add = (m: Map<string, number[]>, k: string, i: number) => {
-    const l = m.get(k)
-    if (!l) m.set(k, [i])
-    else if (l[l.length - 1] !== i) l.push(i)
-  }
   for (const p of policies) {
     for (const rule of p.rules) {
-      const i = refs.length
-      refs.push({ policy: p, rule, reason: `${verb} by ${p.id} rules[${rule.index}]` })
-      if (rule.principalKeys) for (const k of rule.principalKeys) add(byPrincipal, k, i)
-      else if (rule.pathKeys) for (const k of rule.pathKeys) add(byPath, k, i)
+      const i = rules.length
+      ps.push(p)
+      rules.push(rule)
+      if (rule.principalKeys) for (const k of rule.principalKeys) addKey(byPrincipal, k, i)
+      else if (rule.namespaceKeys) for (const k of rule.namespaceKeys) addKey(byNamespace, k, i)
+      else if (rule.pathKeys) for (const k of rule.pathKeys) addKey(byPath, k, i)
       else always.push(i)
     }
   }
-  return { refs, byPrincipal, byPath, always }
+  return { policies: ps, rules, byPrincipal, byNamespace, byPath, always }
 }
 
 const MAX_NAMED = 5
@@ -199,9 +206,9 @@ export function selectForWorkload(set: CompiledPolicySet, workload: WorkloadRefI
   const listed = names.length > MAX_NAMED ? `${names.slice(0, MAX_NAMED).join(', ')} and ${names.length - MAX_NAMED} more` : names.join(', ')
   const denyDefaultReason = `deny: no ALLOW policy matched (${allows.length} applied${allows.length ? `: ${listed}` : ''})`
   const authz: CompiledAuthz = {
-    deny: bucket(enforced('DENY'), 'deny'),
-    allow: bucket(allows, 'allow'),
-    audit: bucket(enforced('AUDIT'), 'audit'),
+    deny: bucket(enforced('DENY')),
+    allow: bucket(allows),
+    audit: bucket(enforced('AUDIT')),
     allowCount: allows.length,
     allowUsesAuth: allows.some((p) => p.rules.some((r) => r.usesAuth)),
     denyDefaultReason,
@@ -258,33 +265,45 @@ export function mtlsModeFor(wp: WorkloadPolicy, port: number): MtlsMode {
 // ---------------------------------------------------------------------------------------------
 // evaluate()
 
-/** First matching rule of a bucket in evaluation order: merges the index hits with `always`. */
-function firstMatch(b: Bucket, c: EvalContext): RuleRef | null {
-  if (b.refs.length === 0) return null
-  const a = c.principal === null ? EMPTY : (b.byPrincipal.get(c.principal) ?? EMPTY)
-  const p = b.byPath.size === 0 ? EMPTY : (b.byPath.get(c.facts.request.path) ?? EMPTY)
+function hits(m: ReadonlyMap<string, number | readonly number[]>, k: string | null): readonly number[] | number {
+  if (k === null || m.size === 0) return EMPTY
+  return m.get(k) ?? EMPTY
+}
+
+const asList = (h: number | readonly number[]): readonly number[] => (typeof h === 'number' ? [h] : h)
+
+/**
+ * The number of the first matching rule of a bucket in evaluation order, or -1: walks the index
+ * hits (peer principal, peer namespace, path) merged with the always-tried rules, in rule order.
+ */
+function firstMatch(b: Bucket, c: EvalContext): number {
+  if (b.rules.length === 0) return -1
+  const hp = hits(b.byPrincipal, c.principal)
+  const hn = hits(b.byNamespace, c.namespace)
+  const hq = hits(b.byPath, c.facts.request.path)
   const w = b.always
-  let i = 0
-  let j = 0
-  let k = 0
+  // the common case: one index hit and nothing else to try
+  if (typeof hp === 'number' && hn === EMPTY && hq === EMPTY && w.length === 0) return ruleMatches(b.rules[hp]!, c) ? hp : -1
+  const l0 = asList(hp)
+  const l1 = asList(hn)
+  const l2 = asList(hq)
+  let i0 = 0
+  let i1 = 0
+  let i2 = 0
+  let i3 = 0
   for (;;) {
-    const x = i < a.length ? a[i]! : Infinity
-    const y = j < p.length ? p[j]! : Infinity
-    const z = k < w.length ? w[k]! : Infinity
-    let n: number
-    if (x <= y && x <= z) {
-      if (x === Infinity) return null
-      n = x
-      i++
-    } else if (y <= z) {
-      n = y
-      j++
-    } else {
-      n = z
-      k++
-    }
-    const ref = b.refs[n]!
-    if (ruleMatches(ref.rule, c)) return ref
+    const x0 = i0 < l0.length ? l0[i0]! : Infinity
+    const x1 = i1 < l1.length ? l1[i1]! : Infinity
+    const x2 = i2 < l2.length ? l2[i2]! : Infinity
+    const x3 = i3 < w.length ? w[i3]! : Infinity
+    const n = Math.min(x0, x1, x2, x3)
+    if (n === Infinity) return -1
+    // each rule sits in exactly one list, so exactly one cursor moves
+    if (n === x0) i0++
+    else if (n === x1) i1++
+    else if (n === x2) i2++
+    else i3++
+    if (ruleMatches(b.rules[n]!, c)) return n
   }
 }
 
@@ -308,24 +327,24 @@ export function evaluate(wp: WorkloadPolicy, facts: RequestFacts): Decision {
   const c = new EvalContext(facts)
   const dryRun = a.dryRun.length === 0 ? NO_DRY_RUN : evalDryRun(a.dryRun, c)
   let audit: Decision['audit'] = null
-  if (a.audit.refs.length > 0) {
+  if (a.audit.rules.length > 0) {
     const m = firstMatch(a.audit, c)
-    if (m) audit = { policy: m.policy.id, ruleIndex: m.rule.index }
+    if (m >= 0) audit = { policy: a.audit.policies[m]!.id, ruleIndex: a.audit.rules[m]!.index }
   }
-  const deny = firstMatch(a.deny, c)
-  if (deny) {
-    return {
-      action: 'DENY',
-      policy: deny.policy.id,
-      ruleIndex: deny.rule.index,
-      reason: deny.rule.usesAuth && c.auth === null ? deny.reason + NO_JWT : deny.reason,
-      dryRun,
-      audit,
-    }
+  const d = firstMatch(a.deny, c)
+  if (d >= 0) {
+    const policy = a.deny.policies[d]!.id
+    const rule = a.deny.rules[d]!
+    const reason = `deny by ${policy} rules[${rule.index}]`
+    return { action: 'DENY', policy, ruleIndex: rule.index, reason: rule.usesAuth && c.auth === null ? reason + NO_JWT : reason, dryRun, audit }
   }
   if (a.allowCount === 0) return { action: 'ALLOW', policy: null, ruleIndex: null, reason: 'allow: no ALLOW policy applies', dryRun, audit }
-  const allow = firstMatch(a.allow, c)
-  if (allow) return { action: 'ALLOW', policy: allow.policy.id, ruleIndex: allow.rule.index, reason: allow.reason, dryRun, audit }
+  const m = firstMatch(a.allow, c)
+  if (m >= 0) {
+    const policy = a.allow.policies[m]!.id
+    const ruleIndex = a.allow.rules[m]!.index
+    return { action: 'ALLOW', policy, ruleIndex, reason: `allow by ${policy} rules[${ruleIndex}]`, dryRun, audit }
+  }
   return {
     action: 'DENY',
     policy: null,
@@ -366,7 +385,7 @@ export function explain(wp: WorkloadPolicy, facts: RequestFacts): Explanation {
   const decision = evaluate(wp, facts)
   const c = new EvalContext(facts)
   const seen = new Map<string, CompiledAuthzPolicy>()
-  for (const b of [wp.authz.deny, wp.authz.allow, wp.authz.audit]) for (const r of b.refs) seen.set(r.policy.id, r.policy)
+  for (const b of [wp.authz.deny, wp.authz.allow, wp.authz.audit]) for (const p of b.policies) seen.set(p.id, p)
   for (const p of wp.authz.dryRun) seen.set(p.id, p)
   const order = wp.authzPolicies.map((p) => p.policy)
   const policies = order.map((id): PolicyExplanation => {

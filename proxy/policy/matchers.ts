@@ -6,7 +6,6 @@ import type { RequestAuth, RequestFacts, Rule } from './types.js'
 import {
   compilePathTemplate,
   containsPathTemplate,
-  isRequestAuthKey,
   parsePattern,
   parsePort,
   parseWhenKey,
@@ -90,6 +89,8 @@ export type Pred = (ctx: EvalContext) => boolean
 // String matching (Envoy's StringMatcher as Istio generates it)
 
 export interface StringMatcher {
+  /** The only exact value, when there is exactly one (no Set allocated). */
+  readonly one: string | null
   readonly exact: ReadonlySet<string> | null
   readonly prefixes: readonly string[]
   readonly suffixes: readonly string[]
@@ -98,21 +99,31 @@ export interface StringMatcher {
   readonly templates: readonly RegExp[]
 }
 
-export function stringMatcher(patterns: readonly Pattern[], templates: readonly RegExp[] = []): StringMatcher {
-  const exact = new Set<string>()
-  const prefixes: string[] = []
-  const suffixes: string[] = []
+const NONE: readonly never[] = Object.freeze([])
+
+export function stringMatcher(patterns: readonly Pattern[], templates: readonly RegExp[] = NONE): StringMatcher {
+  let exact: Set<string> | null = null
+  let one: string | null = null
+  let prefixes: string[] | null = null
+  let suffixes: string[] | null = null
   let presence = false
   for (const p of patterns) {
     if (p.kind === 'presence') presence = true
-    else if (p.kind === 'exact') exact.add(p.value)
-    else if (p.kind === 'prefix') prefixes.push(p.value)
-    else suffixes.push(p.value)
+    else if (p.kind === 'exact') {
+      if (exact) exact.add(p.value)
+      else if (one === null || one === p.value) one = p.value
+      else {
+        exact = new Set([one, p.value])
+        one = null
+      }
+    } else if (p.kind === 'prefix') (prefixes ??= []).push(p.value)
+    else (suffixes ??= []).push(p.value)
   }
-  return { exact: exact.size ? exact : null, prefixes, suffixes, presence, templates }
+  return { one, exact, prefixes: prefixes ?? NONE, suffixes: suffixes ?? NONE, presence, templates }
 }
 
 export function matchString(m: StringMatcher, v: string): boolean {
+  if (m.one !== null && m.one === v) return true
   if (m.exact !== null && m.exact.has(v)) return true
   if (m.presence && v.length > 0) return true
   for (let i = 0; i < m.prefixes.length; i++) if (v.startsWith(m.prefixes[i]!)) return true
@@ -146,162 +157,170 @@ function portsOf(values: readonly string[]): Set<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Field predicates. `values` OR, `notValues` NOT(OR); both present → AND of the two.
+// Field predicates: plain data read by one switch (testField), no closure per field. `values` OR;
+// `notValues` is the same matcher negated; both present → two predicates, ANDed.
+
+export type FieldKind =
+  | 'principal'
+  | 'namespace'
+  | 'requestPrincipal'
+  | 'srcIp'
+  | 'remoteIp'
+  | 'dstIp'
+  | 'host'
+  | 'port'
+  | 'method'
+  | 'path'
+  | 'header'
+  | 'sni'
+  | 'audiences'
+  | 'presenter'
+  | 'claims'
+
+type Side = { readonly kind: 'any' } | Pattern
+interface RequestPrincipalPair {
+  readonly iss: Side
+  readonly sub: Side
+}
+
+export type RuleSection = 'from' | 'to' | 'when'
 
 export interface FieldPred {
-  /** JSON path inside the policy, for explanations (`rules[0].from[1].source.principals`). */
-  readonly path: string
-  readonly test: Pred
-  /** True when the field reads request.auth (JWT): with no token it cannot match. */
+  readonly kind: FieldKind
+  readonly neg: boolean
+  /** Where the field sits in its rule, for explanations: `from[entry].source.<name>`. */
+  readonly section: RuleSection
+  readonly entry: number
+  /** The policy field name (`principals`, `notPrincipals`, `values`, `notValues`…). */
+  readonly name: string
+  /** True when the field reads request.auth (JWT): with no token it cannot match positively. */
   readonly usesAuth: boolean
-  /** The request value the field looked at, for explanations. */
-  readonly fact: (ctx: EvalContext) => string
+  readonly str: StringMatcher | null
+  readonly cidrs: readonly Cidr[] | null
+  readonly ports: ReadonlySet<number> | null
+  /** request.headers[name] (lower case), or null. */
+  readonly header: string | null
+  /** request.headers "*": Envoy's present_match (the header exists, even empty). */
+  readonly headerPresent: boolean
+  readonly claims: readonly string[] | null
+  readonly pairs: readonly RequestPrincipalPair[] | null
 }
 
-type Positive = { test: Pred; fact: (ctx: EvalContext) => string; usesAuth?: boolean }
+const AUTH_KINDS: ReadonlySet<FieldKind> = new Set(['requestPrincipal', 'audiences', 'presenter', 'claims'])
 
-/** `prefix + name` for the values, `prefix + notName` for the negated ones (principals/notPrincipals, values/notValues). */
+interface FieldArg {
+  readonly header?: string
+  readonly claims?: readonly string[]
+}
+
+function pred(kind: FieldKind, neg: boolean, section: RuleSection, entry: number, name: string, values: readonly string[], arg: FieldArg | undefined): FieldPred {
+  let str: StringMatcher | null = null
+  let cidrs: Cidr[] | null = null
+  let ports: Set<number> | null = null
+  let pairs: RequestPrincipalPair[] | null = null
+  let headerPresent = false
+  switch (kind) {
+    case 'principal':
+      str = stringMatcher(values.map(principalPattern))
+      break
+    case 'srcIp':
+    case 'remoteIp':
+    case 'dstIp':
+      cidrs = cidrsOf(values)
+      break
+    case 'port':
+      ports = portsOf(values)
+      break
+    case 'host':
+      str = stringMatcher(values.map((v) => parsePattern(v.toLowerCase())))
+      break
+    case 'path':
+      str = stringMatcher(
+        values.filter((v) => !containsPathTemplate(v)).map(parsePattern),
+        values.some(containsPathTemplate) ? values.filter(containsPathTemplate).map(compilePathTemplate) : NONE,
+      )
+      break
+    case 'header':
+      headerPresent = values.includes('*')
+      str = stringMatcher(values.filter((v) => v !== '*').map(parsePattern))
+      break
+    case 'requestPrincipal':
+      pairs = values.map(requestPrincipalPair)
+      break
+    default:
+      str = stringMatcher(values.map(parsePattern))
+  }
+  return {
+    kind,
+    neg,
+    section,
+    entry,
+    name,
+    usesAuth: AUTH_KINDS.has(kind),
+    str,
+    cidrs,
+    ports,
+    header: arg?.header ?? null,
+    headerPresent,
+    claims: arg?.claims ?? null,
+    pairs,
+  }
+}
+
+/** Appends the predicates of one field: `values` as is, `notValues` negated (both present: two, ANDed). */
 function fieldPreds(
-  prefix: string,
+  out: FieldPred[],
+  section: RuleSection,
+  entry: number,
   name: string,
+  notName: string,
   values: readonly string[] | undefined,
   notValues: readonly string[] | undefined,
-  make: (vs: readonly string[]) => Positive,
-): FieldPred[] {
-  const out: FieldPred[] = []
-  if (values) {
-    const p = make(values)
-    out.push({ path: prefix + name, test: p.test, fact: p.fact, usesAuth: p.usesAuth ?? false })
-  }
-  if (notValues) {
-    const p = make(notValues)
-    const t = p.test
-    const notName = `not${name[0]!.toUpperCase()}${name.slice(1)}`
-    out.push({ path: prefix + notName, test: (c) => !t(c), fact: p.fact, usesAuth: p.usesAuth ?? false })
-  }
-  return out
-}
-
-const show = (v: string | null | undefined): string => (v === null || v === undefined ? '(none)' : JSON.stringify(v))
-
-function principalMatcher(vs: readonly string[]): Positive {
-  const m = stringMatcher(vs.map(principalPattern))
-  return { test: (c) => c.principal !== null && matchString(m, c.principal), fact: (c) => show(c.principal) }
-}
-
-function namespaceMatcher(vs: readonly string[]): Positive {
-  const m = stringMatcher(vs.map(parsePattern))
-  return { test: (c) => c.namespace !== null && matchString(m, c.namespace), fact: (c) => show(c.namespace) }
+  kind: FieldKind,
+  arg?: FieldArg,
+): void {
+  if (values) out.push(pred(kind, false, section, entry, name, values, arg))
+  if (notValues) out.push(pred(kind, true, section, entry, notName, notValues, arg))
 }
 
 /** Istio's requestPrincipalGenerator: `iss/sub` split at the last "/", each side its own matcher. */
-function requestPrincipalMatcher(vs: readonly string[]): Positive {
-  type Side = { kind: 'any' } | Pattern
+function requestPrincipalPair(value: string): RequestPrincipalPair {
   const any: Side = { kind: 'any' }
-  const pairs: { iss: Side; sub: Side }[] = vs.map((value) => {
-    const idx = value.lastIndexOf('/')
-    const found = idx >= 0
-    const iss = found ? value.slice(0, idx) : value
-    const sub = found ? value.slice(idx + 1) : ''
-    if (value === '*') return { iss: any, sub: any }
-    if (value.startsWith('*')) {
-      if (found) return { iss: iss === '*' ? any : { kind: 'suffix', value: iss.slice(1) }, sub: { kind: 'exact', value: sub } }
-      return { iss: any, sub: { kind: 'suffix', value: value.slice(1) } }
-    }
-    if (value.endsWith('*')) {
-      if (found) return { iss: { kind: 'exact', value: iss }, sub: sub === '*' ? any : { kind: 'prefix', value: sub.slice(0, -1) } }
-      return { iss: { kind: 'prefix', value: value.slice(0, -1) }, sub: any }
-    }
-    return { iss: { kind: 'exact', value: iss }, sub: { kind: 'exact', value: sub } }
-  })
-  const side = (s: Side, v: string | null): boolean => {
-    if (v === null) return false
-    switch (s.kind) {
-      case 'any':
-      case 'presence':
-        return v.length > 0
-      case 'exact':
-        return v === s.value
-      case 'prefix':
-        return v.startsWith(s.value)
-      case 'suffix':
-        return v.endsWith(s.value)
-    }
+  const idx = value.lastIndexOf('/')
+  const found = idx >= 0
+  const iss = found ? value.slice(0, idx) : value
+  const sub = found ? value.slice(idx + 1) : ''
+  if (value === '*') return { iss: any, sub: any }
+  if (value.startsWith('*')) {
+    if (found) return { iss: iss === '*' ? any : { kind: 'suffix', value: iss.slice(1) }, sub: { kind: 'exact', value: sub } }
+    return { iss: any, sub: { kind: 'suffix', value: value.slice(1) } }
   }
-  return {
-    test: (c) => {
-      if (c.auth === null) return false
-      const iss = c.iss
-      const sub = c.sub
-      for (const p of pairs) if (side(p.iss, iss) && side(p.sub, sub)) return true
-      return false
-    },
-    fact: (c) => (c.auth === null ? '(no request principal: JWT not validated)' : show(c.auth.principal)),
-    usesAuth: true,
+  if (value.endsWith('*')) {
+    if (found) return { iss: { kind: 'exact', value: iss }, sub: sub === '*' ? any : { kind: 'prefix', value: sub.slice(0, -1) } }
+    return { iss: { kind: 'prefix', value: value.slice(0, -1) }, sub: any }
   }
+  return { iss: { kind: 'exact', value: iss }, sub: { kind: 'exact', value: sub } }
 }
 
-function ipMatcher(get: (c: EvalContext) => IpAddr | null, raw: (c: EvalContext) => string | undefined) {
-  return (vs: readonly string[]): Positive => {
-    const cidrs = cidrsOf(vs)
-    return { test: (c) => matchCidrs(cidrs, get(c)), fact: (c) => show(raw(c)) }
+function matchSide(s: Side, v: string | null): boolean {
+  if (v === null) return false
+  switch (s.kind) {
+    case 'any':
+    case 'presence':
+      return v.length > 0
+    case 'exact':
+      return v === s.value
+    case 'prefix':
+      return v.startsWith(s.value)
+    case 'suffix':
+      return v.endsWith(s.value)
   }
-}
-const srcIpMatcher = ipMatcher(
-  (c) => c.srcIp,
-  (c) => c.facts.source.ip,
-)
-const remoteIpMatcher = ipMatcher(
-  (c) => c.remoteIp,
-  (c) => c.facts.source.remoteIp ?? c.facts.source.ip,
-)
-const dstIpMatcher = ipMatcher(
-  (c) => c.dstIp,
-  (c) => c.facts.destination.ip,
-)
-
-function portMatcher(vs: readonly string[]): Positive {
-  const ports = portsOf(vs)
-  return { test: (c) => ports.has(c.facts.destination.port), fact: (c) => String(c.facts.destination.port) }
-}
-
-/** Istio's HostMatcher: case-insensitive, against the whole authority (port included when sent). */
-function hostMatcher(vs: readonly string[]): Positive {
-  const m = stringMatcher(vs.map((v) => parsePattern(v.toLowerCase())))
-  return { test: (c) => c.facts.request.host.length > 0 && matchString(m, c.host), fact: (c) => show(c.facts.request.host) }
-}
-
-function methodMatcher(vs: readonly string[]): Positive {
-  const m = stringMatcher(vs.map(parsePattern))
-  return { test: (c) => matchString(m, c.facts.request.method), fact: (c) => show(c.facts.request.method) }
-}
-
-function pathMatcher(vs: readonly string[]): Positive {
-  const templates = vs.filter(containsPathTemplate).map(compilePathTemplate)
-  const m = stringMatcher(vs.filter((v) => !containsPathTemplate(v)).map(parsePattern), templates)
-  return { test: (c) => matchString(m, c.facts.request.path), fact: (c) => show(c.facts.request.path) }
 }
 
 function headerValue(c: EvalContext, name: string): string | undefined {
   const v = c.facts.request.headers[name]
   // Envoy matches a repeated header as its values joined with ","
   return Array.isArray(v) ? v.join(',') : v
-}
-
-/** Istio's HeaderMatcher: "*" is Envoy's present_match (the header exists, even empty). */
-function headerMatcher(name: string) {
-  return (vs: readonly string[]): Positive => {
-    const present = vs.includes('*')
-    const m = stringMatcher(vs.filter((v) => v !== '*').map(parsePattern))
-    return {
-      test: (c) => {
-        const h = headerValue(c, name)
-        if (h === undefined) return false
-        return present || matchString(m, h)
-      },
-      fact: (c) => show(headerValue(c, name)),
-    }
-  }
 }
 
 /** A JWT claim value matches when it is a matching string, or a list with a matching string. */
@@ -322,61 +341,113 @@ function claimValue(c: EvalContext, claims: readonly string[]): unknown {
   return cur
 }
 
-const noJwt = '(no request principal: JWT not validated)'
-
-function whenMatcher(key: WhenKey): (vs: readonly string[]) => Positive {
-  switch (key.kind) {
-    case 'request.headers':
-      return headerMatcher(key.name)
-    case 'source.ip':
-      return srcIpMatcher
-    case 'remote.ip':
-      return remoteIpMatcher
-    case 'destination.ip':
-      return dstIpMatcher
-    case 'destination.port':
-      return portMatcher
-    case 'source.namespace':
-      return namespaceMatcher
-    case 'source.principal':
-      return principalMatcher
-    case 'connection.sni':
-      return (vs) => {
-        const m = stringMatcher(vs.map(parsePattern))
-        return { test: (c) => matchString(m, c.facts.request.sni ?? ''), fact: (c) => show(c.facts.request.sni) }
-      }
-    case 'request.auth.principal':
-      return requestPrincipalMatcher
-    case 'request.auth.audiences':
-      return (vs) => {
-        const m = stringMatcher(vs.map(parsePattern))
-        return {
-          test: (c) => c.auth !== null && claimMatches(m, c.auth.audiences),
-          fact: (c) => (c.auth === null ? noJwt : JSON.stringify(c.auth.audiences)),
-          usesAuth: true,
-        }
-      }
-    case 'request.auth.presenter':
-      return (vs) => {
-        const m = stringMatcher(vs.map(parsePattern))
-        return {
-          test: (c) => c.auth !== null && c.auth.presenter !== null && matchString(m, c.auth.presenter),
-          fact: (c) => (c.auth === null ? noJwt : show(c.auth.presenter)),
-          usesAuth: true,
-        }
-      }
-    case 'request.auth.claims': {
-      const claims = key.claims
-      return (vs) => {
-        const m = stringMatcher(vs.map(parsePattern))
-        return {
-          test: (c) => c.auth !== null && claimMatches(m, claimValue(c, claims)),
-          fact: (c) => (c.auth === null ? noJwt : JSON.stringify(claimValue(c, claims)) ?? '(absent)'),
-          usesAuth: true,
-        }
-      }
+/** The positive match of one field (before `neg`). */
+function positive(p: FieldPred, c: EvalContext): boolean {
+  switch (p.kind) {
+    case 'principal':
+      return c.principal !== null && matchString(p.str!, c.principal)
+    case 'namespace': {
+      const ns = c.namespace
+      return ns !== null && matchString(p.str!, ns)
     }
+    case 'method':
+      return matchString(p.str!, c.facts.request.method)
+    case 'path':
+      return matchString(p.str!, c.facts.request.path)
+    // Istio's HostMatcher: case-insensitive, against the whole authority (port included when sent).
+    case 'host':
+      return c.facts.request.host.length > 0 && matchString(p.str!, c.host)
+    case 'port':
+      return p.ports!.has(c.facts.destination.port)
+    case 'srcIp':
+      return matchCidrs(p.cidrs!, c.srcIp)
+    case 'remoteIp':
+      return matchCidrs(p.cidrs!, c.remoteIp)
+    case 'dstIp':
+      return matchCidrs(p.cidrs!, c.dstIp)
+    case 'header': {
+      const h = headerValue(c, p.header!)
+      return h !== undefined && (p.headerPresent || matchString(p.str!, h))
+    }
+    case 'sni':
+      return matchString(p.str!, c.facts.request.sni ?? '')
+    case 'requestPrincipal': {
+      if (c.auth === null) return false
+      const iss = c.iss
+      const sub = c.sub
+      for (const pair of p.pairs!) if (matchSide(pair.iss, iss) && matchSide(pair.sub, sub)) return true
+      return false
+    }
+    case 'audiences':
+      return c.auth !== null && claimMatches(p.str!, c.auth.audiences)
+    case 'presenter':
+      return c.auth !== null && c.auth.presenter !== null && matchString(p.str!, c.auth.presenter)
+    case 'claims':
+      return c.auth !== null && claimMatches(p.str!, claimValue(c, p.claims!))
   }
+}
+
+export function testField(p: FieldPred, c: EvalContext): boolean {
+  return positive(p, c) !== p.neg
+}
+
+const NO_JWT = '(no request principal: JWT not validated)'
+const show = (v: string | null | undefined): string => (v === null || v === undefined ? '(none)' : JSON.stringify(v))
+
+/** The request value a field looked at, for explanations. */
+export function factOf(p: FieldPred, c: EvalContext): string {
+  const f = c.facts
+  switch (p.kind) {
+    case 'principal':
+      return show(c.principal)
+    case 'namespace':
+      return show(c.namespace)
+    case 'method':
+      return show(f.request.method)
+    case 'path':
+      return show(f.request.path)
+    case 'host':
+      return show(f.request.host)
+    case 'port':
+      return String(f.destination.port)
+    case 'srcIp':
+      return show(f.source.ip)
+    case 'remoteIp':
+      return show(f.source.remoteIp ?? f.source.ip)
+    case 'dstIp':
+      return show(f.destination.ip)
+    case 'header':
+      return show(headerValue(c, p.header!))
+    case 'sni':
+      return show(f.request.sni)
+    case 'requestPrincipal':
+      return c.auth === null ? NO_JWT : show(c.auth.principal)
+    case 'audiences':
+      return c.auth === null ? NO_JWT : JSON.stringify(c.auth.audiences)
+    case 'presenter':
+      return c.auth === null ? NO_JWT : show(c.auth.presenter)
+    case 'claims':
+      return c.auth === null ? NO_JWT : (JSON.stringify(claimValue(c, p.claims!)) ?? '(absent)')
+  }
+}
+
+const WHEN_KINDS: Record<Exclude<WhenKey['kind'], 'request.headers' | 'request.auth.claims'>, FieldKind> = {
+  'source.ip': 'srcIp',
+  'remote.ip': 'remoteIp',
+  'destination.ip': 'dstIp',
+  'destination.port': 'port',
+  'source.namespace': 'namespace',
+  'source.principal': 'principal',
+  'connection.sni': 'sni',
+  'request.auth.principal': 'requestPrincipal',
+  'request.auth.audiences': 'audiences',
+  'request.auth.presenter': 'presenter',
+}
+
+function whenPreds(out: FieldPred[], entry: number, key: WhenKey, values: readonly string[] | undefined, notValues: readonly string[] | undefined): void {
+  if (key.kind === 'request.headers') fieldPreds(out, 'when', entry, 'values', 'notValues', values, notValues, 'header', { header: key.name })
+  else if (key.kind === 'request.auth.claims') fieldPreds(out, 'when', entry, 'values', 'notValues', values, notValues, 'claims', { claims: key.claims })
+  else fieldPreds(out, 'when', entry, 'values', 'notValues', values, notValues, WHEN_KINDS[key.kind])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -392,12 +463,14 @@ export interface CompiledRule {
   readonly usesAuth: boolean
   /** Exact SPIFFE IDs one of which the peer must have for the rule to match (index key), or null. */
   readonly principalKeys: readonly string[] | null
+  /** Exact namespaces one of which the peer must be in (index key), or null. */
+  readonly namespaceKeys: readonly string[] | null
   /** Exact paths one of which the request must have for the rule to match (index key), or null. */
   readonly pathKeys: readonly string[] | null
 }
 
 function all(preds: readonly FieldPred[], c: EvalContext): boolean {
-  for (let i = 0; i < preds.length; i++) if (!preds[i]!.test(c)) return false
+  for (let i = 0; i < preds.length; i++) if (!testField(preds[i]!, c)) return false
   return true
 }
 
@@ -410,10 +483,16 @@ export function ruleMatches(r: CompiledRule, c: EvalContext): boolean {
   return (r.from === null || some(r.from, c)) && (r.to === null || some(r.to, c)) && all(r.when, c)
 }
 
+/** `rules[0].from[1].source.principals`: the field's JSON path inside its policy's spec. */
+export function fieldPath(p: FieldPred, ruleIndex: number): string {
+  const inner = p.section === 'from' ? 'source.' : p.section === 'to' ? 'operation.' : ''
+  return `rules[${ruleIndex}].${p.section}[${p.entry}].${inner}${p.name}`
+}
+
 /** The first predicate that failed, for explanations; null when the rule matches. */
 export function ruleMismatch(r: CompiledRule, c: EvalContext): string | null {
-  const firstFail = (preds: readonly FieldPred[]): FieldPred | undefined => preds.find((p) => !p.test(c))
-  const describe = (p: FieldPred) => `${p.path} did not match ${p.fact(c)}`
+  const firstFail = (preds: readonly FieldPred[]): FieldPred | undefined => preds.find((p) => !testField(p, c))
+  const describe = (p: FieldPred) => `${fieldPath(p, r.index)} did not match ${factOf(p, c)}`
   if (r.from !== null && !some(r.from, c)) {
     const fails = r.from.map((e) => firstFail(e)).filter((p): p is FieldPred => p !== undefined)
     return fails.map(describe).join('; ')
@@ -426,75 +505,80 @@ export function ruleMismatch(r: CompiledRule, c: EvalContext): string | null {
   return w ? describe(w) : null
 }
 
-function exactKeys(values: readonly string[] | undefined, toPattern: (v: string) => Pattern): string[] | null {
-  if (!values) return null
-  const out: string[] = []
-  for (const v of values) {
-    const p = toPattern(v)
-    if (p.kind !== 'exact') return null
-    out.push(p.value)
-  }
-  return out
+/** The exact values of a positive string predicate, or null when it has any pattern. */
+function exactValues(p: FieldPred | undefined): string[] | null {
+  const m = p?.str
+  if (!m || m.presence || m.prefixes.length || m.suffixes.length || m.templates.length) return null
+  return m.one !== null ? [m.one] : m.exact ? [...m.exact] : null
 }
 
+/**
+ * Index keys: when every `from` entry requires an exact principal, the rule can only match a peer
+ * with one of them (likewise exact `namespaces`, and exact `paths` in every `to` entry), so
+ * evaluate() never needs to look at it for other requests.
+ */
+function indexKeys(entries: readonly (readonly FieldPred[])[] | null, kind: FieldKind): string[] | null {
+  if (entries === null) return null
+  let keys: string[] | null = null
+  for (const e of entries) {
+    const vals = exactValues(e.find((p) => p.kind === kind && !p.neg))
+    if (vals === null) return null
+    if (keys === null) keys = vals
+    else for (const v of vals) keys.push(v)
+  }
+  return keys
+}
+
+const NO_PREDS: readonly FieldPred[] = Object.freeze([])
+
 export function compileRule(rule: Rule, index: number): CompiledRule {
-  const base = `rules[${index}]`
-  const from =
-    rule.from?.map((f, i) => {
-      const s = f.source
-      const p = `${base}.from[${i}].source.`
-      return [
-        ...fieldPreds(p, 'principals', s.principals, s.notPrincipals, principalMatcher),
-        ...fieldPreds(p, 'namespaces', s.namespaces, s.notNamespaces, namespaceMatcher),
-        ...fieldPreds(p, 'requestPrincipals', s.requestPrincipals, s.notRequestPrincipals, requestPrincipalMatcher),
-        ...fieldPreds(p, 'ipBlocks', s.ipBlocks, s.notIpBlocks, srcIpMatcher),
-        ...fieldPreds(p, 'remoteIpBlocks', s.remoteIpBlocks, s.notRemoteIpBlocks, remoteIpMatcher),
-      ]
-    }) ?? null
-  const to =
-    rule.to?.map((t, i) => {
-      const o = t.operation
-      const p = `${base}.to[${i}].operation.`
-      return [
-        ...fieldPreds(p, 'hosts', o.hosts, o.notHosts, hostMatcher),
-        ...fieldPreds(p, 'ports', o.ports, o.notPorts, portMatcher),
-        ...fieldPreds(p, 'methods', o.methods, o.notMethods, methodMatcher),
-        ...fieldPreds(p, 'paths', o.paths, o.notPaths, pathMatcher),
-      ]
-    }) ?? null
-  const when =
-    rule.when?.flatMap((w, i) => {
+  let from: FieldPred[][] | null = null
+  if (rule.from) {
+    from = []
+    for (let i = 0; i < rule.from.length; i++) {
+      const s = rule.from[i]!.source
+      const out: FieldPred[] = []
+      fieldPreds(out, 'from', i, 'principals', 'notPrincipals', s.principals, s.notPrincipals, 'principal')
+      fieldPreds(out, 'from', i, 'namespaces', 'notNamespaces', s.namespaces, s.notNamespaces, 'namespace')
+      fieldPreds(out, 'from', i, 'requestPrincipals', 'notRequestPrincipals', s.requestPrincipals, s.notRequestPrincipals, 'requestPrincipal')
+      fieldPreds(out, 'from', i, 'ipBlocks', 'notIpBlocks', s.ipBlocks, s.notIpBlocks, 'srcIp')
+      fieldPreds(out, 'from', i, 'remoteIpBlocks', 'notRemoteIpBlocks', s.remoteIpBlocks, s.notRemoteIpBlocks, 'remoteIp')
+      from.push(out)
+    }
+  }
+  let to: FieldPred[][] | null = null
+  if (rule.to) {
+    to = []
+    for (let i = 0; i < rule.to.length; i++) {
+      const o = rule.to[i]!.operation
+      const out: FieldPred[] = []
+      fieldPreds(out, 'to', i, 'hosts', 'notHosts', o.hosts, o.notHosts, 'host')
+      fieldPreds(out, 'to', i, 'ports', 'notPorts', o.ports, o.notPorts, 'port')
+      fieldPreds(out, 'to', i, 'methods', 'notMethods', o.methods, o.notMethods, 'method')
+      fieldPreds(out, 'to', i, 'paths', 'notPaths', o.paths, o.notPaths, 'path')
+      to.push(out)
+    }
+  }
+  let when: readonly FieldPred[] = NO_PREDS
+  if (rule.when) {
+    const out: FieldPred[] = []
+    for (let i = 0; i < rule.when.length; i++) {
+      const w = rule.when[i]!
       const k = parseWhenKey(w.key)
       if (!k.ok) throw new TypeError(`invalid condition key "${w.key}" (validate policies before compiling)`)
-      const preds = fieldPreds(`${base}.when[${i}].`, 'values', w.values, w.notValues, whenMatcher(k.key))
-      return isRequestAuthKey(k.key) ? preds.map((p) => ({ ...p, usesAuth: true })) : preds
-    }) ?? []
-  const usesAuth = [...(from ?? []).flat(), ...(to ?? []).flat(), ...when].some((p) => p.usesAuth)
-
-  let principalKeys: string[] | null = null
-  if (rule.from) {
-    principalKeys = []
-    for (const f of rule.from) {
-      const keys = f.source.principals ? exactKeys(f.source.principals, principalPattern) : null
-      if (keys === null) {
-        principalKeys = null
-        break
-      }
-      principalKeys.push(...keys)
+      whenPreds(out, i, k.key, w.values, w.notValues)
     }
+    when = out
   }
-  let pathKeys: string[] | null = null
-  if (rule.to) {
-    pathKeys = []
-    for (const t of rule.to) {
-      const paths = t.operation.paths
-      const keys = paths && !paths.some(containsPathTemplate) ? exactKeys(paths, parsePattern) : null
-      if (keys === null) {
-        pathKeys = null
-        break
-      }
-      pathKeys.push(...keys)
-    }
+  const usesAuth = (from?.some((e) => e.some((p) => p.usesAuth)) ?? false) || when.some((p) => p.usesAuth)
+  return {
+    index,
+    from,
+    to,
+    when,
+    usesAuth,
+    principalKeys: indexKeys(from, 'principal'),
+    namespaceKeys: indexKeys(from, 'namespace'),
+    pathKeys: indexKeys(to, 'path'),
   }
-  return { index, from, to, when, usesAuth, principalKeys, pathKeys }
 }

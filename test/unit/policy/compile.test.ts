@@ -166,13 +166,13 @@ describe('rule indexes agree with the unindexed evaluation', () => {
   let seed = 42
   const rnd = (n: number) => {
     seed = (seed * 1103515245 + 12345) % 2 ** 31
-    return seed % n
+    return (seed >>> 16) % n
   }
   const sas = ['a', 'b', 'c', 'd', 'e']
   const paths = ['/x', '/y', '/z', '/api/1', '/api/2']
   const principal = () => `cluster.local/ns/web/sa/${sas[rnd(sas.length)]}`
   const rule = (): Record<string, unknown> => {
-    switch (rnd(6)) {
+    switch (rnd(8)) {
       case 0:
         return { from: [{ source: { principals: [principal(), principal()] } }] }
       case 1:
@@ -183,6 +183,10 @@ describe('rule indexes agree with the unindexed evaluation', () => {
         return { to: [{ operation: { paths: ['/api/*'], methods: ['GET'] } }] }
       case 4:
         return { from: [{ source: { principals: [principal()] } }, { source: { namespaces: ['batch'] } }] }
+      case 5:
+        return { from: [{ source: { namespaces: [rnd(2) ? 'web' : 'batch'] } }], to: [{ operation: { methods: ['POST'] } }] }
+      case 6:
+        return { from: [{ source: { namespaces: ['web', 'batch'], notPrincipals: [principal()] } }] }
       default:
         return { from: [{ source: { notPrincipals: [principal()] } }], to: [{ operation: { paths: [paths[rnd(paths.length)]!] } }] }
     }
