@@ -7,7 +7,7 @@ import tls from 'node:tls'
 import { validateDocuments, type PolicyDocument } from '../../proxy/policy/index.js'
 import { validateSidecarConfig, type SidecarConfigInput } from '../../proxy/config/index.js'
 import { buildCredentials } from '../../proxy/tls/index.js'
-import { Sidecar, type Logger } from '../../proxy/sidecar.js'
+import { Sidecar, type Logger, type SidecarJwtOptions } from '../../proxy/sidecar.js'
 import type { AccessLogEntry } from '../../proxy/stages/index.js'
 import type { OtelEnv } from '../../proxy/telemetry/index.js'
 import type { Leaf, TestPki } from './pki.js'
@@ -47,6 +47,10 @@ export interface StartSidecarOptions {
   extra?: Partial<SidecarConfigInput>
   /** OTEL_* variables as the sidecar would see them. */
   otelEnv?: OtelEnv
+  /** The sidecar's clock (JWT exp/nbf, JWKS cooldown); default the system clock. */
+  clock?: { now(): number }
+  /** JWT options: leeway, token cache, JWKS registry, result hooks. */
+  jwt?: SidecarJwtOptions
 }
 
 export function policiesFromYaml(text: string, trustDomain = 'cluster.local'): PolicyDocument[] {
@@ -80,7 +84,7 @@ export async function startSidecar(o: StartSidecarOptions): Promise<TestSidecar>
   const logger = captureLogger()
   const sidecar = await Sidecar.start(
     { config: v.config, credentials, policies: o.policies ? policiesFromYaml(o.policies, o.pki.trustDomain) : [] },
-    { clock: { now: () => Date.now() }, logger, accessLog: (e) => accessLog.push(e), otelEnv: o.otelEnv },
+    { clock: o.clock ?? { now: () => Date.now() }, logger, accessLog: (e) => accessLog.push(e), otelEnv: o.otelEnv, jwt: o.jwt },
   )
   return { sidecar, ...sidecar.ports, spiffeId, leaf, accessLog, logger, close: () => sidecar.close() }
 }
