@@ -21,6 +21,9 @@ const COMMANDS: Record<string, { file: string; summary: string }> = {
   delete: { file: 'delete', summary: 'delete a policy from the control plane' },
   status: { file: 'status', summary: 'sync status of every sidecar' },
   token: { file: 'token', summary: 'token create: a join token for one workload identity' },
+  inject: { file: 'inject', summary: 'add the sidecar to Kubernetes manifests (-f file|-)' },
+  webhook: { file: 'webhook', summary: 'the sidecar-injection admission webhook (HTTPS); webhook certs' },
+  'init-iptables': { file: 'init-iptables', summary: 'write (or --clean-up) the pod traffic interception rules' },
 }
 
 function usage(): string {

@@ -1,0 +1,36 @@
+// Injection's error catalog: one entry per code, callers match on `err.code`. The webhook answers
+// an AdmissionReview with `allowed: false` and the code's status; `remora inject` exits 2.
+export const INJECT_ERRORS = {
+  REMORA_ERR_INJECT_APP_PORT: {
+    status: 400,
+    message: 'cannot tell which port the sidecar forwards inbound traffic to',
+  },
+  REMORA_ERR_INJECT_NON_HTTP_PORT: {
+    status: 400,
+    message: 'a non-HTTP port would be intercepted (remora proxies HTTP only)',
+  },
+  REMORA_ERR_INJECT_BAD_ANNOTATION: { status: 400, message: 'invalid remora.dev annotation' },
+  REMORA_ERR_INJECT_BAD_DOCUMENT: { status: 400, message: 'not a Kubernetes object that can be injected' },
+  REMORA_ERR_INJECT_BAD_REVIEW: { status: 400, message: 'not an admission.k8s.io/v1 AdmissionReview request' },
+  REMORA_ERR_INJECT_CONFIG: { status: 500, message: 'invalid injection configuration' },
+} as const satisfies Record<string, { status: number; message: string }>
+
+export type InjectErrorCode = keyof typeof INJECT_ERRORS
+
+export class InjectError extends Error {
+  readonly code: InjectErrorCode
+  readonly status: number
+  constructor(code: InjectErrorCode, detail?: string) {
+    super(detail ? `${INJECT_ERRORS[code].message}: ${detail}` : INJECT_ERRORS[code].message)
+    this.name = 'InjectError'
+    this.code = code
+    this.status = INJECT_ERRORS[code].status
+  }
+
+  /** The same error with the object it happened in named first (`StatefulSet ledger: …`). */
+  within(where: string): InjectError {
+    const e = new InjectError(this.code)
+    e.message = `${where}: ${this.message}`
+    return e
+  }
+}

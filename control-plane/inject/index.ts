@@ -1,0 +1,25 @@
+// Sidecar injection for Kubernetes: a pod template → the same pod with the remora sidecar, the
+// interception init container and the projected token (pure), manifests for `remora inject -f`,
+// AdmissionReview → JSONPatch, and the HTTPS webhook. Imports nothing from proxy/.
+export { INJECT_ERRORS, InjectError, type InjectErrorCode } from './errors.js'
+export {
+  ANNOTATIONS,
+  CA_FILE,
+  INIT_CONTAINER,
+  InjectConfigSchema,
+  NAMESPACE_LABEL,
+  NAMESPACE_LABEL_VALUE,
+  PROXY_PORTS,
+  PROXY_UID,
+  SIDECAR_CONTAINER,
+  STATE_VOLUME,
+  TOKEN_VOLUME,
+  createInjectConfig,
+  type InjectConfig,
+  type InjectConfigInput,
+} from './config.js'
+export { injectPod, readyScript, type ContainerLike, type InjectContext, type InjectOutcome, type InjectionStatus, type PodLike } from './pod.js'
+export { createJsonPatch, pointerSegment, type JsonPatchOp } from './patch.js'
+export { injectManifests, injectObject, type DocumentReport, type ManifestInjection } from './workloads.js'
+export { ADMISSION_API_VERSION, parseAdmissionReview, reviewAdmission, type AdmissionResponse, type AdmissionReviewOut, type ReviewResult } from './admission.js'
+export { InjectionWebhook, WEBHOOK_PATH, type WebhookLogger, type WebhookOptions } from './webhook.js'
