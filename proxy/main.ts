@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import pino from 'pino'
 import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig } from './config/index.js'
 import { startPolicyReload } from './reload.js'
+import { startControlPlaneClient } from './xds/index.js'
 import { Sidecar, StartupError, type Logger } from './sidecar.js'
 import { createAccessLogWriter, pickOtelEnv } from './telemetry/index.js'
 
@@ -118,19 +119,23 @@ export async function runProxy(argv: string[]): Promise<number> {
     }
     const { config, baseDir } = await loadSidecarConfig(args.file, args.overrides)
     const clock = { now: () => Date.now() }
-    const credentials = await loadCredentials(config, baseDir, clock.now())
+    // With controlPlane the identity, clusters and policies come from the control plane: start
+    // without them and fail closed (503 NC, inbound refused, /ready false) until the first snapshot.
+    const credentials = config.controlPlane ? null : await loadCredentials(config, baseDir, clock.now())
     const { policies, paths, warnings } = await loadPolicies(config, baseDir)
     for (const w of warnings) logger.warn({ event: 'policy_warning', warning: w }, 'policy warning')
     const access = createAccessLogWriter(config.accessLog)
     sidecar = await Sidecar.start({ config, credentials, policies }, { clock, logger: logger as unknown as Logger, accessLog: access.write, otelEnv: pickOtelEnv(process.env) })
     const sc = sidecar
     const watcher = await startPolicyReload(sc, paths, { trustDomain: config.trustDomain, rootNamespace: config.policies.rootNamespace, logger: logger as unknown as Logger })
+    const xds = config.controlPlane ? await startControlPlaneClient(sc, config, baseDir, { clock, logger: logger as unknown as Logger }) : null
     await new Promise<void>((resolve) => {
       const stop = (): void => resolve()
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
     })
     await watcher.close()
+    await xds?.close()
     await sc.close()
     access.flush()
     return 0

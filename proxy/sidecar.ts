@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type http from 'node:http'
 import { compile, mtlsModeFor, selectForWorkload, type MtlsMode, type PathNormalization, type PolicyDocument, type WorkloadPolicy } from './policy/index.js'
 import { createAdminServer, listenServer } from './admin/index.js'
-import type { SidecarConfig } from './config/schema.js'
+import type { ClusterConfig, SidecarConfig } from './config/schema.js'
 import { parseDuration } from './config/schema.js'
 import { createHttpFront, destroyUpgradedSockets } from './http/server.js'
 import { buildInboundHandler, InboundListener } from './inbound/index.js'
@@ -56,8 +56,29 @@ export interface SidecarJwtOptions {
 
 export interface SidecarStartOptions {
   readonly config: SidecarConfig
-  readonly credentials: Credentials
+  /**
+   * null: the sidecar waits for its control plane (config.controlPlane). Until `applySnapshot`
+   * it fails closed: outbound answers 503 NC, inbound refuses connections, /ready is false.
+   */
+  readonly credentials: Credentials | null
   readonly policies: readonly PolicyDocument[]
+}
+
+/** A whole config from the control plane, already verified and validated by the caller. */
+export interface SnapshotInput {
+  readonly version: string
+  readonly policies: readonly PolicyDocument[]
+  readonly clusters: readonly ClusterConfig[]
+}
+
+/**
+ * Before the first snapshot every outbound lookup fails closed with 503 NC. It throws inside the
+ * route stage, so the outer stages (access log, metrics, rescue) still see and answer the request.
+ */
+class NoConfigRoutes extends Map<string, RoutedCluster> {
+  override get(): never {
+    throw proxyError('REMORA_ERR_NO_CONFIG', 'waiting for the first snapshot from the control plane')
+  }
 }
 
 /** A start-up failure that names the config field at fault (exit code 2). */
@@ -74,6 +95,8 @@ export class StartupError extends Error {
 
 /** Everything a request needs, compiled once per config/policy version and swapped atomically. */
 interface RuntimeState {
+  /** False until the first config: the static path starts configured, a control-plane sidecar does not. */
+  readonly configured: boolean
   readonly version: string
   readonly appliedAt: string
   readonly policies: readonly PolicyDocument[]
@@ -83,6 +106,7 @@ interface RuntimeState {
   readonly outbound: Handler
   readonly clusters: readonly RoutedCluster[]
   readonly jwtRules: readonly CompiledJwtRule[]
+  readonly clusterConfigs: readonly ClusterConfig[]
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000
@@ -105,6 +129,8 @@ export class Sidecar {
   readonly ports = { inbound: 0, outbound: 0, admin: 0, metrics: 0 }
   readonly metrics: SidecarMetrics
   readonly tracing: Tracing | null
+  /** The SPIFFE ID this sidecar runs as (the config names it; the certificate must match). */
+  readonly selfId: string
   #metricsServer: http.Server
   #state: RuntimeState
   #inbound: InboundListener
@@ -117,7 +143,7 @@ export class Sidecar {
 
   private constructor(
     readonly config: SidecarConfig,
-    credentials: Credentials,
+    credentials: Credentials | null,
     policies: readonly PolicyDocument[],
     private readonly deps: SidecarDeps,
     telemetry: { metrics: SidecarMetrics; tracing: Tracing | null },
@@ -127,10 +153,11 @@ export class Sidecar {
     this.jwks = new JwksRegistry(deps.jwt?.jwks ?? {}, { clock: deps.clock, logger: deps.logger, events: { onFetch: deps.jwt?.onJwksFetch } })
     this.metrics = telemetry.metrics
     this.tracing = telemetry.tracing
-    this.#state = this.#build(policies)
+    this.selfId = `spiffe://${config.trustDomain}/ns/${config.workload.namespace}/sa/${config.workload.serviceAccount}`
+    this.#state = this.#build(policies, config.clusters, credentials !== null)
     this.metrics.setConfigVersion(this.#state.version)
     this.metrics.attach({
-      certExpirySeconds: () => (this.creds.current.notAfter.getTime() - deps.clock.now()) / 1000,
+      certExpirySeconds: () => (this.creds.hasCredentials ? (this.creds.current.notAfter.getTime() - deps.clock.now()) / 1000 : 0),
       upstreamConnections: () => this.#upstreamConnections(),
     })
     this.#metricsServer = createMetricsListener(this.metrics)
@@ -157,7 +184,10 @@ export class Sidecar {
     })
     this.#admin = createAdminServer({
       isLive: () => !this.#closed,
-      isReady: () => (this.#started && !this.#closed ? { ready: true, reason: 'listeners up, credentials loaded, config applied' } : { ready: false, reason: this.#closed ? 'shutting down' : 'starting' }),
+      isReady: () =>
+        this.#started && !this.#closed && this.#state.configured
+          ? { ready: true, reason: 'listeners up, credentials loaded, config applied' }
+          : { ready: false, reason: this.#closed ? 'shutting down' : this.#started ? 'no config yet: waiting for the first snapshot from the control plane' : 'starting' },
       configDump: () => this.configDump(),
       certs: () => this.certsDump(),
       clusters: () => this.clustersDump(),
@@ -220,7 +250,7 @@ export class Sidecar {
       deps.logger.warn({ event: 'metrics_listener_unavailable', port: c.telemetry.metrics.port, error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'metrics port not bound; /metrics stays on the admin port')
     }
     sc.#started = true
-    deps.logger.info({ event: 'sidecar_started', identity: sc.creds.current.identity.uri, ports: sc.ports, version: sc.#state.version }, 'remora sidecar started')
+    deps.logger.info({ event: 'sidecar_started', identity: sc.selfId, ports: sc.ports, version: sc.#state.configured ? sc.#state.version : null }, 'remora sidecar started')
     return sc
   }
 
@@ -232,9 +262,37 @@ export class Sidecar {
     return this.#state.workloadPolicy
   }
 
+  get configured(): boolean {
+    return this.#state.configured
+  }
+
+  /**
+   * Swaps in a whole snapshot (policies + clusters) from the control plane; with `credentials`
+   * (the first snapshot, or a new trust bundle) they are installed first, so the inbound listener
+   * starts accepting only once there is a config to serve with. In-flight requests finish on the
+   * old state. Throws (and changes nothing) when the snapshot cannot be compiled: the caller NACKs.
+   */
+  applySnapshot(snap: SnapshotInput, credentials?: Credentials): string {
+    const prevCreds = this.creds.hasCredentials ? this.creds.current : null
+    if (credentials) this.creds.update(credentials)
+    let next: RuntimeState
+    try {
+      next = this.#build(snap.policies, snap.clusters, true, snap.version)
+    } catch (err) {
+      if (credentials && prevCreds) this.creds.update(prevCreds)
+      throw err
+    }
+    this.#state = next
+    this.metrics.setConfigVersion(next.version)
+    this.#retainPools()
+    for (const fn of this.#swapListeners) fn(next.version)
+    this.deps.logger.info({ event: 'config_applied', version: next.version, policies: snap.policies.length, clusters: snap.clusters.length }, 'snapshot applied')
+    return next.version
+  }
+
   /** Compiles a new policy set and swaps it in; in-flight requests finish on the old one. */
   applyPolicies(policies: readonly PolicyDocument[]): string {
-    const next = this.#build(policies)
+    const next = this.#build(policies, this.#state.clusterConfigs, true)
     this.#state = next
     this.metrics.setConfigVersion(next.version)
     this.#retainPools()
@@ -260,19 +318,19 @@ export class Sidecar {
   }
 
   /** The trace and metrics stages for one direction, with everything they label computed now. */
-  #observeStages(direction: 'inbound' | 'outbound'): Stage[] {
+  #observeStages(direction: 'inbound' | 'outbound', clusterConfigs: readonly ClusterConfig[]): Stage[] {
     const c = this.config
     const stages: Stage[] = []
     const clusters = new Map<string, WorkloadLabels>()
     const principals = new Map<string, string>()
     if (direction === 'outbound') {
-      for (const cl of c.clusters) {
+      for (const cl of clusterConfigs) {
         clusters.set(cl.name, clusterLabels(cl.name, cl.hosts, cl.identities))
         if (cl.identities.length === 1) principals.set(cl.name, cl.identities[0]!)
       }
     }
     if (this.tracing) stages.push(createTraceStage({ tracing: this.tracing, direction, jaegerUi: this.tracing.settings.jaegerUi, clusterPrincipals: principals }))
-    stages.push(createMetricsStage({ metrics: this.metrics, direction, self: selfLabels(c, this.creds.current.identity.uri), clusters }))
+    stages.push(createMetricsStage({ metrics: this.metrics, direction, self: selfLabels(c, this.selfId), clusters }))
     return stages
   }
 
@@ -300,7 +358,7 @@ export class Sidecar {
     }
   }
 
-  #build(policies: readonly PolicyDocument[]): RuntimeState {
+  #build(policies: readonly PolicyDocument[], clusterConfigs: readonly ClusterConfig[], configured: boolean, snapshotVersion?: string): RuntimeState {
     const c = this.config
     const set = compile(policies, { rootNamespace: c.policies.rootNamespace })
     const wp = selectForWorkload(set, { namespace: c.workload.namespace, labels: c.workload.labels })
@@ -313,7 +371,7 @@ export class Sidecar {
         ? null
         : createJwtAuthenticator(jwtRules, { leewaySeconds: jwtOpts?.leewaySeconds, cacheSize: jwtOpts?.cacheSize, sourceFor: (r) => this.jwks.sourceFor(r) }, { clock: this.deps.clock, logger: this.deps.logger })
     const onJwtResult = jwtOpts?.onResult ? (_ctx: unknown, o: JwtOutcome) => jwtOpts.onResult!(o) : undefined
-    const clusters: RoutedCluster[] = c.clusters.map((cl) => ({
+    const clusters: RoutedCluster[] = clusterConfigs.map((cl) => ({
       name: cl.name,
       next: 0,
       targets: cl.endpoints.map((address) => ({
@@ -327,18 +385,22 @@ export class Sidecar {
         idleTimeoutMs: IDLE_TIMEOUT_MS,
       })),
     }))
-    const routes = new Map<string, RoutedCluster>()
-    c.clusters.forEach((cl, i) => {
+    const routes = configured ? new Map<string, RoutedCluster>() : new NoConfigRoutes()
+    clusterConfigs.forEach((cl, i) => {
       for (const h of cl.hosts) routes.set(h.toLowerCase(), clusters[i]!)
     })
     const onInternalError = (err: unknown): void =>
       this.deps.logger.error({ event: 'internal_error', err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'internal error')
     const pathNormalization = c.pathNormalization as PathNormalization
-    const version = createHash('sha256')
-      .update(JSON.stringify({ p: policies, c: c.clusters }))
-      .digest('hex')
-      .slice(0, 12)
+    const version =
+      snapshotVersion ??
+      createHash('sha256')
+        .update(JSON.stringify({ p: policies, c: clusterConfigs }))
+        .digest('hex')
+        .slice(0, 12)
     return {
+      configured,
+      clusterConfigs,
       version,
       appliedAt: new Date(this.deps.clock.now()).toISOString(),
       policies,
@@ -347,7 +409,7 @@ export class Sidecar {
       mtlsMode,
       clusters,
       inbound: buildInboundHandler({
-        ownId: this.creds.current.identity.uri,
+        ownId: this.selfId,
         pathNormalization,
         mtlsMode,
         policy: wp,
@@ -357,19 +419,20 @@ export class Sidecar {
         onJwtResult,
         accessLog: this.deps.accessLog,
         onInternalError,
-        observe: this.#observeStages('inbound'),
+        observe: this.#observeStages('inbound', clusterConfigs),
       }),
-      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError, observe: this.#observeStages('outbound') }),
+      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError, observe: this.#observeStages('outbound', clusterConfigs) }),
     }
   }
 
   configDump(): unknown {
     const s = this.#state
     return {
-      version: s.version,
-      appliedAt: s.appliedAt,
+      version: s.configured ? s.version : null,
+      appliedAt: s.configured ? s.appliedAt : null,
       config: this.config, // file paths only; key material is never part of the config
-      identity: this.creds.current.identity.uri,
+      identity: this.selfId,
+      clusters: s.clusterConfigs,
       mtls: { mode: s.mtlsMode, policy: s.workloadPolicy.peerAuthn.policy },
       authorizationPolicies: s.workloadPolicy.authzPolicies.map((p) => ({ policy: p.policy, action: p.action, dryRun: p.dryRun })),
       policies: s.policies.map((p) => ({ kind: p.kind, namespace: p.metadata.namespace, name: p.metadata.name })),
@@ -380,6 +443,7 @@ export class Sidecar {
   }
 
   certsDump(): unknown {
+    if (!this.creds.hasCredentials) return { identity: null, reason: 'no workload certificate yet (waiting for the control plane)' }
     const c = this.creds.current
     return {
       identity: c.identity.uri,
@@ -399,8 +463,8 @@ export class Sidecar {
       inbound: { cluster: this.#appTarget().cluster, address: this.config.inbound.app, pool: statFor(this.config.inbound.app) },
       outbound: this.#state.clusters.map((cl) => ({
         name: cl.name,
-        hosts: this.config.clusters.find((x) => x.name === cl.name)?.hosts ?? [],
-        identities: this.config.clusters.find((x) => x.name === cl.name)?.identities ?? [],
+        hosts: this.#state.clusterConfigs.find((x) => x.name === cl.name)?.hosts ?? [],
+        identities: this.#state.clusterConfigs.find((x) => x.name === cl.name)?.identities ?? [],
         endpoints: cl.targets.map((t) => ({ address: t.address, timeoutMs: t.timeoutMs, pool: statFor(t.address) })),
       })),
     }

@@ -16,8 +16,16 @@ import {
   type RequestFacts,
 } from '../../proxy/policy/index.js'
 import { UsageError, issueJson, loadPolicies, parseOutput, parsePathNormalization } from './validate.js'
+import { validateDocuments, type DocumentsValidation, type PathNormalization, type PolicySource } from '../../proxy/policy/index.js'
+import { ADMIN_FLAGS, callApi, resolveTarget, type AdminTarget } from '../admin-client.js'
 
-const USAGE = `usage: remora check -f <file|dir>... --dest-namespace <ns> [--dest-labels k=v[,k=v]] --method <M> --path <path>
+async function loadLivePolicies(t: AdminTarget, o: { trustDomains?: string[]; rootNamespace: string; pathNormalization: PathNormalization }): Promise<DocumentsValidation> {
+  const r = await callApi(t, 'GET', '/v1/sources')
+  if (r.status !== 200) throw new UsageError(`--server: ${r.json.error?.code ?? r.status}: ${r.json.error?.message ?? 'request failed'}`)
+  return validateDocuments(r.json.sources as PolicySource[], { trustDomains: o.trustDomains ?? [String(r.json.trustDomain)], rootNamespace: o.rootNamespace, pathNormalization: o.pathNormalization })
+}
+
+const USAGE = `usage: remora check (-f <file|dir>... | --server URL [--token T --ca FILE]) --dest-namespace <ns> [--dest-labels k=v[,k=v]] --method <M> --path <path>
                     [--source-principal spiffe://<td>/ns/<ns>/sa/<sa>] [--source-ip 10.1.2.3] [--remote-ip <ip>]
                     [--host <authority>] [--port 80] [--dest-ip <ip>] [--sni <name>] [--header 'name: value']...
                     [--request-principal <iss>/<sub>] [--claims '{"groups":["admin"]}']
@@ -124,6 +132,7 @@ export async function run(argv: string[]): Promise<number> {
         'path-normalization': { type: 'string' },
         output: { type: 'string', short: 'o' },
         help: { type: 'boolean', short: 'h' },
+        ...ADMIN_FLAGS,
       },
       allowPositionals: false,
       strict: true,
@@ -151,7 +160,11 @@ export async function run(argv: string[]): Promise<number> {
       auth: parseAuth(values['request-principal'], values.claims),
     }
     const rootNamespace = values['root-namespace'] ?? DEFAULT_ROOT_NAMESPACE
-    const loaded = await loadPolicies({ files: values.file ?? [], trustDomains: values['trust-domain'], rootNamespace, pathNormalization: mode })
+    // --server: the live policy set from the control plane, through the same validate → compile path.
+    const loaded =
+      values.server !== undefined
+        ? await loadLivePolicies(resolveTarget(values), { trustDomains: values['trust-domain'], rootNamespace, pathNormalization: mode })
+        : await loadPolicies({ files: values.file ?? [], trustDomains: values['trust-domain'], rootNamespace, pathNormalization: mode })
     if (loaded.errors.length > 0) {
       for (const e of loaded.errors) console.error(formatPolicyIssue(e))
       console.error(`remora check: the policies are invalid (${loaded.errors.length} error(s)); run remora validate`)

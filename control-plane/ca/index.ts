@@ -1,5 +1,6 @@
 // The built-in CA: root creation/loading, CSR-based workload issuance (ECDSA P-256, SPIFFE URI SAN).
-// Pure apart from crypto (no files, no network; the clock is injected). From the repo it imports
+// Also the control plane's ES256 signing key and join tokens (JWT, one SPIFFE ID each). Pure apart
+// from crypto (no files, no network; the clock is injected). From the repo it imports
 // only proxy/identity/index.js.
 export {
   createRootCa,
@@ -17,3 +18,16 @@ export {
   type IssuedCert,
 } from './ca.js'
 export { CaError, CA_ERRORS, isCaError, type CaErrorCode } from './errors.js'
+export {
+  createJoinToken,
+  generateSigningKey,
+  importSigningKey,
+  verifyJoinToken,
+  JOIN_TOKEN_AUDIENCE,
+  JOIN_TOKEN_ISSUER,
+  JOIN_TOKEN_TYP,
+  SIGNING_ALG,
+  type JoinTokenClaims,
+  type JoinTokenRefusal,
+  type SigningKey,
+} from './tokens.js'

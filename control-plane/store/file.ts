@@ -45,11 +45,12 @@ export class FileStore implements Store {
     return join(this.#dir, ...key.split('/'))
   }
 
-  async #readAll(): Promise<Map<string, string>> {
+  /** Every key (under `folder`, a key prefix ending with `/`, when given). */
+  async #readAll(folder = ''): Promise<Map<string, string>> {
     const out = new Map<string, string>()
     let entries
     try {
-      entries = await readdir(this.#dir, { withFileTypes: true, recursive: true })
+      entries = await readdir(folder ? join(this.#dir, ...folder.slice(0, -1).split('/')) : this.#dir, { withFileTypes: true, recursive: true })
     } catch {
       return out
     }
@@ -80,7 +81,8 @@ export class FileStore implements Store {
 
   async list(prefix: string): Promise<Map<string, string>> {
     checkKey(prefix, true)
-    const all = await this.#readAll()
+    const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : ''
+    const all = await this.#readAll(folder)
     return new Map([...all].filter(([k]) => underPrefix(k, prefix)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
   }
 

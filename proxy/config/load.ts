@@ -60,6 +60,7 @@ export function resolveFrom(baseDir: string, p: string): string {
 }
 
 export async function loadCredentials(config: SidecarConfig, baseDir: string, now: number): Promise<Credentials> {
+  if (!config.identity) throw new ConfigError([{ path: 'identity', message: 'required field is missing' }])
   const files = { certFile: config.identity.certFile, keyFile: config.identity.keyFile, caFile: config.identity.caFile }
   const pems: Record<string, string> = {}
   for (const [field, path] of Object.entries(files)) {

@@ -80,11 +80,36 @@ export const SidecarConfigSchema = z.strictObject({
     name: name.optional(),
     labels: z.record(z.string(), z.string()).default({}),
   }),
-  identity: z.strictObject({
-    certFile: z.string().min(1),
-    keyFile: z.string().min(1),
-    caFile: z.string().min(1),
-  }),
+  // Static identity from files, or none of it with controlPlane (the control plane issues it).
+  identity: z
+    .strictObject({
+      certFile: z.string().min(1),
+      keyFile: z.string().min(1),
+      caFile: z.string().min(1),
+    })
+    .optional(),
+  controlPlane: z
+    .strictObject({
+      /** host:port of every replica; the sidecar fails over between them. */
+      addresses: z.array(hostPort).min(1, 'expected at least one control-plane address'),
+      /** The control plane's CA bundle (PEM): bootstrap is server-authenticated against it. */
+      caFile: z.string().min(1),
+      /** The control plane's SPIFFE ID (default spiffe://<trustDomain>/ns/<rootNamespace>/sa/remora-control-plane). */
+      identity: spiffeIdish.optional(),
+      /** A file holding the join token; else the environment variable tokenEnv. Read once, never logged. */
+      tokenFile: z.string().min(1).optional(),
+      tokenEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name').default('REMORA_JOIN_TOKEN'),
+      /** Last good snapshot, certificate and key (0600): the sidecar restarts on them when the control plane is down. */
+      stateDir: z.string().min(1),
+      /** The service name other sidecars route to (<service>.<namespace>); default workload.name or serviceAccount. */
+      service: name.optional(),
+      /** The inbound address other sidecars dial (default inbound bind:port, 127.0.0.1 for a wildcard bind). */
+      advertise: hostPort.optional(),
+      reconnect: z
+        .strictObject({ initial: duration.default('200ms'), max: duration.default('5s') })
+        .default({ initial: '200ms', max: '5s' }),
+    })
+    .optional(),
   inbound: z.strictObject({
     port: port.default(15006),
     bind: z.string().default('0.0.0.0'),
@@ -146,6 +171,11 @@ export function validateSidecarConfig(input: unknown): { ok: true; config: Sidec
   const r = SidecarConfigSchema.safeParse(input, { reportInput: true })
   if (r.success) {
     const issues: ConfigIssue[] = []
+    const d = r.data
+    if (!d.identity && !d.controlPlane) issues.push({ path: 'identity', message: 'required field is missing (or configure controlPlane to get the identity from the control plane)' })
+    if (d.identity && d.controlPlane) issues.push({ path: 'controlPlane', message: 'identity comes from the control plane: remove identity, or remove controlPlane' })
+    if (d.controlPlane && d.clusters.length) issues.push({ path: 'clusters', message: 'clusters come from the control plane when controlPlane is set' })
+    if (d.controlPlane && d.policies.files.length) issues.push({ path: 'policies.files', message: 'policies come from the control plane when controlPlane is set' })
     const seen = new Map<string, string>()
     r.data.clusters.forEach((c, i) => {
       for (const [j, h] of c.hosts.entries()) {

@@ -31,7 +31,9 @@ export class InboundListener {
 
   constructor(private readonly opts: InboundListenerOptions) {
     const { creds, http: front, onRefused } = opts
-    this.#tls = tls.createServer({ ...serverTlsOptions(creds.current), handshakeTimeout: 10_000 })
+    // Without credentials yet (waiting for the control plane) the TLS server has no context:
+    // #classify refuses every connection until the first certificate arrives.
+    this.#tls = tls.createServer({ ...(creds.hasCredentials ? serverTlsOptions(creds.current) : {}), handshakeTimeout: 10_000 })
     this.#unsubscribe = creds.onChange((c) => this.#tls.setSecureContext(serverTlsOptions(c)))
     this.#tls.on('secureConnection', (sock: tls.TLSSocket) => {
       const r = peerIdentityFromCert(sock.getPeerCertificate(), creds.current.trustDomains)
@@ -61,6 +63,11 @@ export class InboundListener {
       return
     }
     socket.unshift(first)
+    if (!this.opts.creds.hasCredentials) {
+      this.opts.onRefused('no workload certificate yet (waiting for the control plane)', `${socket.remoteAddress}:${socket.remotePort}`)
+      socket.destroy()
+      return
+    }
     const mode = this.opts.mtlsMode()
     if (first[0] === TLS_HANDSHAKE) {
       if (mode === 'DISABLE') {

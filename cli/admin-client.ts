@@ -1,0 +1,110 @@
+// How the admin CLI commands (apply, get, delete, status, token, check --server) reach the control
+// plane: --server/--token/--ca flags, else REMORA_SERVER/REMORA_TOKEN/REMORA_CA, else the admin file
+// the control plane wrote at its first start (REMORA_CONFIG or ~/.config/remora/admin.json).
+// The token goes in the Authorization header only; it is never printed or logged.
+import { readFileSync } from 'node:fs'
+import https from 'node:https'
+import { defaultAdminFile } from '../control-plane/main.js'
+import { secureNamingCheck } from '../proxy/tls/index.js'
+
+export interface AdminTarget {
+  readonly server: string
+  readonly token: string
+  readonly caPem: string
+  readonly identity: string | null
+}
+
+export class AdminUsageError extends Error {}
+
+export const ADMIN_FLAGS = {
+  server: { type: 'string' },
+  token: { type: 'string' },
+  ca: { type: 'string' },
+} as const
+
+export const ADMIN_FLAGS_HELP = `Server: --server https://host:port --token T --ca ca.pem, or REMORA_SERVER / REMORA_TOKEN /
+REMORA_CA, or the admin file written by the control plane's first start ($REMORA_CONFIG or
+~/.config/remora/admin.json).`
+
+export function resolveTarget(v: { server?: string; token?: string; ca?: string }, env: NodeJS.ProcessEnv = process.env): AdminTarget {
+  let file: { server?: string; token?: string; caPem?: string; identity?: string } = {}
+  try {
+    file = JSON.parse(readFileSync(defaultAdminFile(env), 'utf8')) as typeof file
+  } catch {
+    /* no admin file: flags or env must say it all */
+  }
+  const server = v.server ?? env.REMORA_SERVER ?? file.server
+  const token = v.token ?? env.REMORA_TOKEN ?? file.token
+  const caFile = v.ca ?? env.REMORA_CA
+  let caPem = file.caPem
+  if (caFile) {
+    try {
+      caPem = readFileSync(caFile, 'utf8')
+    } catch (err) {
+      throw new AdminUsageError(`--ca: cannot read ${caFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+    }
+  }
+  if (!server) throw new AdminUsageError('no control plane: give --server (or REMORA_SERVER, or run where the admin file is)')
+  if (!token) throw new AdminUsageError('no admin token: give --token (or REMORA_TOKEN, or the admin file)')
+  if (!caPem) throw new AdminUsageError('no CA for the control plane: give --ca (or REMORA_CA, or the admin file)')
+  return { server: server.startsWith('https://') ? server : `https://${server}`, token, caPem, identity: file.identity ?? null }
+}
+
+export interface ApiReply {
+  status: number
+  json: { error?: { code: string; message: string }; [k: string]: unknown }
+}
+
+export function callApi(t: AdminTarget, method: string, path: string, body?: unknown): Promise<ApiReply> {
+  const url = new URL(path, t.server)
+  const payload = body === undefined ? undefined : JSON.stringify(body)
+  const checkIdentity = t.identity
+    ? secureNamingCheck([t.identity])
+    : (_h: string, cert: { subjectaltname?: string }) => (/URI:spiffe:\/\/[^,]+\/sa\/remora-control-plane(,|$)/.test(cert.subjectaltname ?? '') ? undefined : new Error('the server is not a remora control plane'))
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: url.hostname.replace(/^\[|\]$/g, ''),
+        port: url.port,
+        path: url.pathname + url.search,
+        method,
+        agent: false,
+        ca: t.caPem,
+        minVersion: 'TLSv1.3',
+        checkServerIdentity: checkIdentity as never,
+        headers: { authorization: `Bearer ${t.token}`, ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
+      },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString()) as ApiReply['json'] })
+          } catch {
+            resolve({ status: res.statusCode ?? 0, json: { error: { code: 'REMORA_ERR_CP_INTERNAL', message: 'non-JSON reply' } } })
+          }
+        })
+      },
+    )
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+/** Prints `code: message` for an API error; exit code 1. */
+export function apiFailure(cmd: string, r: ApiReply): number {
+  console.error(`remora ${cmd}: ${r.json.error?.code ?? `HTTP ${r.status}`}: ${r.json.error?.message ?? 'request failed'}`)
+  return 1
+}
+
+export const KIND_ALIASES: Record<string, string> = {
+  authorizationpolicy: 'AuthorizationPolicy',
+  authorizationpolicies: 'AuthorizationPolicy',
+  ap: 'AuthorizationPolicy',
+  peerauthentication: 'PeerAuthentication',
+  peerauthentications: 'PeerAuthentication',
+  pa: 'PeerAuthentication',
+  requestauthentication: 'RequestAuthentication',
+  requestauthentications: 'RequestAuthentication',
+  ra: 'RequestAuthentication',
+}

@@ -1,0 +1,28 @@
+// The control-plane API's error catalog: a stable code, the HTTP status and the message. Bodies are
+// `{ "error": { "code", "message" } }`; messages name SPIFFE IDs and versions, never tokens or PEMs.
+export const CP_ERRORS = {
+  REMORA_ERR_CP_UNAUTHENTICATED: { status: 401, message: 'admin credential missing or wrong' },
+  REMORA_ERR_CP_CLIENT_CERT_REQUIRED: { status: 401, message: 'a workload certificate issued by this control plane is required' },
+  REMORA_ERR_CP_TOKEN_INVALID: { status: 401, message: 'join token refused' },
+  REMORA_ERR_CP_TOKEN_EXPIRED: { status: 401, message: 'join token expired' },
+  REMORA_ERR_CP_NODE_MISMATCH: { status: 403, message: 'this sidecar stream belongs to another identity' },
+  REMORA_ERR_CP_BAD_REQUEST: { status: 400, message: 'invalid request' },
+  REMORA_ERR_CP_POLICY_INVALID: { status: 422, message: 'the policies are invalid; nothing was stored' },
+  REMORA_ERR_CP_NOT_FOUND: { status: 404, message: 'not found' },
+  REMORA_ERR_CP_INTERNAL: { status: 500, message: 'internal control-plane error' },
+} as const satisfies Record<string, { status: number; message: string }>
+
+export type CpErrorCode = keyof typeof CP_ERRORS
+
+export class CpError extends Error {
+  readonly code: CpErrorCode
+  readonly status: number
+  readonly detail: string | undefined
+  constructor(code: CpErrorCode, detail?: string, readonly extra?: Record<string, unknown>) {
+    super(detail ? `${CP_ERRORS[code].message}: ${detail}` : CP_ERRORS[code].message)
+    this.name = 'CpError'
+    this.code = code
+    this.status = CP_ERRORS[code].status
+    this.detail = detail
+  }
+}

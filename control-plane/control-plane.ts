@@ -1,0 +1,759 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import https from 'node:https'
+import type http from 'node:http'
+import type net from 'node:net'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
+import { z } from 'zod'
+import { DEFAULT_ROOT_NAMESPACE, validateDocuments, type PolicyDocument, type PolicyIssue, type PolicySource } from '../proxy/policy/index.js'
+import {
+  createJoinToken,
+  createRootCa,
+  generateSigningKey,
+  importSigningKey,
+  isCaError,
+  issueFromCsr,
+  issueWorkloadCert,
+  loadRootCa,
+  verifyJoinToken,
+  type Clock,
+  type RootCa,
+  type SigningKey,
+} from './ca/index.js'
+import { CpError, peerCertExpiry, peerOf, readJson, sendError, sendJson } from './api/index.js'
+import { clustersFrom, type Registration, type ReplicaHeartbeat } from './discovery/index.js'
+import { buildSnapshot, createPushHub, frame, signSnapshot, type PushHub, type SidecarStream, type SignedSnapshot, type SnapshotPayload } from './push/index.js'
+import type { Store } from './store/index.js'
+
+export interface Logger {
+  debug(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+}
+
+export interface ControlPlaneOptions {
+  readonly store: Store
+  readonly listen: { readonly host: string; readonly port: number }
+  /** The address sidecars and the CLI are told to use (default: the bound host:port). */
+  readonly advertise?: string
+  readonly trustDomain?: string
+  readonly rootNamespace?: string
+  /** Workload certificate lifetime (default 24 h). */
+  readonly certTtlMs?: number
+  /** How long a gone sidecar's endpoint stays in clusters (default 30 s). */
+  readonly graceMs?: number
+  /** Replica heartbeat period (default graceMs / 3). */
+  readonly heartbeatMs?: number
+  /** Keep-alive frame period on sidecar streams (default 15 s). */
+  readonly pingMs?: number
+  readonly replicaId?: string
+}
+
+export interface ControlPlaneDeps {
+  readonly clock: Clock
+  readonly logger: Logger
+}
+
+/** One sidecar as `remora status` shows it. */
+export interface SidecarStatus {
+  node: string
+  identity: string
+  address: string
+  service: string
+  replica: string
+  connected: boolean
+  connectedSince: string | null
+  disconnectedAt: string | null
+  versionPushed: string | null
+  versionAcked: string | null
+  ackedAt: string | null
+  lastNack: { version: string; errors: string[]; at: string } | null
+  certExpiry: string | null
+}
+
+export const CONTROL_PLANE_SA = 'remora-control-plane'
+const HOUR = 3_600_000
+
+const StreamHello = z.strictObject({
+  service: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).max(63),
+  labels: z.record(z.string().max(253), z.string().max(253)).default({}),
+  address: z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/),
+  version: z.string().max(64).nullable().default(null),
+})
+const AckBody = z.strictObject({ node: z.string().max(64), version: z.string().max(64) })
+const NackBody = z.strictObject({ node: z.string().max(64), version: z.string().max(64), errors: z.array(z.string().max(2000)).max(50) })
+const CsrBody = z.strictObject({ csr: z.string().min(1).max(16_384) })
+const BootstrapBody = z.strictObject({ token: z.string().min(1).max(8192), csr: z.string().min(1).max(16_384) })
+const ApplyBody = z.strictObject({ sources: z.array(z.strictObject({ source: z.string().max(1024), text: z.string().max(1_000_000) })).min(1).max(1000), dryRun: z.boolean().default(false) })
+const TokenBody = z.strictObject({
+  namespace: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/),
+  serviceAccount: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/),
+  ttlSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(3600),
+})
+
+function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const r = schema.safeParse(body)
+  if (!r.success) {
+    const i = r.error.issues[0]!
+    throw new CpError('REMORA_ERR_CP_BAD_REQUEST', `${i.path.join('.') || '(body)'}: ${i.message}`)
+  }
+  return r.data
+}
+
+const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex')
+export const nodeIdOf = (identity: string, address: string): string => sha256(`${identity}|${address}`).slice(0, 16)
+
+/** Store key of one policy document: `policies/<namespace>/<Kind>/<name>.yaml`. */
+export function policyKey(kind: string, namespace: string, name: string): string {
+  return `policies/${namespace}/${kind}/${name}.yaml`
+}
+
+/**
+ * The control plane: CA, signing key, join tokens, the policy set from the store, discovery, and
+ * one HTTPS port (TLS 1.3) for everything. Routes under /v1/ say what they need: a join token
+ * (bootstrap), a workload certificate (stream, ack, nack, renew) or the admin bearer token.
+ */
+export class ControlPlane {
+  readonly events = new EventEmitter()
+  readonly metrics = new Registry()
+  readonly replicaId: string
+  readonly trustDomain: string
+  readonly rootNamespace: string
+  readonly identity: string
+  port = 0
+  /** The admin token, only when this start created it (print once, never log). */
+  adminTokenCreated: string | null = null
+
+  #ca!: RootCa
+  #signing!: SigningKey
+  #trustBundle = ''
+  #adminHash: string | null = null
+  #server!: https.Server
+  #hub: PushHub
+  #current: SignedSnapshot | null = null
+  #policies: PolicyDocument[] = []
+  #policyErrors: PolicyIssue[] = []
+  #regs = new Map<string, Registration>()
+  #replicas = new Map<string, ReplicaHeartbeat>()
+  #status = new Map<string, SidecarStatus>()
+  #watches: { close(): Promise<void> }[] = []
+  #timers: NodeJS.Timeout[] = []
+  #rebuildQueued = false
+  #rebuilding: Promise<void> = Promise.resolve()
+  #policiesDirty = true
+  #pendingWrites = new Map<string, string | null>()
+  #writing = new Set<string>()
+  #closed = false
+  readonly #o: Required<Omit<ControlPlaneOptions, 'advertise' | 'replicaId'>> & { advertise?: string }
+  readonly #m: {
+    connected: Gauge
+    pushes: Counter
+    acks: Counter
+    nacks: Counter
+    certs: Counter
+    refused: Counter
+    snapshots: Counter
+    ackLatency: Histogram
+  }
+  #lastPublishAt = 0
+
+  private constructor(
+    o: ControlPlaneOptions,
+    private readonly deps: ControlPlaneDeps,
+  ) {
+    const graceMs = o.graceMs ?? 30_000
+    this.#o = {
+      store: o.store,
+      listen: o.listen,
+      advertise: o.advertise,
+      trustDomain: o.trustDomain ?? 'cluster.local',
+      rootNamespace: o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
+      certTtlMs: o.certTtlMs ?? 24 * HOUR,
+      graceMs,
+      heartbeatMs: o.heartbeatMs ?? Math.max(200, Math.floor(graceMs / 3)),
+      pingMs: o.pingMs ?? 15_000,
+    }
+    this.replicaId = o.replicaId ?? randomBytes(4).toString('hex')
+    this.trustDomain = this.#o.trustDomain
+    this.rootNamespace = this.#o.rootNamespace
+    this.identity = `spiffe://${this.trustDomain}/ns/${this.rootNamespace}/sa/${CONTROL_PLANE_SA}`
+    const reg = this.metrics
+    this.#m = {
+      connected: new Gauge({ name: 'remora_cp_connected_sidecars', help: 'Sidecar streams open on this replica', registers: [reg] }),
+      pushes: new Counter({ name: 'remora_cp_snapshot_pushes_total', help: 'Snapshots written to sidecar streams', registers: [reg] }),
+      acks: new Counter({ name: 'remora_cp_acks_total', help: 'Snapshot ACKs received', registers: [reg] }),
+      nacks: new Counter({ name: 'remora_cp_nacks_total', help: 'Snapshot NACKs received', registers: [reg] }),
+      certs: new Counter({ name: 'remora_cp_certificates_issued_total', help: 'Workload certificates issued', labelNames: ['kind'], registers: [reg] }),
+      refused: new Counter({ name: 'remora_cp_requests_refused_total', help: 'API requests refused, by error code', labelNames: ['code'], registers: [reg] }),
+      snapshots: new Counter({ name: 'remora_cp_snapshots_published_total', help: 'New snapshot versions published', registers: [reg] }),
+      ackLatency: new Histogram({ name: 'remora_cp_ack_latency_seconds', help: 'From publishing a version to each ACK of it', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [reg] }),
+    }
+    new Gauge({
+      name: 'remora_cp_sidecars_out_of_sync',
+      help: 'Connected sidecars (this replica) whose ACKed version is not the current one',
+      registers: [reg],
+      collect: () => {
+        const g = reg.getSingleMetric('remora_cp_sidecars_out_of_sync') as Gauge
+        let n = 0
+        for (const s of this.#hub.nodes()) if (this.#status.get(s.node)?.versionAcked !== this.#current?.version) n++
+        g.set(n)
+      },
+    })
+    this.#hub = createPushHub({
+      pingMs: this.#o.pingMs,
+      onPush: (s, version) => {
+        this.#m.pushes.inc()
+        this.#updateStatus(s.node, { versionPushed: version })
+      },
+    })
+  }
+
+  static async start(o: ControlPlaneOptions, deps: ControlPlaneDeps): Promise<ControlPlane> {
+    const cp = new ControlPlane(o, deps)
+    try {
+      await cp.#init()
+    } catch (err) {
+      await cp.close()
+      throw err
+    }
+    return cp
+  }
+
+  get store(): Store {
+    return this.#o.store
+  }
+  get caPem(): string {
+    return this.#ca.certPem
+  }
+  get trustBundle(): string {
+    return this.#trustBundle
+  }
+  get signingJwk(): SigningKey['publicJwk'] {
+    return this.#signing.publicJwk
+  }
+  get version(): string | null {
+    return this.#current?.version ?? null
+  }
+  get address(): string {
+    return this.#o.advertise ?? `${this.#o.listen.host}:${this.port}`
+  }
+  get connectedSidecars(): number {
+    return this.#hub.size
+  }
+
+  async #init(): Promise<void> {
+    const { store } = this.#o
+    const td = this.trustDomain
+    // First writer wins across replicas: create-if-absent, then read back whatever won.
+    let root = await store.get('ca/root.json')
+    if (root === null) {
+      const fresh = await createRootCa({ trustDomain: td }, { clock: this.deps.clock })
+      await store.create('ca/root.json', JSON.stringify({ certPem: fresh.certPem, keyPem: fresh.keyPem }))
+      root = (await store.get('ca/root.json'))!
+    }
+    const r = JSON.parse(root) as { certPem: string; keyPem: string }
+    this.#ca = await loadRootCa(r.certPem, r.keyPem, td)
+    let sk = await store.get('ca/signing-key.json')
+    if (sk === null) {
+      const { privateJwk } = await generateSigningKey()
+      await store.create('ca/signing-key.json', JSON.stringify(privateJwk))
+      sk = (await store.get('ca/signing-key.json'))!
+    }
+    this.#signing = await importSigningKey(JSON.parse(sk))
+    this.#trustBundle = await this.#readTrustBundle()
+    const token = `remora_${randomBytes(32).toString('base64url')}`
+    if (await store.create('admin/token.sha256', sha256(token))) this.adminTokenCreated = token
+    this.#adminHash = await store.get('admin/token.sha256')
+
+    this.#watches.push(
+      await store.watch('policies/', () => {
+        this.#policiesDirty = true
+        this.#queueRebuild()
+      }),
+      await store.watch('registrations/', (e) => {
+        const node = e.key.slice('registrations/'.length)
+        if (e.value === null) this.#regs.delete(node)
+        else this.#regs.set(node, JSON.parse(e.value) as Registration)
+        this.#queueRebuild()
+      }),
+      await store.watch('replicas/', (e) => {
+        const id = e.key.slice('replicas/'.length)
+        if (e.value === null) this.#replicas.delete(id)
+        else this.#replicas.set(id, JSON.parse(e.value) as ReplicaHeartbeat)
+      }),
+      await store.watch('admin/', () => void store.get('admin/token.sha256').then((h) => (this.#adminHash = h))),
+      await store.watch('ca/', (e) => {
+        if (e.key === 'ca/trust-bundle.pem' || e.key === 'ca/root.json') {
+          void this.#readTrustBundle().then((b) => {
+            this.#trustBundle = b
+            this.#queueRebuild()
+          })
+        }
+      }),
+    )
+    for (const [k, v] of await store.list('registrations/')) this.#regs.set(k.slice('registrations/'.length), JSON.parse(v) as Registration)
+    for (const [k, v] of await store.list('replicas/')) this.#replicas.set(k.slice('replicas/'.length), JSON.parse(v) as ReplicaHeartbeat)
+
+    const serving = await this.#issueServingCert()
+    this.#server = https.createServer(
+      {
+        cert: serving.certPem,
+        key: serving.keyPem,
+        ca: this.#trustBundle,
+        requestCert: true,
+        rejectUnauthorized: false, // routes decide: bootstrap and the admin API take no client cert
+        minVersion: 'TLSv1.3',
+        keepAliveTimeout: 120_000,
+      },
+      (req, res) => void this.#handle(req, res),
+    )
+    this.#server.keepAliveTimeout = 120_000
+    this.#server.headersTimeout = 30_000
+    this.#server.requestTimeout = 0 // streams are long-lived; request bodies are small and capped
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen(this.#o.listen.port, this.#o.listen.host, () => {
+        this.#server.removeListener('error', reject)
+        resolve()
+      })
+    })
+    this.port = (this.#server.address() as net.AddressInfo).port
+    await this.#heartbeat()
+    await this.#rebuild()
+    this.#timers.push(
+      setInterval(() => {
+        void this.#heartbeat().catch((err: unknown) => this.deps.logger.warn({ event: 'heartbeat_failed', error: (err as Error).message }, 'replica heartbeat failed'))
+        this.#queueRebuild() // grace-period expiry is a function of time
+      }, this.#o.heartbeatMs),
+    )
+    for (const t of this.#timers) t.unref()
+    this.deps.logger.info(
+      { event: 'control_plane_started', replica: this.replicaId, address: this.address, store: this.#o.store.url, trustDomain: td, version: this.version, signingKid: this.#signing.kid },
+      'remora control plane started',
+    )
+  }
+
+  async #readTrustBundle(): Promise<string> {
+    const extra = await this.#o.store.get('ca/trust-bundle.pem')
+    return this.#ca.certPem + (extra ? `${extra.trim()}\n` : '')
+  }
+
+  async #issueServingCert(): Promise<{ certPem: string; keyPem: string }> {
+    const leaf = await issueWorkloadCert(this.#ca, { spiffeId: this.identity, ttlMs: Math.max(this.#o.certTtlMs, HOUR) }, { clock: this.deps.clock })
+    // Renew at 70 % of the lifetime, swapping the context for new handshakes only.
+    const life = leaf.notAfter.getTime() - this.deps.clock.now()
+    const t = setTimeout(
+      () =>
+        void this.#issueServingCert().then(
+          (next) => this.#server.setSecureContext({ cert: next.certPem, key: next.keyPem, ca: this.#trustBundle }),
+          (err: unknown) => this.deps.logger.error({ event: 'serving_cert_renewal_failed', error: (err as Error).message }, 'cannot renew the serving certificate'),
+        ),
+      Math.max(1000, life * 0.7),
+    )
+    t.unref()
+    this.#timers.push(t)
+    return { certPem: leaf.certPem + this.#ca.certPem, keyPem: leaf.keyPem }
+  }
+
+  async #heartbeat(): Promise<void> {
+    const hb: ReplicaHeartbeat = { id: this.replicaId, address: this.address, lastSeen: new Date(this.deps.clock.now()).toISOString() }
+    this.#replicas.set(this.replicaId, hb)
+    await this.#o.store.put(`replicas/${this.replicaId}`, JSON.stringify(hb))
+  }
+
+  // ---- snapshots -------------------------------------------------------------------------
+
+  #queueRebuild(): void {
+    if (this.#rebuildQueued || this.#closed) return
+    this.#rebuildQueued = true
+    setTimeout(() => {
+      this.#rebuildQueued = false
+      void this.#rebuild()
+    }, 5)
+  }
+
+  /** Re-reads what changed, builds the snapshot, and publishes it when its version is new. Serialized. */
+  #rebuild(): Promise<void> {
+    this.#rebuilding = this.#rebuilding.then(async () => {
+      if (this.#closed) return
+      try {
+        if (this.#policiesDirty) {
+          this.#policiesDirty = false
+          await this.#loadPolicies()
+        }
+        const clusters = clustersFrom([...this.#regs.values()], this.#replicas, this.deps.clock.now(), this.#o.graceMs)
+        const payload = buildSnapshot({ trustDomain: this.trustDomain, rootNamespace: this.rootNamespace, policies: this.#policies, clusters, trustBundle: this.#trustBundle })
+        if (payload.version === this.#current?.version) return
+        await this.#publish(payload)
+      } catch (err) {
+        this.deps.logger.error({ event: 'rebuild_failed', error: (err as Error).message }, 'cannot build a snapshot; keeping the current one')
+      }
+    })
+    return this.#rebuilding
+  }
+
+  async #loadPolicies(): Promise<void> {
+    const entries = await this.#o.store.list('policies/')
+    const sources: PolicySource[] = [...entries].map(([source, text]) => ({ source, text }))
+    const r = validateDocuments(sources, { trustDomains: [this.trustDomain], rootNamespace: this.rootNamespace })
+    if (r.errors.length) {
+      // Never half-apply: an invalid edit made behind the API (GitOps) keeps the last good set.
+      this.#policyErrors = r.errors
+      this.deps.logger.error(
+        { event: 'store_policies_rejected', errors: r.errors.map((e) => `${e.source ?? ''} ${e.path}: ${e.message} (${e.code})`) },
+        'policies in the store are invalid; keeping the last good set',
+      )
+      return
+    }
+    this.#policyErrors = []
+    this.#policies = r.policies
+  }
+
+  async #publish(payload: SnapshotPayload): Promise<void> {
+    const snap = await signSnapshot(payload, this.#signing)
+    this.#current = snap
+    this.#lastPublishAt = this.deps.clock.now()
+    this.#m.snapshots.inc()
+    const n = this.#hub.broadcast(snap)
+    this.events.emit('publish', snap.version)
+    this.deps.logger.info({ event: 'snapshot_published', version: snap.version, policies: payload.policies.length, clusters: payload.clusters.length, streams: n }, 'snapshot published')
+  }
+
+  /**
+   * Test seam: signs and pushes an arbitrary payload (for example one the sidecars must NACK),
+   * bypassing the control plane's own validation. Not reachable over the API.
+   */
+  async publishRaw(payload: Omit<SnapshotPayload, 'version'> & { version?: string }): Promise<string> {
+    const version = payload.version ?? sha256(JSON.stringify(payload)).slice(0, 16)
+    const full = { ...payload, version } as SnapshotPayload
+    await this.#publish(full)
+    return version
+  }
+
+  /** Waits for pending rebuilds (tests, and `apply` so it can answer with the new version). */
+  async settle(): Promise<string | null> {
+    this.#policiesDirty = true
+    await this.#rebuild()
+    return this.version
+  }
+
+  async createJoinToken(namespace: string, serviceAccount: string, ttlMs: number): Promise<{ token: string; spiffeId: string; expiresAt: Date }> {
+    const spiffeId = `spiffe://${this.trustDomain}/ns/${namespace}/sa/${serviceAccount}`
+    return createJoinToken(this.#signing, spiffeId, ttlMs, { clock: this.deps.clock })
+  }
+
+  // ---- status ----------------------------------------------------------------------------
+
+  #updateStatus(node: string, patch: Partial<SidecarStatus>): void {
+    const cur = this.#status.get(node)
+    if (!cur) return
+    const next = { ...cur, ...patch }
+    this.#status.set(node, next)
+    this.#writeLater(`status/${node}`, JSON.stringify(next))
+  }
+
+  /** Coalesced writes: at most one in flight per key, the latest value wins. */
+  #writeLater(key: string, value: string | null): void {
+    this.#pendingWrites.set(key, value)
+    if (this.#writing.has(key)) return
+    this.#writing.add(key)
+    const drain = async (): Promise<void> => {
+      while (this.#pendingWrites.has(key)) {
+        const v = this.#pendingWrites.get(key)!
+        this.#pendingWrites.delete(key)
+        try {
+          if (v === null) await this.#o.store.delete(key)
+          else await this.#o.store.put(key, v)
+        } catch (err) {
+          this.deps.logger.warn({ event: 'store_write_failed', key, error: (err as Error).message }, 'store write failed')
+        }
+      }
+      this.#writing.delete(key)
+    }
+    void drain()
+  }
+
+  async #flushWrites(): Promise<void> {
+    while (this.#writing.size > 0) await new Promise((r) => setTimeout(r, 5))
+  }
+
+  async status(): Promise<{ version: string | null; replica: string; replicas: ReplicaHeartbeat[]; policyErrors: string[]; sidecars: SidecarStatus[] }> {
+    await this.#flushWrites()
+    const now = this.deps.clock.now()
+    const all = await this.#o.store.list('status/')
+    const sidecars: SidecarStatus[] = []
+    for (const v of all.values()) {
+      const s = JSON.parse(v) as SidecarStatus
+      const reg = this.#regs.get(s.node)
+      // A stream held by a replica that stopped heart-beating is not connected any more.
+      const hb = this.#replicas.get(s.replica)
+      const alive = hb !== undefined && now - Date.parse(hb.lastSeen) < this.#o.graceMs * 2
+      if (s.connected && !alive) s.connected = false
+      if (!s.connected && reg?.disconnectedAt && now - Date.parse(reg.disconnectedAt) > this.#o.graceMs * 20) continue
+      sidecars.push(s)
+    }
+    sidecars.sort((a, b) => (a.identity === b.identity ? (a.address < b.address ? -1 : 1) : a.identity < b.identity ? -1 : 1))
+    return {
+      version: this.version,
+      replica: this.replicaId,
+      replicas: [...this.#replicas.values()].filter((r) => now - Date.parse(r.lastSeen) < this.#o.graceMs * 2),
+      policyErrors: this.#policyErrors.map((e) => `${e.source ?? ''} ${e.path}: ${e.message} (${e.code})`),
+      sidecars,
+    }
+  }
+
+  // ---- HTTP ------------------------------------------------------------------------------
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://control-plane')
+    const path = url.pathname
+    const m = req.method ?? 'GET'
+    try {
+      if (path === '/healthz' && m === 'GET') return sendJson(res, 200, { ok: true, replica: this.replicaId, store: this.#o.store.kind, version: this.version })
+      if (path === '/metrics' && m === 'GET') {
+        const body = await this.metrics.metrics()
+        res.writeHead(200, { 'content-type': this.metrics.contentType })
+        return void res.end(body)
+      }
+      if (m === 'POST' && path === '/v1/bootstrap') return await this.#bootstrap(req, res)
+      if (m === 'POST' && path === '/v1/stream') return await this.#stream(req, res)
+      if (m === 'POST' && path === '/v1/ack') return await this.#ack(req, res, true)
+      if (m === 'POST' && path === '/v1/nack') return await this.#ack(req, res, false)
+      if (m === 'POST' && path === '/v1/renew') return await this.#renew(req, res)
+      if (path.startsWith('/v1/')) {
+        this.#admin(req)
+        if (m === 'POST' && path === '/v1/apply') return await this.#apply(req, res)
+        if (m === 'GET' && path === '/v1/policies') return await this.#getPolicies(url, res)
+        if (m === 'GET' && path === '/v1/sources') return await this.#getSources(res)
+        if (m === 'DELETE' && path.startsWith('/v1/policies/')) return await this.#deletePolicy(path, res)
+        if (m === 'GET' && path === '/v1/status') return sendJson(res, 200, await this.status())
+        if (m === 'POST' && path === '/v1/tokens') return await this.#token(req, res)
+      }
+      throw new CpError('REMORA_ERR_CP_NOT_FOUND', `${m} ${path}`)
+    } catch (err) {
+      const e =
+        err instanceof CpError
+          ? err
+          : isCaError(err)
+            ? Object.assign(new CpError('REMORA_ERR_CP_BAD_REQUEST', err.message), { code: err.code, status: err.status })
+            : new CpError('REMORA_ERR_CP_INTERNAL')
+      if (!(err instanceof CpError) && !isCaError(err)) this.deps.logger.error({ event: 'api_internal_error', path, error: (err as Error).message }, 'internal error')
+      this.#m.refused.inc({ code: e.code })
+      if (!res.headersSent) sendError(res, e)
+      else res.end()
+    }
+  }
+
+  #admin(req: http.IncomingMessage): void {
+    const h = req.headers.authorization ?? ''
+    const m = /^Bearer ([A-Za-z0-9_.~+/=-]+)$/.exec(h)
+    const want = this.#adminHash
+    if (!m || !want) throw new CpError('REMORA_ERR_CP_UNAUTHENTICATED')
+    const got = Buffer.from(sha256(m[1]!), 'hex')
+    const exp = Buffer.from(want.trim(), 'hex')
+    if (got.length !== exp.length || !timingSafeEqual(got, exp)) throw new CpError('REMORA_ERR_CP_UNAUTHENTICATED')
+  }
+
+  async #bootstrap(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const body = parseBody(BootstrapBody, await readJson(req))
+    const v = await verifyJoinToken(this.#signing, body.token, { clock: this.deps.clock })
+    if (!v.ok) {
+      this.deps.logger.warn({ event: 'bootstrap_refused', reason: v.reason, detail: v.detail }, 'join token refused')
+      throw new CpError(v.reason === 'expired' ? 'REMORA_ERR_CP_TOKEN_EXPIRED' : 'REMORA_ERR_CP_TOKEN_INVALID', v.detail)
+    }
+    let issued
+    try {
+      issued = await issueFromCsr(this.#ca, body.csr, { spiffeId: v.claims.spiffeId, ttlMs: this.#o.certTtlMs }, { clock: this.deps.clock })
+    } catch (err) {
+      this.deps.logger.warn({ event: 'bootstrap_refused', sub: v.claims.spiffeId, code: (err as { code?: string }).code }, 'CSR refused')
+      throw err
+    }
+    this.#m.certs.inc({ kind: 'bootstrap' })
+    this.deps.logger.info({ event: 'bootstrap', sub: v.claims.spiffeId, serial: issued.serial, notAfter: issued.notAfter.toISOString() }, 'workload certificate issued')
+    sendJson(res, 200, {
+      certPem: issued.certPem,
+      trustBundle: this.#trustBundle,
+      signingKey: this.#signing.publicJwk,
+      controlPlaneIdentity: this.identity,
+      trustDomain: this.trustDomain,
+    })
+  }
+
+  async #renew(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const peer = peerOf(req, new Set([this.trustDomain]))
+    const body = parseBody(CsrBody, await readJson(req))
+    const issued = await issueFromCsr(this.#ca, body.csr, { spiffeId: peer.uri, ttlMs: this.#o.certTtlMs }, { clock: this.deps.clock })
+    this.#m.certs.inc({ kind: 'renew' })
+    for (const s of this.#hub.nodes()) if (s.identity === peer.uri) this.#updateStatus(s.node, { certExpiry: issued.notAfter.toISOString() })
+    this.deps.logger.info({ event: 'renew', sub: peer.uri, serial: issued.serial, notAfter: issued.notAfter.toISOString() }, 'workload certificate renewed')
+    sendJson(res, 200, { certPem: issued.certPem, trustBundle: this.#trustBundle })
+  }
+
+  async #stream(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const peer = peerOf(req, new Set([this.trustDomain]))
+    const hello = parseBody(StreamHello, await readJson(req))
+    const m = /^\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(peer.path)
+    if (!m) throw new CpError('REMORA_ERR_CP_CLIENT_CERT_REQUIRED', `${peer.uri} is not a workload identity (/ns/<ns>/sa/<sa>)`)
+    const node = nodeIdOf(peer.uri, hello.address)
+    const now = new Date(this.deps.clock.now()).toISOString()
+    const reg: Registration = {
+      node,
+      identity: peer.uri,
+      namespace: m[1]!,
+      serviceAccount: m[2]!,
+      service: hello.service,
+      labels: hello.labels,
+      address: hello.address,
+      replica: this.replicaId,
+      connected: true,
+      disconnectedAt: null,
+    }
+    this.#regs.set(node, reg)
+    this.#writeLater(`registrations/${node}`, JSON.stringify(reg))
+    const prev = this.#status.get(node)
+    const st: SidecarStatus = {
+      node,
+      identity: peer.uri,
+      address: hello.address,
+      service: hello.service,
+      replica: this.replicaId,
+      connected: true,
+      connectedSince: now,
+      disconnectedAt: null,
+      versionPushed: null,
+      versionAcked: hello.version ?? prev?.versionAcked ?? null,
+      ackedAt: prev?.ackedAt ?? null,
+      lastNack: prev?.lastNack ?? null,
+      certExpiry: peerCertExpiry(req),
+    }
+    this.#status.set(node, st)
+    this.#writeLater(`status/${node}`, JSON.stringify(st))
+    req.socket.setKeepAlive(true, 10_000)
+    req.socket.setNoDelay(true)
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-remora-node': node })
+    res.write(frame({ type: 'hello', node, replica: this.replicaId }))
+    const stream: SidecarStream = { node, identity: peer.uri, address: hello.address, connectedSince: new Date(now), res, pushedVersion: hello.version }
+    this.#hub.add(stream, this.#current && this.#current.version !== hello.version ? this.#current : null)
+    this.#m.connected.set(this.#hub.size)
+    this.#queueRebuild()
+    this.deps.logger.info({ event: 'sidecar_connected', node, identity: peer.uri, address: hello.address, version: hello.version }, 'sidecar stream open')
+    res.once('close', () => {
+      if (this.#hub.get(node) !== stream) return // replaced by a newer stream of the same sidecar
+      this.#hub.remove(stream)
+      this.#m.connected.set(this.#hub.size)
+      if (this.#closed) return
+      const at = new Date(this.deps.clock.now()).toISOString()
+      const r = { ...reg, connected: false, disconnectedAt: at }
+      this.#regs.set(node, r)
+      this.#writeLater(`registrations/${node}`, JSON.stringify(r))
+      this.#updateStatus(node, { connected: false, disconnectedAt: at })
+      this.#queueRebuild()
+      this.deps.logger.info({ event: 'sidecar_disconnected', node, identity: peer.uri }, 'sidecar stream closed')
+    })
+  }
+
+  async #ack(req: http.IncomingMessage, res: http.ServerResponse, ok: boolean): Promise<void> {
+    const peer = peerOf(req, new Set([this.trustDomain]))
+    const raw = await readJson(req)
+    const body = ok ? parseBody(AckBody, raw) : parseBody(NackBody, raw)
+    const st = this.#status.get(body.node)
+    if (!st) throw new CpError('REMORA_ERR_CP_NOT_FOUND', `no stream for node ${body.node} on this replica`)
+    if (st.identity !== peer.uri) throw new CpError('REMORA_ERR_CP_NODE_MISMATCH', `node ${body.node} is ${st.identity}, caller is ${peer.uri}`)
+    const at = new Date(this.deps.clock.now()).toISOString()
+    if (ok) {
+      this.#updateStatus(body.node, { versionAcked: body.version, ackedAt: at })
+      this.#m.acks.inc()
+      if (body.version === this.#current?.version) this.#m.ackLatency.observe(Math.max(0, this.deps.clock.now() - this.#lastPublishAt) / 1000)
+    } else {
+      const errors = (body as z.infer<typeof NackBody>).errors
+      this.#updateStatus(body.node, { lastNack: { version: body.version, errors, at } })
+      this.#m.nacks.inc()
+      this.deps.logger.warn({ event: 'snapshot_nacked', node: body.node, identity: peer.uri, version: body.version, errors }, 'sidecar rejected a snapshot')
+    }
+    this.events.emit(ok ? 'ack' : 'nack', { node: body.node, version: body.version })
+    sendJson(res, 200, { ok: true })
+  }
+
+  async #apply(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const body = parseBody(ApplyBody, await readJson(req))
+    const r = validateDocuments(body.sources, { trustDomains: [this.trustDomain], rootNamespace: this.rootNamespace })
+    if (r.errors.length) {
+      throw new CpError('REMORA_ERR_CP_POLICY_INVALID', `${r.errors.length} error(s)`, { issues: r.errors, warnings: r.warnings })
+    }
+    const results: { kind: string; namespace: string; name: string; result: 'created' | 'configured' | 'unchanged' }[] = []
+    const writes: [string, string][] = []
+    for (const doc of r.policies) {
+      const ns = doc.metadata.namespace ?? 'default'
+      const key = policyKey(doc.kind, ns, doc.metadata.name)
+      const text = stringifyYaml(doc)
+      const prev = await this.#o.store.get(key)
+      const result = prev === null ? 'created' : prev === text ? 'unchanged' : 'configured'
+      results.push({ kind: doc.kind, namespace: ns, name: doc.metadata.name, result })
+      if (result !== 'unchanged') writes.push([key, text])
+    }
+    if (!body.dryRun) for (const [k, t] of writes) await this.#o.store.put(k, t)
+    const version = body.dryRun ? this.version : await this.settle()
+    sendJson(res, 200, { applied: results, dryRun: body.dryRun, version, warnings: r.warnings })
+  }
+
+  async #getPolicies(url: URL, res: http.ServerResponse): Promise<void> {
+    const kind = url.searchParams.get('kind')
+    const ns = url.searchParams.get('namespace')
+    const name = url.searchParams.get('name')
+    const items = []
+    for (const [key, text] of await this.#o.store.list('policies/')) {
+      let doc: { kind?: string; metadata?: { name?: string; namespace?: string } }
+      try {
+        doc = parseYaml(text) as typeof doc
+      } catch {
+        continue
+      }
+      if (kind && doc.kind?.toLowerCase() !== kind.toLowerCase()) continue
+      if (ns && doc.metadata?.namespace !== ns) continue
+      if (name && doc.metadata?.name !== name) continue
+      items.push({ key, kind: doc.kind, namespace: doc.metadata?.namespace, name: doc.metadata?.name, doc })
+    }
+    sendJson(res, 200, { items, version: this.version })
+  }
+
+  /** The live policy set as sources, for `remora check --server` (same input as the offline check). */
+  async #getSources(res: http.ServerResponse): Promise<void> {
+    const sources = [...(await this.#o.store.list('policies/'))].map(([source, text]) => ({ source, text }))
+    sendJson(res, 200, { sources, version: this.version, trustDomain: this.trustDomain, rootNamespace: this.rootNamespace })
+  }
+
+  async #deletePolicy(path: string, res: http.ServerResponse): Promise<void> {
+    const parts = path.slice('/v1/policies/'.length).split('/').map(decodeURIComponent)
+    if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9.-]+$/.test(p))) throw new CpError('REMORA_ERR_CP_BAD_REQUEST', 'expected /v1/policies/<Kind>/<namespace>/<name>')
+    const [kind, ns, name] = parts as [string, string, string]
+    // Kinds are case-insensitive on the CLI: find the stored one.
+    const entries = await this.#o.store.list(`policies/${ns}/`)
+    const key = [...entries.keys()].find((k) => k.toLowerCase() === policyKey(kind, ns, name).toLowerCase())
+    if (!key || !(await this.#o.store.delete(key))) throw new CpError('REMORA_ERR_CP_NOT_FOUND', `${kind} ${ns}/${name}`)
+    sendJson(res, 200, { deleted: { kind: key.split('/')[2], namespace: ns, name }, version: await this.settle() })
+  }
+
+  async #token(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const body = parseBody(TokenBody, await readJson(req))
+    const t = await this.createJoinToken(body.namespace, body.serviceAccount, body.ttlSeconds * 1000)
+    this.deps.logger.info({ event: 'join_token_created', sub: t.spiffeId, expiresAt: t.expiresAt.toISOString() }, 'join token created')
+    sendJson(res, 200, { token: t.token, spiffeId: t.spiffeId, expiresAt: t.expiresAt.toISOString() })
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const t of this.#timers) clearTimeout(t)
+    this.#hub.close()
+    for (const w of this.#watches) await w.close().catch(() => {})
+    if (this.#server?.listening) {
+      await new Promise<void>((r) => {
+        this.#server.close(() => r())
+        this.#server.closeAllConnections()
+      })
+    }
+    await this.#flushWrites()
+  }
+}

@@ -1,0 +1,124 @@
+// Composition root of `remora control-plane`: the only place that reads flags and the environment
+// and builds the real dependencies (store, clock, logger). Prints the admin token once, at the
+// first start against an empty store, and writes the CLI's admin file (0600).
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { parseArgs } from 'node:util'
+import pino from 'pino'
+import { ControlPlane, type Logger } from './control-plane.js'
+import { openStore, StoreError } from './store/index.js'
+
+export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://<dir>|etcd://host:port[,host:port]] [flags]
+
+  --store URL            where policies, registrations and CA material live (default file://./remora-data)
+  --listen HOST:PORT     the HTTPS port for sidecars and the CLI (default 127.0.0.1:15010)
+  --advertise HOST:PORT  the address written into the admin file (default: the listen address)
+  --trust-domain TD      (default cluster.local)
+  --root-namespace NS    mesh-wide policy namespace (default remora-system)
+  --cert-ttl DURATION    workload certificate lifetime, e.g. 24h, 10s (default 24h)
+  --grace DURATION       how long a gone sidecar stays in clusters (default 30s)
+  --admin-file PATH      where the CLI finds the server, CA and admin token
+                         (default $REMORA_CONFIG or ~/.config/remora/admin.json)
+  --replica-id ID        name of this replica in status (default: random)`
+
+function duration(v: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v)
+  if (!m) throw new Error(`${flag}: expected a duration like 10s, 5m, 24h`)
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'])
+}
+
+export function defaultAdminFile(env: NodeJS.ProcessEnv = process.env): string {
+  return env.REMORA_CONFIG ?? join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'remora', 'admin.json')
+}
+
+export async function writeAdminFile(path: string, content: { server: string; token: string; caPem: string; identity: string }): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
+  await writeFile(path, `${JSON.stringify(content, null, 2)}\n`, { mode: 0o600 })
+  await chmod(path, 0o600)
+}
+
+export async function runControlPlane(argv: string[]): Promise<number> {
+  let values
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        store: { type: 'string' },
+        listen: { type: 'string' },
+        advertise: { type: 'string' },
+        'trust-domain': { type: 'string' },
+        'root-namespace': { type: 'string' },
+        'cert-ttl': { type: 'string' },
+        grace: { type: 'string' },
+        'admin-file': { type: 'string' },
+        'replica-id': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }).values
+  } catch (err) {
+    console.error(`remora control-plane: ${(err as Error).message}\n\n${CONTROL_PLANE_USAGE}`)
+    return 2
+  }
+  if (values.help) {
+    console.log(CONTROL_PLANE_USAGE)
+    return 0
+  }
+  const logger = pino({ base: { component: 'remora-control-plane' } }, pino.destination({ dest: 2, sync: false }))
+  let listen: { host: string; port: number }
+  let certTtlMs: number | undefined
+  let graceMs: number | undefined
+  try {
+    const l = /^(.+):(\d{1,5})$/.exec(values.listen ?? '127.0.0.1:15010')
+    if (!l) throw new Error('--listen: expected host:port')
+    listen = { host: l[1]!.replace(/^\[|\]$/g, ''), port: Number(l[2]) }
+    if (values['cert-ttl']) certTtlMs = duration(values['cert-ttl'], '--cert-ttl')
+    if (values.grace) graceMs = duration(values.grace, '--grace')
+  } catch (err) {
+    console.error(`remora control-plane: ${(err as Error).message}`)
+    return 2
+  }
+  let store
+  try {
+    store = await openStore(values.store ?? 'file://./remora-data')
+  } catch (err) {
+    console.error(`remora control-plane: ${(err as Error).message}`)
+    return err instanceof StoreError && err.code === 'REMORA_ERR_STORE_URL' ? 2 : 1
+  }
+  let cp: ControlPlane
+  try {
+    cp = await ControlPlane.start(
+      {
+        store,
+        listen,
+        advertise: values.advertise,
+        trustDomain: values['trust-domain'],
+        rootNamespace: values['root-namespace'],
+        certTtlMs,
+        graceMs,
+        replicaId: values['replica-id'],
+      },
+      { clock: { now: () => Date.now() }, logger: logger as unknown as Logger },
+    )
+  } catch (err) {
+    await store.close()
+    console.error(`remora control-plane: cannot start: ${(err as Error).message}`)
+    return 1
+  }
+  const adminFile = values['admin-file'] ?? defaultAdminFile()
+  if (cp.adminTokenCreated) {
+    await writeAdminFile(adminFile, { server: `https://${cp.address}`, token: cp.adminTokenCreated, caPem: cp.caPem, identity: cp.identity })
+    // Printed once, on stdout (never in the log): the store keeps only its hash.
+    console.log(`remora control plane: admin token (shown once, saved 0600 in ${adminFile}):\n  ${cp.adminTokenCreated}`)
+  }
+  console.log(`remora control plane listening on https://${cp.address} (store ${store.url}, replica ${cp.replicaId})`)
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  await cp.close()
+  await store.close()
+  logger.flush()
+  return 0
+}

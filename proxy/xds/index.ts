@@ -1,0 +1,9 @@
+// The sidecar's control-plane client (xDS's role): bootstrap with a join token, the signed snapshot
+// stream (verify → validate with proxy/policy → swap → ACK/NACK), renewal, persisted last good
+// state. Never imports control-plane/: the wire format is validated here, at the boundary.
+export { ControlPlaneClient, type ControlPlaneClientDeps, type ControlPlaneClientOptions, type SnapshotTarget } from './client.js'
+export { XDS_ERRORS, XdsError, type XdsErrorCode } from './errors.js'
+export { checkSnapshot, verifySnapshot, importPinnedKey, SNAPSHOT_TYP, type CheckedSnapshot, type SnapshotPayload } from './snapshot.js'
+export { createKeyAndCsr } from './csr.js'
+export { loadState, type PersistedState } from './state.js'
+export { startControlPlaneClient } from './start.js'

@@ -1,0 +1,77 @@
+import { compactVerify, importJWK, type JWK } from 'jose'
+import { z } from 'zod'
+import { ClusterSchema, formatPath, type ClusterConfig } from '../config/schema.js'
+import { validateDocuments, type PolicyDocument } from '../policy/index.js'
+import { XdsError } from './errors.js'
+
+export const SNAPSHOT_TYP = 'remora-snapshot+jws'
+
+const PayloadSchema = z.strictObject({
+  apiVersion: z.literal('remora.dev/v1'),
+  kind: z.literal('Snapshot'),
+  version: z.string().min(1).max(64),
+  trustDomain: z.string().min(1),
+  rootNamespace: z.string().min(1),
+  policies: z.array(z.unknown()),
+  clusters: z.array(z.unknown()),
+  jwks: z.strictObject({ keys: z.array(z.unknown()) }),
+  trustBundle: z.string().includes('-----BEGIN CERTIFICATE-----'),
+})
+export type SnapshotPayload = z.output<typeof PayloadSchema>
+
+export interface CheckedSnapshot {
+  readonly version: string
+  readonly policies: PolicyDocument[]
+  readonly clusters: ClusterConfig[]
+  readonly trustBundle: string
+}
+
+export async function importPinnedKey(jwk: JWK): Promise<CryptoKey> {
+  return (await importJWK({ ...jwk, alg: 'ES256' }, 'ES256')) as CryptoKey
+}
+
+/** Verifies the JWS with the pinned key (ES256 only, our typ) and parses the payload. */
+export async function verifySnapshot(jws: string, key: CryptoKey): Promise<SnapshotPayload> {
+  let payload: Uint8Array
+  try {
+    const r = await compactVerify(jws, key, { algorithms: ['ES256'] })
+    if (r.protectedHeader.typ !== SNAPSHOT_TYP) throw new Error(`typ ${String(r.protectedHeader.typ)}`)
+    payload = r.payload
+  } catch (err) {
+    throw new XdsError('REMORA_ERR_XDS_SIGNATURE', [(err as { code?: string }).code ?? (err as Error).message])
+  }
+  let json: unknown
+  try {
+    json = JSON.parse(new TextDecoder().decode(payload))
+  } catch {
+    throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', ['payload is not JSON'])
+  }
+  const r = PayloadSchema.safeParse(json)
+  if (!r.success) throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', r.error.issues.slice(0, 10).map((i) => `${formatPath(i.path)}: ${i.message}`))
+  return r.data
+}
+
+/**
+ * The same validation the control plane ran (proxy/policy's validateDocuments) plus the cluster
+ * schema: a snapshot passes whole or is refused whole, never half-applied.
+ */
+export function checkSnapshot(p: SnapshotPayload, expect: { trustDomain: string }): CheckedSnapshot {
+  if (p.trustDomain !== expect.trustDomain) throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', [`trustDomain ${p.trustDomain} is not ${expect.trustDomain}`])
+  const text = p.policies.map((d) => JSON.stringify(d)).join('\n---\n')
+  const v = validateDocuments(p.policies.length ? [{ source: 'snapshot', text }] : [], { trustDomains: [expect.trustDomain], rootNamespace: p.rootNamespace })
+  if (v.errors.length) {
+    throw new XdsError(
+      'REMORA_ERR_XDS_POLICY_INVALID',
+      v.errors.slice(0, 20).map((e) => `policies[${e.doc ?? '?'}] ${e.path}: ${e.message} (${e.code})`),
+    )
+  }
+  const clusters: ClusterConfig[] = []
+  const problems: string[] = []
+  p.clusters.forEach((c, i) => {
+    const r = ClusterSchema.safeParse(c)
+    if (r.success) clusters.push(r.data)
+    else for (const iss of r.error.issues) problems.push(`clusters[${i}].${formatPath(iss.path)}: ${iss.message}`)
+  })
+  if (problems.length) throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', problems.slice(0, 20))
+  return { version: p.version, policies: v.policies, clusters, trustBundle: p.trustBundle }
+}
