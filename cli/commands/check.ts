@@ -16,6 +16,7 @@ import {
   type RequestFacts,
 } from '../../proxy/policy/index.js'
 import { UsageError, issueJson, loadPolicies, parseOutput, parsePathNormalization } from './validate.js'
+import { checkJwt } from './check-jwt.js'
 import { validateDocuments, type DocumentsValidation, type PathNormalization, type PolicySource } from '../../proxy/policy/index.js'
 import { ADMIN_FLAGS, callApi, resolveTarget, type AdminTarget } from '../admin-client.js'
 
@@ -29,13 +30,16 @@ const USAGE = `usage: remora check (-f <file|dir>... | --server URL [--token T -
                     [--source-principal spiffe://<td>/ns/<ns>/sa/<sa>] [--source-ip 10.1.2.3] [--remote-ip <ip>]
                     [--host <authority>] [--port 80] [--dest-ip <ip>] [--sni <name>] [--header 'name: value']...
                     [--request-principal <iss>/<sub>] [--claims '{"groups":["admin"]}']
+                    [--jwt <token> [--jwks <jwks.json>]]
                     [--root-namespace ${DEFAULT_ROOT_NAMESPACE}] [--path-normalization ${PATH_NORMALIZATIONS.join('|')}]
                     [-o text|json]
 
 Defaults: --source-ip 127.0.0.1, --port 80, --host <app label>.<dest-namespace> (or localhost); no
 --source-principal means a plaintext caller. --path may carry a query; it is normalized as the
 sidecar would (default MERGE_SLASHES) and a path the sidecar rejects is reported as status 400.
-Exit codes: 0 allow, 3 deny (403 or 400), 2 bad input or invalid policies.`
+--jwt runs the workload's RequestAuthentication (from the policies given) on the token as the sidecar
+would: keys from --jwks or the rule's inline jwks, never fetched; an invalid token is status 401.
+Exit codes: 0 allow, 3 deny (401, 403 or 400), 2 bad input or invalid policies.`
 
 function parseLabels(v: string | undefined): Record<string, string> {
   const out: Record<string, string> = {}
@@ -104,7 +108,7 @@ function parsePortArg(v: string | undefined): number {
   return Number(v)
 }
 
-type CheckStatus = 200 | 403 | 400
+type CheckStatus = 200 | 401 | 403 | 400
 
 export async function run(argv: string[]): Promise<number> {
   let values
@@ -127,6 +131,8 @@ export async function run(argv: string[]): Promise<number> {
         header: { type: 'string', multiple: true },
         'request-principal': { type: 'string' },
         claims: { type: 'string' },
+        jwt: { type: 'string' },
+        jwks: { type: 'string' },
         'trust-domain': { type: 'string', multiple: true },
         'root-namespace': { type: 'string' },
         'path-normalization': { type: 'string' },
@@ -171,6 +177,10 @@ export async function run(argv: string[]): Promise<number> {
       return 2
     }
     const wp = selectForWorkload(compile(loaded.policies, { rootNamespace }), { namespace, labels })
+    if (values.jwks !== undefined && values.jwt === undefined) throw new UsageError('--jwks needs --jwt <token>')
+    if (values.jwt !== undefined && values['request-principal'] !== undefined) throw new UsageError('--jwt and --request-principal are exclusive: the token gives the principal')
+    const jwtCheck = values.jwt !== undefined ? await checkJwt({ token: values.jwt, jwksFile: values.jwks, policies: loaded.policies, rootNamespace, workload: { namespace, labels } }) : null
+    if (jwtCheck) facts0.auth = jwtCheck.auth
     const host = values.host ?? (labels.app ? `${labels.app}.${namespace}` : 'localhost')
     const normalized = normalizePath(values.path, mode)
     let facts: RequestFacts | null = null
@@ -208,6 +218,11 @@ export async function run(argv: string[]): Promise<number> {
       decision = { ...ex.decision, status: ex.decision.action === 'ALLOW' ? 200 : 403 }
       policies = ex.policies
     }
+    // As the sidecar: a path it cannot normalize is 400 first, then a bad token 401, then authz.
+    if (jwtCheck?.authn.result === 'invalid' && decision.status !== 400) {
+      decision = { action: 'DENY', status: 401, policy: null, ruleIndex: null, reason: `rejected by JWT authentication (401): ${jwtCheck.authn.reason}: ${jwtCheck.detail}`, dryRun: [], audit: null }
+      policies = []
+    }
     const mtls = mtlsModeFor(wp, port)
     if (output === 'json') {
       console.log(
@@ -221,6 +236,7 @@ export async function run(argv: string[]): Promise<number> {
             dryRun: decision.dryRun,
             audit: decision.audit,
             policies: policies.map((p) => ({ policy: p.policy, action: p.action, dryRun: p.dryRun, matched: p.matched, rule: p.ruleIndex, why: p.summary })),
+            ...(jwtCheck ? { authn: jwtCheck.authn } : {}),
             mtls: { mode: mtls, policy: wp.peerAuthn.policy },
             request: facts,
             warnings: loaded.warnings.map(issueJson),
@@ -232,6 +248,7 @@ export async function run(argv: string[]): Promise<number> {
     } else {
       for (const w of loaded.warnings) console.error(`warning: ${formatPolicyIssue(w)}`)
       console.log(`${decision.action} (${decision.status})  ${decision.reason}`)
+      if (jwtCheck) console.log(`authn:    ${jwtCheck.authn.result}${jwtCheck.authn.principal ? ` as ${jwtCheck.authn.principal}` : ''} (${jwtCheck.detail})`)
       if (facts) {
         const from = facts.source.principal ?? 'a plaintext caller'
         console.log(`request:  ${facts.request.method} ${facts.request.host} ${facts.request.path} (port ${port}) from ${from} at ${facts.source.ip}`)
