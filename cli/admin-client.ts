@@ -33,9 +33,10 @@ export function resolveTarget(v: { server?: string; token?: string; ca?: string 
   } catch {
     /* no admin file: flags or env must say it all */
   }
-  const server = v.server ?? env.REMORA_SERVER ?? file.server
-  const token = v.token ?? env.REMORA_TOKEN ?? file.token
-  const caFile = v.ca ?? env.REMORA_CA
+  // An empty variable counts as unset.
+  const server = v.server || env.REMORA_SERVER || file.server
+  const token = v.token || env.REMORA_TOKEN || file.token
+  const caFile = v.ca || env.REMORA_CA
   let caPem = file.caPem
   if (caFile) {
     try {

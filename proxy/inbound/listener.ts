@@ -33,7 +33,10 @@ export class InboundListener {
     const { creds, http: front, onRefused } = opts
     // Without credentials yet (waiting for the control plane) the TLS server has no context:
     // #classify refuses every connection until the first certificate arrives.
-    this.#tls = tls.createServer({ ...(creds.hasCredentials ? serverTlsOptions(creds.current) : {}), handshakeTimeout: 10_000 })
+    // requestCert/rejectUnauthorized/ALPN are server options (setSecureContext ignores them), so
+    // they are set here even when the certificate itself comes later.
+    const { cert: _c, key: _k, ca: _ca, ...serverOnly } = serverTlsOptions({ certPem: '', keyPem: '', caPem: '' } as Parameters<typeof serverTlsOptions>[0])
+    this.#tls = tls.createServer({ ...serverOnly, ...(creds.hasCredentials ? serverTlsOptions(creds.current) : {}), handshakeTimeout: 10_000 })
     this.#unsubscribe = creds.onChange((c) => this.#tls.setSecureContext(serverTlsOptions(c)))
     this.#tls.on('secureConnection', (sock: tls.TLSSocket) => {
       const r = peerIdentityFromCert(sock.getPeerCertificate(), creds.current.trustDomains)
