@@ -1,6 +1,7 @@
 // Composition root of the sidecar: the only place that reads flags and the environment, and
 // builds the real dependencies (clock, logger, access log sink).
 import { parseArgs } from 'node:util'
+import { parse as parseYaml } from 'yaml'
 import pino from 'pino'
 import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig } from './config/index.js'
 import { startPolicyReload } from './reload.js'
@@ -23,6 +24,7 @@ Every flag overrides the field of sidecar.yaml it names:
   --policies PATH             policies.files (repeatable)
   --root-namespace NS         policies.rootNamespace (remora-system)
   --path-normalization MODE   BASE | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES
+  --engine ENGINE             engine: raw (framing-only, raw sockets) | node-http (node:http + undici)
   --trace-exporter KIND       telemetry.tracing.exporter: otlp (http/protobuf) | otlp-grpc | jaeger | none
   --trace-endpoint URL        telemetry.tracing.endpoint (otlp: http://localhost:4318)
   --trace-sampling RATIO      telemetry.tracing.sampling, e.g. 0.01 (a caller's sampled flag always wins)
@@ -52,6 +54,7 @@ const FLAG_FIELDS: Record<string, string> = {
   'admin-bind': 'admin.bind',
   'root-namespace': 'policies.rootNamespace',
   'path-normalization': 'pathNormalization',
+  engine: 'engine',
   'trace-exporter': 'telemetry.tracing.exporter',
   'trace-endpoint': 'telemetry.tracing.endpoint',
   'trace-sampling': 'telemetry.tracing.sampling',
@@ -61,6 +64,14 @@ const FLAG_FIELDS: Record<string, string> = {
   'access-log-path': 'accessLog.path',
 }
 const NUMERIC = new Set(['inbound.port', 'outbound.port', 'admin.port', 'telemetry.metrics.port'])
+
+function parseYamlValue(v: string): unknown {
+  try {
+    return parseYaml(v)
+  } catch {
+    return v
+  }
+}
 
 function scalar(path: string, v: string): unknown {
   if (NUMERIC.has(path) && /^\d+$/.test(v)) return Number(v)
@@ -102,7 +113,8 @@ export function parseProxyArgs(argv: string[]): { file: string | undefined; over
       const i = s.indexOf('=')
       if (i <= 0) throw new ConfigError([{ path: '--set', message: `expected path=value, got "${s}"` }])
       const path = s.slice(0, i)
-      overrides.push([path, scalar(path, s.slice(i + 1))])
+      // --set takes a YAML value: numbers, booleans, [lists] and {maps} as in sidecar.yaml
+      overrides.push([path, parseYamlValue(s.slice(i + 1))])
     }
   }
   return { file: typeof v.config === 'string' ? v.config : undefined, overrides, help: v.help === true }

@@ -111,10 +111,10 @@ describe('remora proxy: a valid config starts, serves /ready, and stops cleanly 
     await child?.stop()
   })
   test('flags override the file', async () => {
-    const ports = { inbound: await freePort(), outbound: await freePort(), admin: await freePort() }
+    const ports = { inbound: await freePort(), outbound: await freePort(), admin: await freePort(), metrics: await freePort() }
     const file = join(dir, 'ok.yaml')
     await writeFile(file, yaml({}, { inbound: 1, outbound: 2, admin: 3 }))
-    child = runRemora(['proxy', '--config', file, '--inbound-port', String(ports.inbound), '--outbound-port', String(ports.outbound), '--admin-port', String(ports.admin)])
+    child = runRemora(['proxy', '--config', file, '--inbound-port', String(ports.inbound), '--outbound-port', String(ports.outbound), '--admin-port', String(ports.admin), '--set', `telemetry.metrics.port=${ports.metrics}`])
     const started = await child.waitForLine((o) => o.event === 'sidecar_started')
     expect(started.ports).toEqual(ports)
     const ready = await fetch(`http://127.0.0.1:${ports.admin}/ready`)
