@@ -9,6 +9,7 @@ import { describe, expect, test } from 'vitest'
 import { CA_ERRORS } from '../../control-plane/ca/index.js'
 import { STORE_ERRORS } from '../../control-plane/store/index.js'
 import { INJECT_ERRORS } from '../../control-plane/inject/index.js'
+import { InterceptionError, IptablesError } from '../../proxy/interception/index.js'
 import { CP_ERRORS } from '../../control-plane/api/index.js'
 import { XDS_ERRORS } from '../../proxy/xds/index.js'
 import { ConfigError } from '../../proxy/config/load.js'
@@ -55,6 +56,7 @@ const CATALOGS: readonly Catalog[] = [
   catalog('CA_ERRORS (control-plane/ca/errors.ts)', CA_ERRORS),
   catalog('STORE_ERRORS (control-plane/store/errors.ts)', STORE_ERRORS),
   catalog('INJECT_ERRORS (control-plane/inject/errors.ts)', INJECT_ERRORS),
+  errorClasses('interception (proxy/interception)', [new InterceptionError(''), new IptablesError('')]),
   catalog('CP_ERRORS (control-plane/api/errors.ts)', CP_ERRORS),
   catalog('XDS_ERRORS (proxy/xds/errors.ts)', XDS_ERRORS),
   catalog('POLICY_ISSUES (proxy/policy/errors.ts)', POLICY_ISSUES),
