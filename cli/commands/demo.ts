@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { generateKeyPairSync, sign } from 'node:crypto'
 import { createRootCa, issueWorkloadCert, systemClock } from '../../control-plane/ca/index.js'
 import { loadPolicies, validateSidecarConfig } from '../../proxy/config/index.js'
 import { startPolicyReload } from '../../proxy/reload.js'
@@ -19,6 +20,8 @@ const NS = 'shop'
 const SERVICES = ['frontend', 'orders', 'payments'] as const
 type Service = (typeof SERVICES)[number]
 const id = (sa: string): string => `spiffe://${TD}/ns/${NS}/sa/${sa}`
+/** The demo's token issuer: a key made at start, its public half inline in the policy. */
+const ISSUER = 'https://issuer.demo.remora.dev'
 
 export const POLICY_YAML = `# The demo mesh's policies. Edit this file while the demo runs: sidecars reload it within a second.
 # Mesh-wide: mTLS required between sidecars.
@@ -35,7 +38,7 @@ spec:
   selector: { matchLabels: { app: frontend } }
   mtls: { mode: PERMISSIVE }
 ---
-# orders accepts calls only from frontend.
+# orders accepts calls only from frontend, on behalf of a user of the demo issuer in group "buyers".
 apiVersion: security.remora.dev/v1
 kind: AuthorizationPolicy
 metadata: { name: orders-allow-frontend, namespace: shop }
@@ -43,8 +46,20 @@ spec:
   selector: { matchLabels: { app: orders } }
   action: ALLOW
   rules:
-    - from: [{ source: { principals: ["${TD}/ns/${NS}/sa/frontend"] } }]
+    - from: [{ source: { principals: ["${TD}/ns/${NS}/sa/frontend"], requestPrincipals: ["${ISSUER}/*"] } }]
       to: [{ operation: { methods: ["GET", "POST"], paths: ["/orders", "/orders/*"] } }]
+      when: [{ key: "request.auth.claims[groups]", values: ["buyers"] }]
+---
+# orders verifies the end user's token (a bad token: 401 before the app; none: the rule above decides).
+apiVersion: security.remora.dev/v1
+kind: RequestAuthentication
+metadata: { name: orders-jwt, namespace: shop }
+spec:
+  selector: { matchLabels: { app: orders } }
+  jwtRules:
+    - issuer: ${ISSUER}
+      audiences: [orders]
+      jwks: '__DEMO_JWKS__'
 ---
 # payments accepts calls only from orders.
 apiVersion: security.remora.dev/v1
@@ -64,9 +79,9 @@ interface Reply {
   body: string
 }
 
-function call(port: number, host: string, path: string, method = 'GET'): Promise<Reply> {
+function call(port: number, host: string, path: string, method = 'GET', headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path, method, headers: { host }, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method, headers: { host, ...headers }, agent: false }, (res) => {
       let body = ''
       res.on('data', (c: Buffer) => (body += c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
@@ -96,7 +111,22 @@ export async function run(argv: string[]): Promise<number> {
   }
   const dir = await mkdtemp(join(tmpdir(), 'remora-demo-'))
   const policyFile = join(dir, 'policies.yaml')
-  await writeFile(policyFile, POLICY_YAML)
+  // The demo issuer: tokens for a buyer, a user without the group, and a tampered buyer token.
+  const issuerKey = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  const jwk = { ...issuerKey.publicKey.export({ format: 'jwk' }), kid: 'demo-1', alg: 'ES256', use: 'sig' }
+  const mint = (groups: string[]): string => {
+    const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url')
+    const now = Math.floor(Date.now() / 1000)
+    const input = `${b64({ alg: 'ES256', kid: 'demo-1', typ: 'JWT' })}.${b64({ iss: ISSUER, sub: 'alice', aud: 'orders', groups, iat: now, exp: now + 3600 })}`
+    return `${input}.${sign('sha256', Buffer.from(input), { key: issuerKey.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`
+  }
+  const buyer = mint(['buyers'])
+  const viewer = mint(['viewers'])
+  const [bh, , bs] = buyer.split('.')
+  const tampered = `${bh}.${Buffer.from(JSON.stringify({ iss: ISSUER, sub: 'mallory', aud: 'orders', groups: ['buyers'], exp: 4102444800 })).toString('base64url')}.${bs}`
+  const tokenFile = (name: string): string => join(dir, `${name}.jwt`)
+  for (const [name, t] of [['buyer', buyer], ['viewer', viewer], ['tampered', tampered]] as const) await writeFile(tokenFile(name), t, { mode: 0o600 })
+  await writeFile(policyFile, POLICY_YAML.replace('__DEMO_JWKS__', JSON.stringify({ keys: [jwk] })))
   const accessLogFile = join(dir, 'access.log')
   const accessOut = createWriteStream(accessLogFile, { flags: 'a' })
 
@@ -120,7 +150,9 @@ export async function run(argv: string[]): Promise<number> {
     }),
     frontend: http.createServer((req, res) => {
       const target = req.url === '/pay' ? { host: 'payments.shop', path: '/charge' } : { host: 'orders.shop', path: '/orders' }
-      call(outboundPort.frontend!, target.host, target.path, 'POST').then(
+      // The end user's token travels with the call (orders' sidecar verifies it and strips it).
+      const auth = req.headers.authorization
+      call(outboundPort.frontend!, target.host, target.path, 'POST', auth ? { authorization: auth } : {}).then(
         (r) => {
           res.writeHead(r.status, { 'content-type': 'application/json' })
           const denied = r.headers['x-remora-denied-by']
@@ -178,7 +210,7 @@ export async function run(argv: string[]): Promise<number> {
   orders    ${id('orders')}    sidecar inbound :${sidecars.orders.ports.inbound} (STRICT), outbound :${outboundPort.orders}, admin :${sidecars.orders.ports.admin}
   payments  ${id('payments')}  sidecar inbound :${sidecars.payments.ports.inbound} (STRICT), admin :${sidecars.payments.ports.admin}
 
-  allowlist: frontend → orders, orders → payments (everything else denied)
+  allowlist: frontend → orders (for end users in group "buyers", JWT from ${ISSUER}), orders → payments (everything else denied)
 `)
   let ok = true
   const expectStatus = (what: string, r: Reply, want: number): void => {
@@ -187,13 +219,18 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`${good ? '✔' : '✘'} ${what}: HTTP ${r.status}${good ? '' : ` (expected ${want})`}`)
   }
 
-  const chain = await call(fe, 'frontend.shop', '/')
+  const chain = await call(fe, 'frontend.shop', '/', 'GET', { authorization: `Bearer ${buyer}` })
   expectStatus('you → frontend → orders → payments', chain, 200)
   if (chain.status === 200) {
     const j = JSON.parse(chain.body) as { reply: { sawCaller: string; payments: { sawCaller: string } } }
     console.log(`    orders saw caller   ${j.reply.sawCaller}`)
     console.log(`    payments saw caller ${j.reply.payments.sawCaller}`)
   }
+  const noGroup = await call(fe, 'frontend.shop', '/', 'GET', { authorization: `Bearer ${viewer}` })
+  expectStatus('you (a valid token, not in "buyers") → frontend → orders', noGroup, 403)
+  const forged = await call(fe, 'frontend.shop', '/', 'GET', { authorization: `Bearer ${tampered}` })
+  expectStatus('you (a tampered token) → frontend → orders', forged, 401)
+  if (forged.status === 401) console.log(`    orders' sidecar answered "${(JSON.parse(forged.body) as { body: string }).body}" (the app never saw the request)`)
   const denied = await call(fe, 'frontend.shop', '/pay')
   expectStatus('you → frontend → payments (not on the allowlist)', denied, 403)
   if (denied.status === 403) {
@@ -213,7 +250,9 @@ Where to look:
   sidecar admin: curl -s localhost:${sidecars.payments.ports.admin}/config_dump | /certs | /clusters | /ready
 
 Try:
-  curl -s localhost:${fe}/ -H 'host: frontend.shop'        # allowed chain
+  curl -s localhost:${fe}/ -H 'host: frontend.shop' -H "authorization: Bearer $(cat ${tokenFile('buyer')})"   # allowed chain
+  curl -s localhost:${fe}/ -H 'host: frontend.shop' -H "authorization: Bearer $(cat ${tokenFile('viewer')})"  # 403: not a buyer
+  curl -s localhost:${fe}/ -H 'host: frontend.shop' -H "authorization: Bearer $(cat ${tokenFile('tampered')})"  # 401: tampered
   curl -s localhost:${fe}/pay -H 'host: frontend.shop'     # denied by payments' allowlist
   npx remora check -f ${policyFile} --dest-namespace shop --dest-labels app=payments \\
       --source-principal ${id('frontend')} --method POST --path /charge
