@@ -58,6 +58,12 @@ interface Identity {
   trustBundle: string
   notAfter: number
   notBefore: number
+  /**
+   * Where the lifetime counts from for renewal: when the certificate arrived, or its notBefore if
+   * later. The CA backdates notBefore (clock skew), which for a short lifetime would put the 70 %
+   * mark in the past and renew in a loop.
+   */
+  issuedAt: number
 }
 
 /**
@@ -175,7 +181,7 @@ export class ControlPlaneClient {
     const st = await loadState(this.o.stateDir)
     if (!st) return
     if (st.controlPlaneIdentity !== this.o.controlPlaneIdentity) return
-    const ident = this.#identityFrom(st.certPem, st.keyPem, st.trustBundle)
+    const ident = this.#identityFrom(st.certPem, st.keyPem, st.trustBundle, null)
     if (!ident || ident.notAfter <= this.deps.clock.now()) {
       this.deps.logger.warn({ event: 'persisted_certificate_unusable', stateDir: this.o.stateDir }, 'persisted certificate expired or unreadable; bootstrapping again')
       return
@@ -194,10 +200,12 @@ export class ControlPlaneClient {
     }
   }
 
-  #identityFrom(certPem: string, keyPem: string, trustBundle: string): Identity | null {
+  /** `receivedAt` null: a persisted certificate, whose arrival time is unknown (its notBefore is used). */
+  #identityFrom(certPem: string, keyPem: string, trustBundle: string, receivedAt: number | null): Identity | null {
     try {
       const x = new X509Certificate(certPem)
-      return { certPem, keyPem, trustBundle, notAfter: Date.parse(x.validTo), notBefore: Date.parse(x.validFrom) }
+      const notBefore = Date.parse(x.validFrom)
+      return { certPem, keyPem, trustBundle, notAfter: Date.parse(x.validTo), notBefore, issuedAt: Math.max(notBefore, receivedAt ?? notBefore) }
     } catch {
       return null
     }
@@ -263,7 +271,7 @@ export class ControlPlaneClient {
       throw new XdsError('REMORA_ERR_XDS_BOOTSTRAP_REFUSED', [`${err?.code ?? r.status}: ${err?.message ?? 'refused'}`])
     }
     const b = r.json as { certPem: string; trustBundle: string; signingKey: JWK; controlPlaneIdentity: string }
-    const ident = this.#identityFrom(b.certPem, keyPem, b.trustBundle)
+    const ident = this.#identityFrom(b.certPem, keyPem, b.trustBundle, this.deps.clock.now())
     if (!ident) throw new XdsError('REMORA_ERR_XDS_CREDENTIALS', ['the issued certificate cannot be read'])
     this.#checkCredentials(ident)
     this.#identity = ident
@@ -424,7 +432,7 @@ export class ControlPlaneClient {
   #scheduleRenewal(): void {
     const id = this.#identity
     if (!id || this.#closed) return
-    const at = id.notBefore + (id.notAfter - id.notBefore) * (this.o.renewAt ?? 0.7)
+    const at = id.issuedAt + (id.notAfter - id.issuedAt) * (this.o.renewAt ?? 0.7)
     const delay = Math.max(0, at - this.deps.clock.now())
     const t = setTimeout(() => {
       this.#timers.delete(t)
@@ -442,7 +450,7 @@ export class ControlPlaneClient {
       const r = await this.#request(address, '/v1/renew', { csr: csrPem }, { mtls: true })
       if (r.status !== 200) throw new Error(`renewal refused: HTTP ${r.status} ${JSON.stringify((r.json as { error?: unknown } | null)?.error ?? null)}`)
       const b = r.json as { certPem: string; trustBundle: string }
-      const ident = this.#identityFrom(b.certPem, keyPem, this.#identity.trustBundle)
+      const ident = this.#identityFrom(b.certPem, keyPem, this.#identity.trustBundle, this.deps.clock.now())
       if (!ident) throw new Error('renewed certificate unreadable')
       const creds = this.#checkCredentials(ident)
       this.#identity = ident
