@@ -18,7 +18,7 @@ function run(bin: string, args: string[], input?: string): Promise<Ran> {
   return new Promise((resolve, reject) => {
     const p = spawn(bin, args, { stdio: [input === undefined ? 'ignore' : 'pipe', 'ignore', 'pipe'] })
     let stderr = ''
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+    p.stderr?.on('data', (c: Buffer) => (stderr += c.toString()))
     p.on('error', (err: NodeJS.ErrnoException) =>
       reject(
         err.code === 'ENOENT'

@@ -39,7 +39,7 @@ function sh(cmd: string[], opts: { allowFail?: boolean } = {}): string {
 const inNs = (ns: string, uid: number | null, cmd: string[]): string[] =>
   ['ip', 'netns', 'exec', ns, ...(uid === null ? [] : ['setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups']), ...cmd]
 
-const procs: ChildProcess[] = []
+const procs: (ChildProcess & { out: string })[] = []
 function start(cmd: string[], cwd = ROOT): ChildProcess & { out: string } {
   const p = spawn(cmd[0]!, cmd.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'] }) as ChildProcess & { out: string }
   p.out = ''
