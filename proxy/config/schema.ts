@@ -70,6 +70,8 @@ export const TelemetrySchema = z.strictObject({
     .default({ port: 15090, bind: '0.0.0.0' }),
 })
 
+export const ENGINES = ['raw', 'node-http'] as const
+
 export const SidecarConfigSchema = z.strictObject({
   apiVersion: z.literal('remora.dev/v1', { message: 'expected "remora.dev/v1"' }),
   kind: z.literal('SidecarConfig', { message: 'expected "SidecarConfig"' }),
@@ -136,6 +138,8 @@ export const SidecarConfigSchema = z.strictObject({
     })
     .default({ files: [], rootNamespace: 'remora-system' }),
   pathNormalization: z.enum(PATH_NORMALIZATIONS as [string, ...string[]]).default('MERGE_SLASHES'),
+  /** Forwarding engine: node-http (node:http + undici pools) or raw (raw sockets, llhttp framing only). */
+  engine: z.enum(ENGINES).default('node-http'),
   accessLog: z
     .strictObject({
       enabled: z.boolean().default(true),

@@ -1,7 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { PeerIdentity } from '../identity/index.js'
-import type { Direction, RequestContext } from '../pipeline/index.js'
+import type { Direction, DownstreamRequest, DownstreamResponse, RequestContext } from '../pipeline/index.js'
 
 /** Per-connection facts, computed once at accept/handshake time and reused by every request on it. */
 export interface ConnectionInfo {
@@ -16,7 +15,15 @@ export function setConnectionInfo(socket: object, info: ConnectionInfo): void {
   connections.set(socket, info)
 }
 
-export function createContext(direction: Direction, req: IncomingMessage, res: ServerResponse, upgradeSocket: Duplex | null): RequestContext {
+/** What a context is made from: node:http's IncomingMessage, or the raw engine's request. */
+export interface ContextRequest extends DownstreamRequest {
+  readonly method?: string
+  readonly url?: string
+  readonly socket: { readonly remoteAddress?: string; readonly remotePort?: number; readonly localPort?: number }
+}
+
+/** One context factory for both engines, so a field added to RequestContext is set by both. */
+export function createContext(direction: Direction, req: ContextRequest, res: DownstreamResponse, upgradeSocket: Duplex | null): RequestContext {
   const socket = req.socket
   const info = connections.get(socket) ?? PLAIN
   return {

@@ -34,7 +34,13 @@ const PARSER_FRAMING = new Set([
   'HPE_CR_EXPECTED',
 ])
 
-function rawResponse(code: ProxyErrorCode): string {
+/** The proxy error for an llhttp `HPE_*` code (both engines run the same parser). */
+export function parserErrorCode(parserCode: string): ProxyErrorCode {
+  return parserCode === 'HPE_HEADER_OVERFLOW' ? 'REMORA_ERR_HEADERS_TOO_LARGE' : PARSER_FRAMING.has(parserCode) ? 'REMORA_ERR_BAD_FRAMING' : 'REMORA_ERR_BAD_REQUEST'
+}
+
+/** A complete proxy-generated response for a connection that is about to close (no request exists). */
+export function rawResponse(code: ProxyErrorCode): string {
   const d = PROXY_ERRORS[code]
   const body = `${d.message}\n`
   return (
@@ -44,10 +50,10 @@ function rawResponse(code: ProxyErrorCode): string {
   )
 }
 
-const upgradedSockets = new WeakMap<http.Server, Set<Duplex>>()
+const upgradedSockets = new WeakMap<object, Set<Duplex>>()
 
 /** Destroys the sockets that left node:http through an Upgrade (WebSocket tunnels) on shutdown. */
-export function destroyUpgradedSockets(server: http.Server): void {
+export function destroyUpgradedSockets(server: object): void {
   for (const s of upgradedSockets.get(server) ?? []) s.destroy()
 }
 
@@ -91,8 +97,7 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const parserCode = err.code ?? ''
-    const code: ProxyErrorCode =
-      parserCode === 'HPE_HEADER_OVERFLOW' ? 'REMORA_ERR_HEADERS_TOO_LARGE' : PARSER_FRAMING.has(parserCode) ? 'REMORA_ERR_BAD_FRAMING' : 'REMORA_ERR_BAD_REQUEST'
+    const code = parserErrorCode(parserCode)
     const inFlight = (socket as { _httpMessage?: ServerResponse })._httpMessage
     if (inFlight && !inFlight.headersSent && !(socket as FrontSocket)[kDispatched] && socket.writable) {
       ;(socket as FrontSocket)[kParserError] = code // the pipeline answers 400 and closes

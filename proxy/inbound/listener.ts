@@ -1,6 +1,5 @@
 import net from 'node:net'
 import tls from 'node:tls'
-import type http from 'node:http'
 import { peerIdentityFromCert } from '../identity/index.js'
 import type { MtlsMode } from '../policy/index.js'
 import { setConnectionInfo } from '../http/context.js'
@@ -8,11 +7,17 @@ import { serverTlsOptions, type CredentialStore } from '../tls/index.js'
 
 export interface InboundListenerOptions {
   readonly creds: CredentialStore
-  /** The HTTP front (node:http server, never listening itself) that connections are handed to. */
-  readonly http: http.Server
+  /** The HTTP front (the engine's server, never listening itself) that connections are handed to. */
+  readonly http: ConnectionSink
   /** The PeerAuthentication mode for the app port, read per connection (it changes with policy). */
   readonly mtlsMode: () => MtlsMode
   readonly onRefused: (reason: string, remote: string) => void
+}
+
+/** What the listener needs of an HTTP front: node:http's Server and the raw engine's front both fit. */
+export interface ConnectionSink {
+  emit(event: 'connection', socket: net.Socket): boolean
+  closeIdleConnections(): void
 }
 
 const TLS_HANDSHAKE = 0x16

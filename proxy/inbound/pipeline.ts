@@ -23,6 +23,8 @@ export interface InboundHandlerOptions {
   readonly appPort: number
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
+  /** The terminal handler of the forwarding engine; absent: the node:http engine's (undici pools). */
+  readonly upstream?: Handler
   /** `trace` then `metrics` (either may be absent): observability sits right inside the access log. */
   readonly observe?: readonly Stage[]
   /** The workload's RequestAuthentication, compiled for this snapshot; null/absent: no JWT stage. */
@@ -54,6 +56,6 @@ export function buildInboundHandler(o: InboundHandlerOptions): Handler {
       createAuthzStage({ policy: o.policy, onDecision: o.onDecision, destinationPort: o.appPort }),
       createInboundRouteStage(o.app),
     ],
-    createUpstreamHandler(),
+    o.upstream ?? createUpstreamHandler(),
   )
 }

@@ -15,6 +15,8 @@ export interface OutboundHandlerOptions {
   readonly routes: RouteTable
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
+  /** The terminal handler of the forwarding engine; absent: the node:http engine's (undici pools). */
+  readonly upstream?: Handler
   /** `trace` then `metrics` (either may be absent): observability sits right inside the access log. */
   readonly observe?: readonly Stage[]
 }
@@ -30,6 +32,6 @@ export function buildOutboundHandler(o: OutboundHandlerOptions): Handler {
       createSanitizeStage({ direction: 'outbound', pathNormalization: o.pathNormalization }),
       createOutboundRouteStage(o.routes),
     ],
-    createUpstreamHandler(),
+    o.upstream ?? createUpstreamHandler(),
   )
 }

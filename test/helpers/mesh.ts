@@ -36,7 +36,12 @@ export interface TestSidecar {
   close(): Promise<void>
 }
 
+/** The forwarding engine integration tests run against: REMORA_TEST_ENGINE=raw|node-http (default: the product default). */
+export const TEST_ENGINE = process.env.REMORA_TEST_ENGINE === 'raw' || process.env.REMORA_TEST_ENGINE === 'node-http' ? process.env.REMORA_TEST_ENGINE : undefined
+
 export interface StartSidecarOptions {
+  /** Overrides REMORA_TEST_ENGINE for this sidecar. */
+  engine?: 'raw' | 'node-http'
   pki: TestPki
   namespace?: string
   serviceAccount: string
@@ -75,6 +80,7 @@ export async function startSidecar(o: StartSidecarOptions): Promise<TestSidecar>
     clusters: o.clusters ?? [],
     // Istio's scrape port, on loopback and port 0 (several sidecars per test process).
     telemetry: { metrics: { port: 0, bind: '127.0.0.1' } },
+    ...((o.engine ?? TEST_ENGINE) !== undefined ? { engine: o.engine ?? TEST_ENGINE } : {}),
     ...o.extra,
   }
   const v = validateSidecarConfig(input)

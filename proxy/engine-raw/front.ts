@@ -1,0 +1,264 @@
+import net from 'node:net'
+import type { Direction, Handler, ProxyErrorCode } from '../pipeline/index.js'
+import { createContext, MAX_HEADER_BYTES, parserErrorCode, rawResponse, type HttpFrontOptions } from '../http/index.js'
+import { closeParser, createParser, METHODS, type ParseError, type Parser } from './llhttp.js'
+import { RawRequest, RawResponse, type DownstreamControl } from './exchange.js'
+
+/** No bytes in either direction for this long: the connection is closed (as the node:http front). */
+const IDLE_TIMEOUT_MS = 300_000
+
+interface Exchange {
+  readonly req: RawRequest
+  readonly res: RawResponse
+}
+
+/**
+ * One downstream connection: llhttp finds each request's head and body boundaries, the pipeline
+ * runs per request, one at a time (pipelined requests wait, and reading pauses meanwhile).
+ */
+class DownstreamConnection implements DownstreamControl {
+  readonly #parser: Parser
+  /** Header pairs and URL flushed before onHeadersComplete (node's parserOnHeaders). */
+  #pairs: string[] = []
+  #url = ''
+  /** The request whose head or body the parser is in; null between messages. */
+  #parsing: Exchange | null = null
+  /** Requests parsed but not answered yet; the first one is in the pipeline. */
+  readonly #queue: Exchange[] = []
+  #active: Exchange | null = null
+  /** Reasons to stop reading: body back-pressure, pipelined requests waiting. */
+  #holdBody = false
+  #holdQueue = false
+  #paused = false
+  /** No more HTTP on this connection (upgrade, framing error, close decided). */
+  #stopped = false
+  #pendingError: ProxyErrorCode | null = null
+  /** An Upgrade request parsed on this connection: llhttp stops once it is complete. */
+  #upgrade: Exchange | null = null
+  #closed = false
+
+  constructor(
+    readonly front: RawFront,
+    readonly socket: net.Socket,
+  ) {
+    this.#parser = createParser('request', MAX_HEADER_BYTES, {
+      onHeaders: (pairs, url) => {
+        for (const p of pairs) this.#pairs.push(p)
+        this.#url += url
+      },
+      onHeadersComplete: (maj, min, headers, method, url, _s, _m, upgrade, keepAlive) => {
+        const raw = headers ?? this.#pairs
+        const target = url ?? this.#url
+        this.#pairs = []
+        this.#url = ''
+        const req = new RawRequest(METHODS[method ?? 1] ?? 'GET', target, raw, maj, min, keepAlive, upgrade, socket, this)
+        const ex: Exchange = { req, res: new RawResponse(req, this) }
+        this.#parsing = ex
+        if (upgrade) this.#upgrade = ex
+        this.#queue.push(ex)
+        if (this.#queue.length > 1) this.#holdQueue = true
+        return 0
+      },
+      onBody: (chunk) => this.#parsing?.req.pushBody(chunk),
+      onMessageComplete: () => {
+        const ex = this.#parsing
+        this.#parsing = null
+        let trailers: string[] | null = null
+        if (this.#pairs.length > 0) {
+          trailers = this.#pairs
+          this.#pairs = []
+          this.#url = ''
+        }
+        ex?.req.pushEnd(trailers)
+      },
+    })
+    socket.setNoDelay(true)
+    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy())
+    socket.on('data', this.#onData)
+    socket.on('end', this.#onEnd)
+    socket.on('error', () => socket.destroy())
+    socket.once('close', this.#onClose)
+  }
+
+  get idle(): boolean {
+    return this.#active === null && this.#queue.length === 0
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#stopped) return
+    const ret = this.#parser.execute(chunk)
+    if (typeof ret !== 'number') {
+      this.#onParseError(ret)
+    } else if (this.#upgrade !== null && this.#upgrade.req.complete) {
+      // llhttp stops after an Upgrade request: what follows is the tunnel's (kept for it, unread).
+      if (ret < chunk.length) this.#upgrade.req.upgradeHead = chunk.subarray(ret)
+      this.#stop(true)
+    }
+    this.#next()
+    this.#applyHold()
+  }
+
+  #onParseError(err: ParseError): void {
+    const code = parserErrorCode(err.code)
+    const ex = this.#parsing
+    this.#stop(false)
+    if (ex !== null) {
+      // Inside a body. Not sent upstream yet: the pipeline answers 400; otherwise only a reset is honest.
+      if (ex.req.dispatched) this.socket.destroy()
+      else ex.req.parserError = code
+      return
+    }
+    if (this.idle) this.#refuse(code, err.code)
+    else this.#pendingError = code // answered once the requests before it are done
+  }
+
+  /** A head the parser refused: no request exists, so answer directly, log it, and close. */
+  #refuse(code: ProxyErrorCode, parserCode: string): void {
+    const s = this.socket
+    if (!s.writable || parserCode === 'ECONNRESET') {
+      s.destroy()
+      return
+    }
+    this.front.onParserError({ code, parserCode, remote: `${s.remoteAddress ?? ''}:${s.remotePort ?? 0}`, direction: this.front.direction })
+    s.end(rawResponse(code))
+  }
+
+  /** No more HTTP from this socket. A tunnel gets the unread bytes; otherwise they are discarded. */
+  #stop(tunnel: boolean): void {
+    this.#stopped = true
+    this.socket.removeListener('data', this.#onData)
+    this.#paused = tunnel
+    if (tunnel) this.socket.pause()
+    else this.socket.resume()
+  }
+
+  readonly #onEnd = (): void => {
+    if (!this.#stopped) {
+      const err = this.#parser.finish()
+      if (err !== undefined && this.#parsing !== null && !this.#parsing.req.dispatched) this.#parsing.req.parserError = parserErrorCode(err.code)
+    }
+    this.#stopped = true
+    // The client is done sending; answer what is in flight, then close.
+    if (this.idle && !this.socket.destroyed) this.socket.end()
+  }
+
+  readonly #onClose = (): void => {
+    this.#closed = true
+    this.#stopped = true
+    closeParser(this.#parser)
+    this.front.forget(this)
+    const ex = this.#active
+    if (ex !== null && !ex.res.finished) {
+      const abort = ex.res.onAbort
+      ex.res.onAbort = null
+      abort?.()
+    }
+  }
+
+  /** Starts the next parsed request when none is in the pipeline. */
+  #next(): void {
+    if (this.#active !== null || this.#queue.length === 0 || this.#closed) return
+    const ex = this.#queue[0]!
+    this.#active = ex
+    this.#holdQueue = this.#queue.length > 1
+    const ctx = createContext(this.front.direction, ex.req, ex.res, ex.req.upgrade && isWebSocket(ex.req) ? this.socket : null)
+    this.front
+      .handler()(ctx)
+      .catch(() => this.socket.destroy())
+      .finally(() => {
+        // The pipeline is done; a response it did not finish cannot be finished by anyone.
+        if (!ex.res.finished) this.socket.destroy()
+      })
+  }
+
+  holdReading(hold: boolean): void {
+    this.#holdBody = hold
+    this.#applyHold()
+  }
+
+  #applyHold(): void {
+    if (this.#stopped) return
+    const pause = this.#holdBody || this.#holdQueue
+    if (pause === this.#paused) return
+    this.#paused = pause
+    if (pause) this.socket.pause()
+    else this.socket.resume()
+  }
+
+  responseFinished(keepAlive: boolean): void {
+    const ex = this.#queue.shift()
+    this.#active = null
+    this.#holdBody = false
+    ex?.req.detach()
+    if (this.#closed) return
+    if (!keepAlive) {
+      this.#stop(false)
+      this.socket.end()
+      return
+    }
+    if (this.#queue.length === 0) {
+      if (this.#pendingError !== null) {
+        const code = this.#pendingError
+        this.#pendingError = null
+        this.#refuse(code, code)
+        return
+      }
+      if (this.#stopped) {
+        this.socket.end()
+        return
+      }
+    }
+    this.#next()
+    this.#applyHold()
+  }
+
+  destroy(): void {
+    this.socket.destroy()
+  }
+}
+
+function isWebSocket(req: RawRequest): boolean {
+  const u = req.headers.upgrade
+  return typeof u === 'string' && u.toLowerCase() === 'websocket'
+}
+
+export type RawFrontOptions = HttpFrontOptions
+
+/**
+ * The raw engine's front of a listener: a net.Server that is handed sockets (the inbound listener
+ * emits 'connection' after classification/handshake) or listens itself (outbound).
+ */
+export class RawFront extends net.Server {
+  readonly direction: Direction
+  readonly handler: () => Handler
+  readonly onParserError: HttpFrontOptions['onParserError']
+  readonly #conns = new Set<DownstreamConnection>()
+
+  constructor(opts: RawFrontOptions) {
+    // allowHalfOpen: a client that shuts down its sending side still gets its answer.
+    super({ noDelay: true, allowHalfOpen: true })
+    this.direction = opts.direction
+    this.handler = opts.handler
+    this.onParserError = opts.onParserError
+    this.on('connection', (socket: net.Socket) => {
+      this.#conns.add(new DownstreamConnection(this, socket))
+    })
+  }
+
+  forget(c: DownstreamConnection): void {
+    this.#conns.delete(c)
+  }
+
+  closeIdleConnections(): void {
+    for (const c of this.#conns) if (c.idle) c.destroy()
+  }
+
+  /** Every connection, tunnels included (shutdown). */
+  closeAllConnections(): void {
+    for (const c of this.#conns) c.destroy()
+  }
+}
+
+export function createRawFront(opts: RawFrontOptions): RawFront {
+  return new RawFront(opts)
+}

@@ -1,0 +1,355 @@
+import net from 'node:net'
+import tls from 'node:tls'
+import type { UpstreamPool } from '../pipeline/index.js'
+import { secureNamingCheck, type CredentialStore } from '../tls/index.js'
+import { closeParser, createParser, type ParseError, type Parser } from './llhttp.js'
+
+export interface RawMtlsKey {
+  readonly address: string // host:port
+  readonly identities: readonly string[]
+  readonly connectTimeoutMs: number
+}
+
+/** What one request/response needs to hear from its upstream connection. */
+export interface ResponseHandler {
+  /** The response head (never 1xx other than 101). Return 1 when no body can follow (HEAD). */
+  onHead(statusCode: number, statusMessage: string, rawHeaders: string[], upgrade: boolean, keepAlive: boolean): number
+  onBody(chunk: Buffer): void
+  onComplete(trailers: string[] | null): void
+  /** After a 101: the socket is the handler's now; `rest` are tunnel bytes read with the head. */
+  onUpgrade(socket: net.Socket, rest: Buffer): void
+  /** The connection failed or closed before the response completed; `parse` for invalid HTTP. */
+  onError(err: Error, parse: boolean): void
+}
+
+/** A connect failure (UF); `secureNaming` when the peer's SPIFFE ID is not the cluster's. */
+export class UpstreamConnectError extends Error {
+  constructor(
+    message: string,
+    readonly reason: string,
+    readonly secureNaming: boolean,
+  ) {
+    super(message)
+    this.name = 'UpstreamConnectError'
+  }
+}
+
+const MAX_RESPONSE_HEADER_BYTES = 61_440
+const KEEP_ALIVE_MS = 30_000
+const SOCKET_IDLE_MS = 300_000
+
+/** One keep-alive connection to an endpoint, with its own response parser. */
+export class UpstreamConnection {
+  readonly #parser: Parser
+  #pairs: string[] = []
+  #handler: ResponseHandler | null = null
+  #informational = false
+  #upgraded = false
+  /** Requests this connection has carried (a reused one may have been closed by the server). */
+  served = 0
+  idleSince = 0
+
+  constructor(
+    readonly socket: net.Socket,
+    private readonly pool: RawPool,
+  ) {
+    this.#parser = createParser('response', MAX_RESPONSE_HEADER_BYTES, {
+      onHeaders: (pairs) => {
+        for (const p of pairs) this.#pairs.push(p)
+      },
+      onHeadersComplete: (_maj, _min, headers, _method, _url, statusCode, statusMessage, upgrade, keepAlive) => {
+        const raw = headers ?? this.#pairs
+        this.#pairs = []
+        const status = statusCode ?? 0
+        if (status < 200 && status !== 101) {
+          // 100 Continue and other 1xx: the sidecar answers Expect itself; nothing goes downstream.
+          this.#informational = true
+          return 1
+        }
+        const h = this.#handler
+        if (h === null) return -1
+        if (status === 101 && upgrade) this.#upgraded = true
+        return h.onHead(status, statusMessage ?? '', raw, upgrade, keepAlive)
+      },
+      onBody: (chunk) => this.#handler?.onBody(chunk),
+      onMessageComplete: () => {
+        if (this.#informational) {
+          this.#informational = false
+          this.#pairs = []
+          return
+        }
+        let trailers: string[] | null = null
+        if (this.#pairs.length > 0) {
+          trailers = this.#pairs
+          this.#pairs = []
+        }
+        if (this.#upgraded) return // onUpgrade follows, once execute() says where the tunnel starts
+        const h = this.#handler
+        this.#handler = null
+        h?.onComplete(trailers)
+      },
+    })
+    socket.setTimeout(SOCKET_IDLE_MS, () => socket.destroy())
+    socket.on('data', this.#onData)
+    socket.on('end', this.#onEnd)
+    socket.on('error', this.#onError)
+    socket.once('close', this.#onClose)
+  }
+
+  get busy(): boolean {
+    return this.#handler !== null
+  }
+
+  /** Binds the next response on this connection to `h`. */
+  begin(h: ResponseHandler): void {
+    this.#handler = h
+    this.served++
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#handler === null && !this.#upgraded) {
+      this.socket.destroy() // bytes nobody asked for: the connection cannot be trusted
+      return
+    }
+    const ret = this.#parser.execute(chunk)
+    if (typeof ret !== 'number') {
+      this.#fail(ret, true)
+      return
+    }
+    if (this.#upgraded) {
+      const h = this.#handler!
+      this.#handler = null
+      this.socket.removeListener('data', this.#onData)
+      this.socket.removeListener('end', this.#onEnd)
+      this.socket.removeListener('error', this.#onError)
+      this.socket.removeListener('close', this.#onClose)
+      this.socket.setTimeout(0)
+      this.socket.pause()
+      this.pool.forget(this)
+      closeParser(this.#parser)
+      h.onUpgrade(this.socket, chunk.subarray(ret))
+    }
+  }
+
+  readonly #onEnd = (): void => {
+    if (this.#handler !== null) {
+      const err = this.#parser.finish() // a close-delimited body ends here
+      if (err !== undefined) this.#fail(err, true)
+      else if (this.#handler !== null) this.#fail(Object.assign(new Error('upstream closed the connection'), { code: 'UPSTREAM_CLOSED' }), false)
+    }
+    this.socket.destroy()
+  }
+
+  readonly #onError = (err: Error): void => {
+    this.#fail(err, false)
+    this.socket.destroy()
+  }
+
+  readonly #onClose = (): void => {
+    this.pool.forget(this)
+    closeParser(this.#parser)
+    this.#fail(Object.assign(new Error('upstream connection closed'), { code: 'UPSTREAM_CLOSED' }), false)
+  }
+
+  #fail(err: Error | ParseError, parse: boolean): void {
+    const h = this.#handler
+    this.#handler = null
+    this.socket.destroy()
+    h?.onError(err, parse)
+  }
+
+  destroy(): void {
+    this.#handler = null
+    this.socket.destroy()
+  }
+}
+
+type Connector = () => net.Socket
+
+/**
+ * One endpoint's connections (LIFO reuse, 30 s keep-alive). There is no cap and no queue: a request
+ * that finds no idle connection opens one, as the route/cluster timeouts bound each request.
+ */
+export class RawPool implements UpstreamPool {
+  readonly #idle: UpstreamConnection[] = []
+  readonly #all = new Set<UpstreamConnection>()
+  #pending = 0
+  #closing = false
+  #sweeper: NodeJS.Timeout | null = null
+
+  constructor(
+    readonly address: string,
+    private readonly connector: Connector,
+    private readonly readyEvent: 'connect' | 'secureConnect',
+    private readonly connectTimeoutMs: number,
+  ) {}
+
+  get stats(): { connected: number; pending: number; running: number } {
+    return { connected: this.#all.size, pending: this.#pending, running: this.#all.size - this.#idle.length }
+  }
+
+  /** An idle connection if there is one (most recently used first), else null. */
+  takeIdle(): UpstreamConnection | null {
+    while (this.#idle.length > 0) {
+      const c = this.#idle.pop()!
+      if (!c.socket.destroyed && c.socket.writable) return c
+    }
+    return null
+  }
+
+  /** A new connection, resolved once connected (and for mTLS, once the peer passed secure naming). */
+  connect(): Promise<UpstreamConnection> {
+    if (this.#closing) return Promise.reject(new UpstreamConnectError('pool closed', 'pool closed', false))
+    this.#pending++
+    return new Promise((resolve, reject) => {
+      let socket: net.Socket
+      try {
+        socket = this.connector()
+      } catch (err) {
+        this.#pending--
+        reject(new UpstreamConnectError(String(err), 'connect failed', false))
+        return
+      }
+      let done = false
+      const finish = (err: (Error & { code?: string }) | null): void => {
+        if (done) return
+        done = true
+        this.#pending--
+        clearTimeout(timer)
+        socket.removeListener('error', finish)
+        if (err) {
+          socket.destroy()
+          const sn = err.code === 'REMORA_ERR_UPSTREAM_SECURE_NAMING'
+          reject(new UpstreamConnectError(err.message, sn ? err.message : err.code || 'TLS handshake failed', sn))
+          return
+        }
+        const c = new UpstreamConnection(socket, this)
+        this.#all.add(c)
+        resolve(c)
+      }
+      const timer = setTimeout(() => finish(Object.assign(new Error(`connect timeout after ${this.connectTimeoutMs} ms`), { code: 'connect timeout' })), this.connectTimeoutMs)
+      socket.once(this.readyEvent, () => finish(null))
+      socket.once('error', finish)
+    })
+  }
+
+  /** A connection whose exchange completed cleanly goes back for reuse. */
+  release(c: UpstreamConnection): void {
+    if (this.#closing || c.socket.destroyed) {
+      c.destroy()
+      return
+    }
+    c.idleSince = performance.now()
+    this.#idle.push(c)
+    this.#sweeper ??= setInterval(() => this.#sweep(), KEEP_ALIVE_MS / 3).unref()
+  }
+
+  #sweep(): void {
+    const cutoff = performance.now() - KEEP_ALIVE_MS
+    for (let i = this.#idle.length - 1; i >= 0; i--) {
+      const c = this.#idle[i]!
+      if (c.idleSince < cutoff) {
+        this.#idle.splice(i, 1)
+        c.destroy()
+      }
+    }
+    if (this.#idle.length === 0 && this.#sweeper !== null) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = null
+    }
+  }
+
+  forget(c: UpstreamConnection): void {
+    this.#all.delete(c)
+    const i = this.#idle.indexOf(c)
+    if (i >= 0) this.#idle.splice(i, 1)
+  }
+
+  /** Idle connections close now; busy ones when their exchange is over (release destroys them). */
+  async close(): Promise<void> {
+    this.#closing = true
+    for (const c of this.#idle.splice(0)) c.destroy()
+    if (this.#sweeper !== null) clearInterval(this.#sweeper)
+  }
+
+  async destroy(): Promise<void> {
+    await this.close()
+    for (const c of this.#all) c.destroy()
+    this.#all.clear()
+  }
+}
+
+function splitAddress(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':')
+  const host = address.slice(0, i)
+  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(i + 1)) }
+}
+
+/**
+ * The raw engine's upstream pools, keyed like the node:http engine's (endpoint AND expected
+ * identities), so a reused connection never skips secure naming. The mTLS connector reads the
+ * current credentials at every handshake: a rotation applies to new connections.
+ */
+export class RawPoolRegistry {
+  readonly #pools = new Map<string, RawPool>()
+  constructor(private readonly creds: CredentialStore) {}
+
+  mtls(key: RawMtlsKey, servername: string): RawPool {
+    const id = `mtls|${key.address}|${[...key.identities].sort().join(',')}|${key.connectTimeoutMs}`
+    let pool = this.#pools.get(id)
+    if (!pool) {
+      const checkServerIdentity = secureNamingCheck(key.identities)
+      const { host, port } = splitAddress(key.address)
+      const creds = this.creds
+      const connector = (): net.Socket => {
+        const socket = tls.connect({
+          host,
+          port,
+          secureContext: creds.current.clientContext,
+          servername: net.isIP(servername) ? undefined : servername,
+          minVersion: 'TLSv1.3',
+          maxVersion: 'TLSv1.3',
+          ALPNProtocols: ['http/1.1'],
+          checkServerIdentity,
+          rejectUnauthorized: true,
+        })
+        socket.setNoDelay(true)
+        return socket
+      }
+      pool = new RawPool(key.address, connector, 'secureConnect', key.connectTimeoutMs)
+      this.#pools.set(id, pool)
+    }
+    return pool
+  }
+
+  plain(address: string, connectTimeoutMs: number): RawPool {
+    const id = `plain|${address}|${connectTimeoutMs}`
+    let pool = this.#pools.get(id)
+    if (!pool) {
+      const { host, port } = splitAddress(address)
+      pool = new RawPool(address, () => net.connect({ host, port, noDelay: true }), 'connect', connectTimeoutMs)
+      this.#pools.set(id, pool)
+    }
+    return pool
+  }
+
+  /** Closes pools not in `keep` (after a config swap); in-flight exchanges on them finish first. */
+  retain(keep: ReadonlySet<UpstreamPool>): void {
+    for (const [id, pool] of this.#pools) {
+      if (!keep.has(pool)) {
+        this.#pools.delete(id)
+        pool.close().catch(() => {})
+      }
+    }
+  }
+
+  stats(): { key: string; connected: number; pending: number; running: number }[] {
+    return [...this.#pools].map(([key, p]) => ({ key, ...p.stats }))
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#pools.values()]
+    this.#pools.clear()
+    await Promise.all(all.map((p) => p.destroy()))
+  }
+}

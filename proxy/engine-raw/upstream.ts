@@ -1,0 +1,246 @@
+import type net from 'node:net'
+import { FLAGS, proxyError, type Handler, type ProxyError, type RequestContext, type RouteTarget } from '../pipeline/index.js'
+import { RawRequest, RawResponse } from './exchange.js'
+import { chunkFrame, HeaderInjectionError, headerLines, responseHeadFacts, trailerLines } from './headers.js'
+import { RawPool, UpstreamConnectError, type ResponseHandler, type UpstreamConnection } from './pool.js'
+
+const CRLF = '\r\n'
+
+function connectError(err: unknown): ProxyError {
+  if (err instanceof UpstreamConnectError) {
+    return err.secureNaming ? proxyError('REMORA_ERR_UPSTREAM_SECURE_NAMING', err.message, err) : proxyError('REMORA_ERR_UPSTREAM_CONNECT', `reset reason: ${err.reason}`, err)
+  }
+  return proxyError('REMORA_ERR_UPSTREAM_CONNECT', undefined, err)
+}
+
+function requestHead(ctx: RequestContext, req: RawRequest, upgrade: string | null): string {
+  let head = `${ctx.method} ${ctx.path}${ctx.query} HTTP/1.1\r\n`
+  try {
+    head += headerLines(ctx.headers)
+  } catch (err) {
+    if (err instanceof HeaderInjectionError) throw proxyError('REMORA_ERR_INTERNAL', err.message, err)
+    throw err
+  }
+  if (req.chunked) head += 'transfer-encoding: chunked\r\n'
+  if (upgrade !== null) head += `connection: upgrade\r\nupgrade: ${upgrade}\r\n`
+  return head + CRLF
+}
+
+// Terminal of the raw engine: the request goes to the endpoint the route stage chose, on a pooled
+// connection of that endpoint (so each request re-picks, whatever the downstream connection).
+// Heads are rebuilt from the context; bodies pass through (re-chunked where the framing needs it).
+export function createRawUpstreamHandler(): Handler {
+  return async function upstream(ctx: RequestContext) {
+    const route = ctx.route
+    if (!route) throw proxyError('REMORA_ERR_INTERNAL', 'no route chosen')
+    const { req, res } = ctx
+    const pool = route.dispatcher
+    if (!(pool instanceof RawPool) || !(req instanceof RawRequest) || !(res instanceof RawResponse)) throw proxyError('REMORA_ERR_INTERNAL', 'raw engine: request or pool from another engine')
+    const upgrade = ctx.upgradeSocket !== null ? String(req.headers.upgrade ?? 'websocket') : null
+    const head = requestHead(ctx, req, upgrade)
+    // A reused connection may have been closed by the server meanwhile: a request without a body
+    // is sent once more on a fresh one (nothing of it can have been processed).
+    for (let attempt = 0; ; attempt++) {
+      if (req.parserError) throw proxyError(req.parserError)
+      let conn = attempt === 0 ? pool.takeIdle() : null
+      const reused = conn !== null
+      if (conn === null) {
+        try {
+          conn = await pool.connect()
+        } catch (err) {
+          throw connectError(err)
+        }
+      }
+      if (req.parserError || res.destroyed) {
+        pool.release(conn)
+        if (req.parserError) throw proxyError(req.parserError)
+        ctx.flags.push(FLAGS.DownstreamConnectionTermination)
+        return
+      }
+      const outcome = await exchange(ctx, req, res, conn, pool, route, head, upgrade, reused && !req.hasBody)
+      if (outcome !== 'retry') return
+    }
+  }
+}
+
+function exchange(
+  ctx: RequestContext,
+  req: RawRequest,
+  res: RawResponse,
+  conn: UpstreamConnection,
+  pool: RawPool,
+  route: RouteTarget,
+  head: string,
+  upgrade: string | null,
+  mayRetry: boolean,
+): Promise<'retry' | undefined> {
+  return new Promise((resolve, reject) => {
+    const up = conn.socket
+    const t0 = performance.now()
+    let settled = false
+    let requestSent = !req.hasBody
+    let upstreamKeepAlive = false
+    let downChunked = false
+    let waitUp = false
+    let waitDown = false
+    let head101: string | null = null
+
+    const settle = (): boolean => {
+      if (settled) return false
+      settled = true
+      clearTimeout(timer)
+      res.onAbort = null
+      req.detach()
+      return true
+    }
+
+    // Envoy's route timeout: the response head must arrive in time (504 UT).
+    const timer = setTimeout(() => {
+      if (!settle()) return
+      conn.destroy()
+      reject(proxyError('REMORA_ERR_UPSTREAM_TIMEOUT'))
+    }, route.timeoutMs)
+
+    res.onAbort = () => {
+      if (!settle()) return
+      conn.destroy()
+      if (!ctx.flags.includes(FLAGS.DownstreamConnectionTermination)) ctx.flags.push(FLAGS.DownstreamConnectionTermination)
+      resolve(undefined)
+    }
+
+    const handler: ResponseHandler = {
+      onHead(statusCode, statusMessage, raw, isUpgrade, keepAlive) {
+        clearTimeout(timer)
+        ctx.upstreamMs = performance.now() - t0
+        upstreamKeepAlive = keepAlive
+        const facts = responseHeadFacts(raw, null)
+        if (statusCode === 101 && isUpgrade) {
+          if (upgrade === null) return -1 // a 101 nobody asked for: protocol error
+          head101 = `HTTP/1.1 101 ${statusMessage || 'Switching Protocols'}\r\n${facts.lines}connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`
+          return 0
+        }
+        const noBody = ctx.method === 'HEAD' || statusCode === 204 || statusCode === 304
+        let framing = ''
+        let closeDelimited = false
+        if (noBody) {
+          if (facts.contentLength !== null) framing = `content-length: ${facts.contentLength}\r\n`
+        } else if (facts.contentLength !== null && !facts.chunked) {
+          framing = `content-length: ${facts.contentLength}\r\n`
+        } else if (req.httpVersion === '1.1') {
+          downChunked = true
+          framing = 'transfer-encoding: chunked\r\n'
+        } else closeDelimited = true
+        // A failed response links to its trace for mesh peers (the `trace` stage sets traceLink).
+        const extra = statusCode >= 500 && ctx.traceLink !== null && ctx.peer !== null ? { 'x-remora-trace': ctx.traceLink } : null
+        if (!res.writeProxiedHead(statusCode, statusMessage, facts.lines, framing, extra, closeDelimited)) holdUpstream()
+        return ctx.method === 'HEAD' ? 1 : 0
+      },
+      onBody(chunk) {
+        ctx.bytesSent += chunk.length
+        const ok = downChunked ? res.writev(chunkFrame(chunk)) : res.write(chunk)
+        if (!ok) holdUpstream()
+      },
+      onComplete(trailers) {
+        if (!settle()) return
+        res.finishProxied(downChunked ? `0\r\n${trailers !== null ? trailerLines(trailers) : ''}\r\n` : null)
+        if (requestSent && upstreamKeepAlive && upgrade === null) pool.release(conn)
+        else conn.destroy()
+        resolve(undefined)
+      },
+      onUpgrade(socket, rest) {
+        if (!settle()) return
+        void tunnel(ctx, req, res, socket, head101!, rest).then(() => resolve(undefined))
+      },
+      onError(err, parse) {
+        if (!settle()) return
+        if (!res.headersSent) {
+          if (!parse && mayRetry) return resolve('retry')
+          const code = (err as { code?: string }).code
+          reject(parse ? proxyError('REMORA_ERR_UPSTREAM_PROTOCOL', undefined, err) : proxyError('REMORA_ERR_UPSTREAM_RESET', code ? `reset reason: ${code}` : undefined, err))
+          return
+        }
+        // Headers already went out: the only honest signal left is a reset.
+        ctx.flags.push(FLAGS.UpstreamRemoteReset)
+        res.destroy()
+        resolve(undefined)
+      },
+    }
+
+    function holdUpstream(): void {
+      if (waitDown) return
+      waitDown = true
+      up.pause()
+      res.onceDrain(() => {
+        waitDown = false
+        up.resume()
+      })
+    }
+
+    conn.begin(handler)
+    req.dispatched = true
+    up.write(head, 'latin1')
+    if (!req.hasBody) return
+    if (!req.complete && String(req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue()
+    req.attach({
+      data(chunk) {
+        ctx.bytesReceived += chunk.length
+        let ok: boolean
+        if (req.chunked) {
+          up.cork()
+          for (const part of chunkFrame(chunk)) ok = up.write(part)
+          up.uncork()
+          ok = up.writableLength < up.writableHighWaterMark
+        } else ok = up.write(chunk)
+        if (!ok && !waitUp) {
+          waitUp = true
+          up.once('drain', () => {
+            waitUp = false
+            req.resumeBody()
+          })
+        }
+        return ok
+      },
+      end(trailers) {
+        requestSent = true
+        if (req.chunked) up.write(`0\r\n${trailers !== null ? trailerLines(trailers) : ''}\r\n`, 'latin1')
+      },
+    })
+  })
+}
+
+/** A WebSocket tunnel after 101: bytes both ways until either side closes. */
+function tunnel(ctx: RequestContext, req: RawRequest, res: RawResponse, upstream: net.Socket, head101: string, rest: Buffer): Promise<void> {
+  const down = res.socket
+  res.statusCode = 101
+  res.headersSent = true
+  res.markTunnelled()
+  down.write(head101, 'latin1')
+  if (rest.length > 0) {
+    ctx.bytesSent += rest.length
+    down.write(rest)
+  }
+  if (req.upgradeHead !== null) {
+    ctx.bytesReceived += req.upgradeHead.length
+    upstream.write(req.upgradeHead)
+  }
+  return new Promise((resolve) => {
+    down.on('data', (c: Buffer) => (ctx.bytesReceived += c.length))
+    upstream.on('data', (c: Buffer) => (ctx.bytesSent += c.length))
+    upstream.setTimeout(300_000, () => upstream.destroy())
+    down.on('error', () => down.destroy())
+    upstream.on('error', () => upstream.destroy())
+    let closed = false
+    const done = (): void => {
+      if (closed) return
+      closed = true
+      upstream.destroy()
+      down.destroy()
+      resolve()
+    }
+    down.once('close', done)
+    upstream.once('close', done)
+    down.pipe(upstream)
+    upstream.pipe(down)
+    upstream.resume()
+  })
+}
