@@ -25,11 +25,11 @@ export interface InboundHandlerOptions {
   readonly onInternalError: (err: unknown) => void
   /** The terminal handler of the forwarding engine; absent: the node:http engine's (undici pools). */
   readonly upstream?: Handler
-  /** `trace` then `metrics` (either may be absent): observability sits right inside the access log. */
-  readonly observe?: readonly Stage[]
   /** The workload's RequestAuthentication, compiled for this snapshot; null/absent: no JWT stage. */
   readonly jwt?: JwtAuthenticator | null
   readonly onJwtResult?: (ctx: RequestContext, outcome: JwtOutcome) => void
+  /** `trace` then `metrics` (either may be absent): observability sits right inside the access log. */
+  readonly observe?: readonly Stage[]
   readonly onDecision?: (ctx: RequestContext) => void
 }
 
