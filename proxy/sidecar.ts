@@ -15,7 +15,6 @@ import { createJwtAuthenticator, JwksRegistry, type JwksRegistryOptions, type Jw
 import { compileRequestAuthn, jwtRulesForWorkload, type CompiledJwtRule } from './policy/index.js'
 import { CredentialStore, type Credentials } from './tls/index.js'
 import { PoolRegistry } from './upstream/index.js'
-import { createRawFront, createRawUpstreamHandler, RawPoolRegistry, rawEngineUnavailable, type RawFront } from './engine-raw/index.js'
 import type { Pool } from 'undici'
 
 export interface Clock {
@@ -124,8 +123,7 @@ function hostPortOf(address: string): number {
  */
 export class Sidecar {
   readonly creds: CredentialStore
-  /** The forwarding engine's upstream pools (undici for node-http, raw sockets for raw). */
-  readonly pools: PoolRegistry | RawPoolRegistry
+  readonly pools: PoolRegistry
   /** JWKS sources shared across snapshots (one fetcher per jwksUri). */
   readonly jwks: JwksRegistry
   readonly ports = { inbound: 0, outbound: 0, admin: 0, metrics: 0 }
@@ -136,10 +134,8 @@ export class Sidecar {
   #metricsServer: http.Server
   #state: RuntimeState
   #inbound: InboundListener
-  #outboundFront: http.Server | RawFront
-  #inboundFront: http.Server | RawFront
-  /** The engine's terminal handler; undefined = the node:http engine's default. */
-  readonly #upstream: Handler | undefined
+  #outboundFront: http.Server
+  #inboundFront: http.Server
   #admin: http.Server
   #closed = false
   #started = false
@@ -153,9 +149,7 @@ export class Sidecar {
     telemetry: { metrics: SidecarMetrics; tracing: Tracing | null },
   ) {
     this.creds = new CredentialStore(credentials)
-    const raw = config.engine === 'raw'
-    this.pools = raw ? new RawPoolRegistry(this.creds) : new PoolRegistry(this.creds)
-    this.#upstream = raw ? createRawUpstreamHandler() : undefined
+    this.pools = new PoolRegistry(this.creds)
     this.jwks = new JwksRegistry(deps.jwt?.jwks ?? {}, { clock: deps.clock, logger: deps.logger, events: { onFetch: deps.jwt?.onJwksFetch } })
     this.metrics = telemetry.metrics
     this.tracing = telemetry.tracing
@@ -180,9 +174,8 @@ export class Sidecar {
       }
       deps.accessLog(e)
     }
-    const createFront = raw ? createRawFront : createHttpFront
-    this.#inboundFront = createFront({ direction: 'inbound', handler: () => this.#state.inbound, onParserError })
-    this.#outboundFront = createFront({ direction: 'outbound', handler: () => this.#state.outbound, onParserError })
+    this.#inboundFront = createHttpFront({ direction: 'inbound', handler: () => this.#state.inbound, onParserError })
+    this.#outboundFront = createHttpFront({ direction: 'outbound', handler: () => this.#state.outbound, onParserError })
     this.#inbound = new InboundListener({
       creds: this.creds,
       http: this.#inboundFront,
@@ -231,8 +224,6 @@ export class Sidecar {
   }
 
   static async start(opts: SidecarStartOptions, deps: SidecarDeps): Promise<Sidecar> {
-    const noRaw = opts.config.engine === 'raw' ? rawEngineUnavailable() : null
-    if (noRaw !== null) throw new StartupError('engine', `${noRaw}; use --engine node-http`)
     const sc = new Sidecar(opts.config, opts.credentials, opts.policies, deps, await Sidecar.#telemetry(opts.config, deps))
     const c = opts.config
     const bindings: [string, () => Promise<number>, (p: number) => void][] = [
@@ -379,7 +370,11 @@ export class Sidecar {
       jwtRules.length === 0
         ? null
         : createJwtAuthenticator(jwtRules, { leewaySeconds: jwtOpts?.leewaySeconds, cacheSize: jwtOpts?.cacheSize, sourceFor: (r) => this.jwks.sourceFor(r) }, { clock: this.deps.clock, logger: this.deps.logger })
-    const onJwtResult = jwtOpts?.onResult ? (_ctx: unknown, o: JwtOutcome) => jwtOpts.onResult!(o) : undefined
+    // Every JWT outcome is counted (remora_jwt_validations_total{result}: ok, missing or the error code).
+    const onJwtResult = (_ctx: unknown, o: JwtOutcome): void => {
+      this.metrics.jwtResult(o.result === 'invalid' ? o.code : o.result)
+      jwtOpts?.onResult?.(o)
+    }
     const clusters: RoutedCluster[] = clusterConfigs.map((cl) => ({
       name: cl.name,
       next: 0,
@@ -429,9 +424,8 @@ export class Sidecar {
         accessLog: this.deps.accessLog,
         onInternalError,
         observe: this.#observeStages('inbound', clusterConfigs),
-        upstream: this.#upstream,
       }),
-      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError, observe: this.#observeStages('outbound', clusterConfigs), upstream: this.#upstream }),
+      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError, observe: this.#observeStages('outbound', clusterConfigs) }),
     }
   }
 
@@ -483,7 +477,7 @@ export class Sidecar {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const closeServer = (s: http.Server | RawFront): Promise<void> =>
+    const closeServer = (s: http.Server): Promise<void> =>
       new Promise((r) => {
         if (!s.listening) return r()
         s.close(() => r())

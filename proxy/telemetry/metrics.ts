@@ -198,7 +198,7 @@ export class SidecarMetrics {
     this.requestBytes = new HistogramFamily(r, 'istio_request_bytes', 'Request body size in bytes (Istio standard metric).', ISTIO_LABELS, ISTIO_BYTES_BUCKETS)
     this.responseBytes = new HistogramFamily(r, 'istio_response_bytes', 'Response body size in bytes (Istio standard metric).', ISTIO_LABELS, ISTIO_BYTES_BUCKETS)
     this.authzDecisions = new CounterFamily(r, 'remora_authz_decisions_total', 'Authorization decisions by action, deciding policy (namespace/name, "-" for the default) and mode (enforce | dry_run).', ['action', 'policy', 'mode'])
-    this.jwtValidations = new CounterFamily(r, 'remora_jwt_validations_total', 'JWT validations by result (ok, or the REMORA_ERR_JWT_* code).', ['result'])
+    this.jwtValidations = new CounterFamily(r, 'remora_jwt_validations_total', 'JWT validations by result: ok, missing, or the REMORA_ERR_JWT_* code.', ['result'])
     this.configRejected = new CounterFamily(r, 'remora_config_rejected_total', 'Config or policy updates rejected (the last good config stays in force).', []).child([])
     this.spansExported = new CounterFamily(r, 'remora_tracing_spans_exported_total', 'Spans accepted by the trace collector.', []).child([])
     this.spansDropped = new CounterFamily(r, 'remora_tracing_spans_dropped_total', 'Spans dropped instead of slowing requests: queue_full, export_failed, export_timeout.', ['reason'])
@@ -249,6 +249,14 @@ export class SidecarMetrics {
   /** The four Istio families' children for one label combination (14 values in ISTIO_LABELS order). */
   requestChild(values: readonly string[]): RequestChild {
     return new RequestChild(this.requests.child(values), this.duration.child(values), this.requestBytes.child(values), this.responseBytes.child(values))
+  }
+
+  readonly #jwt = new Map<string, CounterChild>()
+  /** One JWT validation: `ok`, `missing`, or the REMORA_ERR_JWT_* code (a fixed set). */
+  jwtResult(result: string): void {
+    let c = this.#jwt.get(result)
+    if (c === undefined) this.#jwt.set(result, (c = this.jwtValidations.child([result])))
+    c.value++
   }
 
   authzChildren(policy: string, mode: 'enforce' | 'dry_run'): AuthzChildren {
