@@ -1,19 +1,26 @@
-// `remora demo`: a local mesh in one command. Three small services (frontend → orders → payments),
-// each behind its own sidecar with real mTLS from a fresh CA, an allowlist, allowed and denied
-// calls, and where to look. `--once` runs the scenario and exits 0 when everything behaved.
+// `remora demo`: a local mesh in one command. A control plane (file store in a temp dir) and three
+// small services (frontend → orders → payments), each behind its own sidecar that bootstraps with a
+// join token (its key never leaves it), an allowlist applied with `remora apply`, allowed and denied
+// calls, a live policy change, and where to look. `--once` runs the scenario and exits 0 when
+// everything behaved.
 import { createWriteStream } from 'node:fs'
-import { mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateKeyPairSync, sign } from 'node:crypto'
-import { createRootCa, issueWorkloadCert, systemClock } from '../../control-plane/ca/index.js'
-import { loadPolicies, validateSidecarConfig } from '../../proxy/config/index.js'
-import { startPolicyReload } from '../../proxy/reload.js'
+import { systemClock } from '../../control-plane/ca/index.js'
+import { ControlPlane } from '../../control-plane/control-plane.js'
+import { writeAdminFile } from '../../control-plane/main.js'
+import { FileStore } from '../../control-plane/store/index.js'
+import { validateSidecarConfig } from '../../proxy/config/index.js'
 import { Sidecar, type Logger } from '../../proxy/sidecar.js'
-import { buildCredentials } from '../../proxy/tls/index.js'
+import { startControlPlaneClient, type ControlPlaneClient } from '../../proxy/xds/index.js'
+import { run as removePolicy } from './delete.js'
+import { run as applyPolicies } from './apply.js'
+import { run as showStatus } from './status.js'
 
 const TD = 'cluster.local'
 const NS = 'shop'
@@ -23,7 +30,8 @@ const id = (sa: string): string => `spiffe://${TD}/ns/${NS}/sa/${sa}`
 /** The demo's token issuer: a key made at start, its public half inline in the policy. */
 const ISSUER = 'https://issuer.demo.remora.dev'
 
-export const POLICY_YAML = `# The demo mesh's policies. Edit this file while the demo runs: sidecars reload it within a second.
+export const POLICY_YAML = `# The demo mesh's policies. Edit this file while the demo runs and \`remora apply -f\` it: every
+# sidecar gets the new snapshot within a second (an invalid edit is refused, nothing applied).
 # Mesh-wide: mTLS required between sidecars.
 apiVersion: security.remora.dev/v1
 kind: PeerAuthentication
@@ -70,6 +78,18 @@ spec:
   action: ALLOW
   rules:
     - from: [{ source: { principals: ["${TD}/ns/${NS}/sa/orders"] } }]
+      to: [{ operation: { paths: ["/charge"] } }]
+`
+
+/** The live change: frontend may call payments directly too (applied, shown, then deleted again). */
+export const LIVE_CHANGE_YAML = `apiVersion: security.remora.dev/v1
+kind: AuthorizationPolicy
+metadata: { name: payments-allow-frontend, namespace: shop }
+spec:
+  selector: { matchLabels: { app: payments } }
+  action: ALLOW
+  rules:
+    - from: [{ source: { principals: ["${TD}/ns/${NS}/sa/frontend"] } }]
       to: [{ operation: { paths: ["/charge"] } }]
 `
 
@@ -130,7 +150,22 @@ export async function run(argv: string[]): Promise<number> {
   const accessLogFile = join(dir, 'access.log')
   const accessOut = createWriteStream(accessLogFile, { flags: 'a' })
 
-  const ca = await createRootCa({ trustDomain: TD, commonName: 'remora demo CA' }, { clock: systemClock })
+  // The control plane: CA, join tokens, the policy store (a directory) and the snapshot stream.
+  const store = await FileStore.open(join(dir, 'store'))
+  const cp = await ControlPlane.start({ store, listen: { host: '127.0.0.1', port: 0 } }, { clock: systemClock, logger: quietLogger })
+  const adminFile = join(dir, 'admin.json')
+  const caFile = join(dir, 'control-plane-ca.pem')
+  // The admin token goes only into the 0600 admin file (as `remora control-plane` does), never to the screen.
+  await writeAdminFile(adminFile, { server: `https://${cp.address}`, token: cp.adminTokenCreated!, caPem: cp.caPem, identity: cp.identity })
+  await writeFile(caFile, cp.caPem)
+  const admin = ['--server', `https://${cp.address}`, '--token', cp.adminTokenCreated!, '--ca', caFile]
+  console.log(`remora demo: control plane on https://${cp.address} (file store ${join(dir, 'store')})\n`)
+  console.log(`$ remora apply -f ${policyFile}`)
+  if ((await applyPolicies(['-f', policyFile, ...admin])) !== 0) {
+    await cp.close()
+    await store.close()
+    return 1
+  }
   const outboundPort: Partial<Record<Service, number>> = {}
 
   // The three apps. Each calls the next through its own sidecar's outbound listener by Host.
@@ -165,43 +200,54 @@ export async function run(argv: string[]): Promise<number> {
   const appPorts = {} as Record<Service, number>
   for (const s of SERVICES) appPorts[s] = await listen(apps[s])
 
-  // Sidecars: inbound ports first (they are the cluster endpoints), started payments → frontend.
+  // Sidecars: each starts with no identity and no config (503 NC, /ready false) and bootstraps
+  // from the control plane with a one-identity join token read from a 0600 file, as `remora proxy`
+  // does; clusters come from the others' registrations.
   const sidecars = {} as Record<Service, Sidecar>
-  const endpoints: Partial<Record<Service, number>> = {}
-  const watchers: { close(): Promise<void> }[] = []
+  const clients = {} as Record<Service, ControlPlaneClient>
   for (const s of ['payments', 'orders', 'frontend'] as const) {
-    const leaf = await issueWorkloadCert(ca, { spiffeId: id(s) }, { clock: systemClock })
-    const clusters = (['orders', 'payments'] as const)
-      .filter((c) => c !== s && endpoints[c])
-      .map((c) => ({ name: `${c}.${NS}`, hosts: [c, `${c}.${NS}`, `${c}.${NS}.svc.cluster.local`], endpoints: [`127.0.0.1:${endpoints[c]}`], identities: [id(c)] }))
+    const joinToken = join(dir, `${s}.join-token`)
+    await writeFile(joinToken, (await cp.createJoinToken(NS, s, 10 * 60_000)).token, { mode: 0o600 })
     const v = validateSidecarConfig({
       apiVersion: 'remora.dev/v1',
       kind: 'SidecarConfig',
       trustDomain: TD,
       workload: { namespace: NS, serviceAccount: s, labels: { app: s } },
-      identity: { certFile: '(in memory)', keyFile: '(in memory)', caFile: '(in memory)' },
+      controlPlane: { addresses: [cp.address], caFile, tokenFile: joinToken, stateDir: join(dir, `${s}-state`) },
       inbound: { port: 0, bind: '127.0.0.1', app: `127.0.0.1:${appPorts[s]}` },
       outbound: { port: 0, bind: '127.0.0.1' },
       admin: { port: 0, bind: '127.0.0.1' },
-      clusters,
-      policies: { files: [policyFile] },
+      telemetry: { metrics: { port: 0, bind: '127.0.0.1' } },
     })
     if (!v.ok) throw new Error(`demo config invalid: ${JSON.stringify(v.issues)}`)
-    const { policies } = await loadPolicies(v.config, dir)
-    const credentials = buildCredentials({ certPem: leaf.certPem, keyPem: leaf.keyPem, caPem: ca.certPem }, TD, Date.now())
-    const sc = await Sidecar.start({ config: v.config, credentials, policies }, { clock: systemClock, logger: quietLogger, accessLog: (e) => accessOut.write(JSON.stringify({ sidecar: s, ...e }) + '\n') })
+    const sc = await Sidecar.start({ config: v.config, credentials: null, policies: [] }, { clock: systemClock, logger: quietLogger, accessLog: (e) => accessOut.write(JSON.stringify({ sidecar: s, ...e }) + '\n') })
     sidecars[s] = sc
-    endpoints[s] = sc.ports.inbound
     outboundPort[s] = sc.ports.outbound
-    watchers.push(
-      await startPolicyReload(sc, [policyFile], {
-        trustDomain: TD,
-        rootNamespace: 'remora-system',
-        logger: quietLogger,
-        onResult: (r) => console.log(r.ok ? `[${s}] policies reloaded: version ${r.version}` : `\n[${s}] policy edit rejected, keeping version ${sc.version}:\n  ${r.errors.join('\n  ')}`),
-      }),
-    )
+    clients[s] = await startControlPlaneClient(sc, v.config, dir, { clock: systemClock, logger: quietLogger })
   }
+  /** Until every connected sidecar ACKed `version` (the control plane's status, as `remora status` shows it). */
+  const ackedByAll = async (version: string | null): Promise<number> => {
+    const t0 = Date.now()
+    for (;;) {
+      const st = await cp.status()
+      const connected = st.sidecars.filter((x) => x.connected)
+      const want = version ?? st.version
+      if (connected.length === SERVICES.length && connected.every((x) => x.versionAcked === want)) return Date.now() - t0
+      if (Date.now() - t0 > 15_000) throw new Error(`version ${want} not ACKed by every sidecar within 15 s`)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  }
+  // Discovery settles when every sidecar ACKed the snapshot that holds all three registrations.
+  for (;;) {
+    await ackedByAll(null)
+    if (SERVICES.every((s) => (sidecars[s].configDump() as { clusters: unknown[] }).clusters.length === SERVICES.length)) break
+    await new Promise((r) => setTimeout(r, 20))
+  }
+  for (const s of SERVICES) {
+    const c = clients[s].certificate!
+    console.log(`[${s}] bootstrapped with a join token: certificate for ${id(s)} until ${c.notAfter.toISOString()}, version ${clients[s].lastGoodVersion} ACKed`)
+  }
+  console.log('')
 
   const fe = sidecars.frontend.ports.inbound
   console.log(`remora demo: a mesh of three services, each with its sidecar (mTLS, SPIFFE identities, an allowlist)
@@ -243,10 +289,26 @@ export async function run(argv: string[]): Promise<number> {
   ok &&= refused
   console.log(`${refused ? '✔' : '✘'} you → payments directly, plaintext (STRICT mTLS): ${refused ? 'connection refused' : `HTTP ${direct.status}`}`)
 
+  // A live policy change through the control plane: allow frontend → payments, then take it back.
+  const liveFile = join(dir, 'payments-allow-frontend.yaml')
+  await writeFile(liveFile, LIVE_CHANGE_YAML)
+  console.log(`\nLive policy change: let frontend call payments directly.\n$ remora apply -f ${liveFile}`)
+  ok &&= (await applyPolicies(['-f', liveFile, ...admin])) === 0
+  console.log(`  version ${cp.version} ACKed by all ${SERVICES.length} sidecars ${await ackedByAll(cp.version)} ms after the apply returned`)
+  expectStatus('you → frontend → payments (allowed now)', await call(fe, 'frontend.shop', '/pay'), 200)
+  console.log('$ remora delete authorizationpolicy payments-allow-frontend -n shop')
+  ok &&= (await removePolicy(['authorizationpolicy', 'payments-allow-frontend', '-n', NS, ...admin])) === 0
+  console.log(`  version ${cp.version} ACKed by all ${SERVICES.length} sidecars ${await ackedByAll(cp.version)} ms after the delete returned`)
+  expectStatus('you → frontend → payments (reverted: denied again)', await call(fe, 'frontend.shop', '/pay'), 403)
+  console.log('$ remora status')
+  ok &&= (await showStatus(admin)) === 0
+
   console.log(`
 Where to look:
   access log (one JSON line per request, both directions):  tail -f ${accessLogFile}
-  the policies (edit them live; invalid edits are refused):  ${policyFile}
+  the policies (edit, then apply; invalid edits are refused): ${policyFile}
+  the control plane (admin token in a 0600 file):  export REMORA_CONFIG=${adminFile}
+    npx remora status | npx remora get ap -n shop | npx remora apply -f ${policyFile}
   sidecar admin: curl -s localhost:${sidecars.payments.ports.admin}/config_dump | /certs | /clusters | /ready
 
 Try:
@@ -259,17 +321,21 @@ Try:
 `)
 
   const shutdown = async (): Promise<void> => {
-    for (const w of watchers) await w.close()
+    for (const s of SERVICES) await clients[s].close()
     for (const s of SERVICES) await sidecars[s].close()
     for (const s of SERVICES) apps[s].close()
-    accessOut.end()
+    await cp.close()
+    await store.close()
+    await new Promise<void>((r) => accessOut.end(r))
+    // The directory holds the demo CA's key and the tokens: nothing of it outlives the demo.
+    await rm(dir, { recursive: true, force: true })
   }
   if (values.once) {
     await shutdown()
     console.log(ok ? 'demo: everything behaved.' : 'demo: something did not behave (see ✘ above).')
     return ok ? 0 : 1
   }
-  console.log('The mesh keeps running; Ctrl-C stops it.')
+  console.log(`The mesh keeps running; Ctrl-C stops it and removes ${dir}.`)
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
