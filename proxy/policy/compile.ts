@@ -272,6 +272,18 @@ function hits(m: ReadonlyMap<string, number | readonly number[]>, k: string | nu
 
 const asList = (h: number | readonly number[]): readonly number[] => (typeof h === 'number' ? [h] : h)
 
+/** Past every rule number: keeps the merge in small integers (no Infinity, no doubles). */
+const END = 0x3fffffff
+
+/** First matching rule among `list` (rule numbers in order), or -1. */
+function scan(b: Bucket, list: readonly number[], c: EvalContext): number {
+  for (let i = 0; i < list.length; i++) {
+    const n = list[i]!
+    if (ruleMatches(b.rules[n]!, c)) return n
+  }
+  return -1
+}
+
 /**
  * The number of the first matching rule of a bucket in evaluation order, or -1: walks the index
  * hits (peer principal, peer namespace, path) merged with the always-tried rules, in rule order.
@@ -282,27 +294,41 @@ function firstMatch(b: Bucket, c: EvalContext): number {
   const hn = hits(b.byNamespace, c.namespace)
   const hq = hits(b.byPath, c.facts.request.path)
   const w = b.always
-  // the common case: one index hit and nothing else to try
-  if (typeof hp === 'number' && hn === EMPTY && hq === EMPTY && w.length === 0) return ruleMatches(b.rules[hp]!, c) ? hp : -1
-  const l0 = asList(hp)
-  const l1 = asList(hn)
-  const l2 = asList(hq)
+  // the common cases: a single source of candidates needs no merge
+  if (hn === EMPTY && hq === EMPTY) {
+    if (typeof hp === 'number') return w.length === 0 ? (ruleMatches(b.rules[hp]!, c) ? hp : -1) : merge(b, [hp], EMPTY, EMPTY, w, c)
+    if (hp.length === 0) return scan(b, w, c)
+    if (w.length === 0) return scan(b, hp, c)
+  }
+  return merge(b, asList(hp), asList(hn), asList(hq), w, c)
+}
+
+function merge(b: Bucket, l0: readonly number[], l1: readonly number[], l2: readonly number[], l3: readonly number[], c: EvalContext): number {
   let i0 = 0
   let i1 = 0
   let i2 = 0
   let i3 = 0
   for (;;) {
-    const x0 = i0 < l0.length ? l0[i0]! : Infinity
-    const x1 = i1 < l1.length ? l1[i1]! : Infinity
-    const x2 = i2 < l2.length ? l2[i2]! : Infinity
-    const x3 = i3 < w.length ? w[i3]! : Infinity
-    const n = Math.min(x0, x1, x2, x3)
-    if (n === Infinity) return -1
+    const x0 = i0 < l0.length ? l0[i0]! : END
+    const x1 = i1 < l1.length ? l1[i1]! : END
+    const x2 = i2 < l2.length ? l2[i2]! : END
+    const x3 = i3 < l3.length ? l3[i3]! : END
     // each rule sits in exactly one list, so exactly one cursor moves
-    if (n === x0) i0++
-    else if (n === x1) i1++
-    else if (n === x2) i2++
-    else i3++
+    let n: number
+    if (x0 <= x1 && x0 <= x2 && x0 <= x3) {
+      n = x0
+      i0++
+    } else if (x1 <= x2 && x1 <= x3) {
+      n = x1
+      i1++
+    } else if (x2 <= x3) {
+      n = x2
+      i2++
+    } else {
+      n = x3
+      i3++
+    }
+    if (n === END) return -1
     if (ruleMatches(b.rules[n]!, c)) return n
   }
 }
