@@ -1,0 +1,365 @@
+// docs/benchmarks.md, generated from one run's results. Every figure is a median over the rounds
+// with its spread (min–max), and a ratio to the nginx pair of the same run.
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { BENCH_DIR } from './contenders.js'
+import { spread, type BenchResults, type RunRecord, type Spread } from './results.js'
+import { LATENCY_RPS } from './workloads.js'
+
+const BASE = 'nginx'
+
+interface Opts {
+  readonly jsonPath: string
+  readonly micro: readonly { name: string; file: string; what: string }[]
+}
+
+const f0 = (x: number): string => Math.round(x).toLocaleString('en')
+const mb = (b: number): string => (b / 2 ** 20).toFixed(1)
+
+function cell(s: Spread | null, fmt: (x: number) => string, n: number): string {
+  if (!s) return '–'
+  return n > 1 && s.n > 1 ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})` : fmt(s.median)
+}
+
+function ratio(a: Spread | null, b: Spread | null): string {
+  if (!a || !b || b.median === 0) return '–'
+  return `${(a.median / b.median).toFixed(2)}×`
+}
+
+export interface Summary {
+  rps: Spread | null
+  mibps: Spread | null
+  p50: Spread | null
+  p90: Spread | null
+  p99: Spread | null
+  p999: Spread | null
+  addedP50: Spread | null
+  addedP99: Spread | null
+  cpu: Spread | null
+  rssOut: Spread | null
+  rssIn: Spread | null
+  errors: number
+}
+
+export function summarize(r: BenchResults, workload: string, contender: string): Summary {
+  const runs = r.runs.filter((x) => x.workload === workload && x.contender === contender)
+  const directOf = (run: RunRecord): RunRecord | undefined => r.runs.find((x) => x.workload === workload && x.contender === 'direct' && x.rep === run.rep)
+  const added = (q: 'p50' | 'p99'): Spread | null =>
+    spread(
+      runs.map((run) => {
+        const d = directOf(run)
+        const a = run.generator.latencyUs[q]
+        const b = d?.generator.latencyUs[q]
+        return a !== null && b !== null && b !== undefined ? a - b : null
+      }),
+    )
+  return {
+    rps: spread(runs.map((x) => x.generator.rps)),
+    mibps: spread(runs.map((x) => (x.generator.bytesPerSecond ?? NaN) / 2 ** 20)),
+    p50: spread(runs.map((x) => x.generator.latencyUs.p50)),
+    p90: spread(runs.map((x) => x.generator.latencyUs.p90)),
+    p99: spread(runs.map((x) => x.generator.latencyUs.p99)),
+    p999: spread(runs.map((x) => x.generator.latencyUs.p999)),
+    addedP50: contender === 'direct' ? null : added('p50'),
+    addedP99: contender === 'direct' ? null : added('p99'),
+    cpu: spread(runs.map((x) => x.cpuUsPerRequest)),
+    rssOut: spread(runs.map((x) => x.roles.outbound?.peakRssBytes)),
+    rssIn: spread(runs.map((x) => x.roles.inbound?.peakRssBytes)),
+    errors: runs.reduce((s, x) => s + x.generator.errors, 0),
+  }
+}
+
+function idle(r: BenchResults, contender: string, role: string): Spread | null {
+  return spread(r.idle.filter((x) => x.contender === contender && x.role === role).map((x) => x.rssBytes))
+}
+
+const ms = (us: number): string => (us / 1000).toFixed(2)
+
+function workloadTable(r: BenchResults, w: BenchResults['workloads'][number]): string {
+  const n = Number(r.settings.reps)
+  const base = (k: keyof Summary): Spread | null => summarize(r, w.name, BASE)[k] as Spread | null
+  const rows: string[] = []
+  if (w.name === 'latency') {
+    rows.push(
+      `| contender | achieved rps | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 ms | × nginx | added p99 ms | × nginx | proxy CPU µs/req | × nginx | peak RSS out / in MB |`,
+      `|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
+    )
+    for (const c of r.contenders) {
+      const s = summarize(r, w.name, c.name)
+      rows.push(
+        `| ${c.name} | ${cell(s.rps, f0, n)} | ${cell(s.p50, ms, n)} | ${cell(s.p90, ms, n)} | ${cell(s.p99, ms, n)} | ${cell(s.p999, ms, n)} | ${cell(s.addedP50, ms, n)} | ${ratio(s.addedP50, base('addedP50'))} | ${cell(s.addedP99, ms, n)} | ${ratio(s.addedP99, base('addedP99'))} | ${cell(s.cpu, f0, n)} | ${ratio(s.cpu, base('cpu'))} | ${s.rssOut ? `${mb(s.rssOut.max)} / ${mb(s.rssIn?.max ?? 0)}` : '–'} |`,
+      )
+    }
+  } else if (w.name === 'large') {
+    rows.push(`| contender | MiB/s | × nginx | responses/s | p50 ms | p99 ms | proxy CPU µs/MiB | × nginx | peak RSS out / in MB |`, `|---|---|---|---|---|---|---|---|---|`)
+    for (const c of r.contenders) {
+      const s = summarize(r, w.name, c.name)
+      rows.push(
+        `| ${c.name} | ${cell(s.mibps, f0, n)} | ${ratio(s.mibps, base('mibps'))} | ${cell(s.rps, f0, n)} | ${cell(s.p50, ms, n)} | ${cell(s.p99, ms, n)} | ${cell(s.cpu, f0, n)} | ${ratio(s.cpu, base('cpu'))} | ${s.rssOut ? `${mb(s.rssOut.max)} / ${mb(s.rssIn?.max ?? 0)}` : '–'} |`,
+      )
+    }
+  } else {
+    const what = w.name === 'newconn' ? 'connections/s' : 'requests/s'
+    const cpuWhat = w.name === 'newconn' ? 'proxy CPU µs/conn' : 'proxy CPU µs/req'
+    rows.push(`| contender | ${what} | × nginx | p50 ms | p90 ms | p99 ms | p99.9 ms | ${cpuWhat} | × nginx | peak RSS out / in MB |`, `|---|---|---|---|---|---|---|---|---|---|`)
+    for (const c of r.contenders) {
+      const s = summarize(r, w.name, c.name)
+      rows.push(
+        `| ${c.name} | ${cell(s.rps, f0, n)} | ${ratio(s.rps, base('rps'))} | ${cell(s.p50, ms, n)} | ${cell(s.p90, ms, n)} | ${cell(s.p99, ms, n)} | ${cell(s.p999, ms, n)} | ${cell(s.cpu, f0, n)} | ${ratio(s.cpu, base('cpu'))} | ${s.rssOut ? `${mb(s.rssOut.max)} / ${mb(s.rssIn?.max ?? 0)}` : '–'} |`,
+      )
+    }
+  }
+  const errs = r.contenders.map((c) => [c.name, summarize(r, w.name, c.name).errors] as const).filter(([, e]) => e > 0)
+  return `### ${w.title}\n\n${w.method}\n${w.seconds} s per run${Number(r.settings.reps) > 1 ? `, ${r.settings.reps} runs each: median (min–max)` : ''}.\n\n${rows.join('\n')}\n${errs.length ? `\nFailed requests: ${errs.map(([c, e]) => `${c} ${e}`).join(', ')}.\n` : ''}`
+}
+
+interface Target {
+  what: string
+  goal: string
+  measured: string
+  met: boolean | null
+  gap: string
+}
+
+function targets(r: BenchResults, remora: string): Target[] {
+  const t: Target[] = []
+  const s = (w: string, c: string): Summary => summarize(r, w, c)
+  const rel = (a: Spread | null, b: Spread | null): number | null => (a && b && b.median ? a.median / b.median : null)
+  const pct = (x: number): string => `${Math.round(x * 100)} %`
+  const has = (w: string): boolean => r.workloads.some((x) => x.name === w)
+  if (has('throughput')) {
+    const x = rel(s('throughput', remora).rps, s('throughput', BASE).rps)
+    t.push({ what: 'max throughput', goal: '≥ 45 % of the nginx pair', measured: x === null ? '–' : pct(x), met: x === null ? null : x >= 0.45, gap: x === null || x >= 0.45 ? '' : `${Math.round((0.45 - x) * 100)} points short` })
+    const y = rel(s('throughput', remora).cpu, s('throughput', BASE).cpu)
+    t.push({ what: 'proxy CPU per request (max throughput)', goal: '≤ 3× nginx', measured: y === null ? '–' : `${y.toFixed(2)}×`, met: y === null ? null : y <= 3, gap: y === null || y <= 3 ? '' : `${(y / 3 - 1) * 100 > 0 ? Math.round((y / 3 - 1) * 100) : 0} % over` })
+  }
+  if (has('latency')) {
+    const a = rel(s('latency', remora).addedP50, s('latency', BASE).addedP50)
+    const b = rel(s('latency', remora).addedP99, s('latency', BASE).addedP99)
+    t.push({ what: `added p50 at ${LATENCY_RPS.toLocaleString('en')} rps`, goal: '≤ 2× nginx', measured: a === null ? '–' : `${a.toFixed(2)}×`, met: a === null ? null : a <= 2, gap: a === null || a <= 2 ? '' : `${Math.round((a / 2 - 1) * 100)} % over` })
+    t.push({ what: `added p99 at ${LATENCY_RPS.toLocaleString('en')} rps`, goal: '≤ 3× nginx', measured: b === null ? '–' : `${b.toFixed(2)}×`, met: b === null ? null : b <= 3, gap: b === null || b <= 3 ? '' : `${Math.round((b / 3 - 1) * 100)} % over` })
+  }
+  if (has('large')) {
+    const x = rel(s('large', remora).mibps, s('large', BASE).mibps)
+    t.push({ what: '1 MiB responses throughput', goal: '≥ 60 % of nginx', measured: x === null ? '–' : pct(x), met: x === null ? null : x >= 0.6, gap: x === null || x >= 0.6 ? '' : `${Math.round((0.6 - x) * 100)} points short` })
+  }
+  const idleMax = Math.max(...r.idle.filter((x) => x.contender === remora).map((x) => x.rssBytes), 0)
+  if (idleMax) t.push({ what: 'sidecar RSS idle', goal: '≤ 70 MB', measured: `${mb(idleMax)} MB (largest sidecar, largest round)`, met: idleMax <= 70 * 2 ** 20, gap: idleMax <= 70 * 2 ** 20 ? '' : `${mb(idleMax - 70 * 2 ** 20)} MB over` })
+  const loadMax = Math.max(...r.runs.filter((x) => x.contender === remora).map((x) => x.peakProxyRssBytes ?? 0), 0)
+  if (loadMax) t.push({ what: 'sidecar RSS under load', goal: '≤ 100 MB', measured: `${mb(loadMax)} MB (peak of any sidecar in any run)`, met: loadMax <= 100 * 2 ** 20, gap: loadMax <= 100 * 2 ** 20 ? '' : `${mb(loadMax - 100 * 2 ** 20)} MB over` })
+  return t
+}
+
+function headline(r: BenchResults): string {
+  const has = (w: string): boolean => r.workloads.some((x) => x.name === w)
+  const rows = ['| contender | max rps | × nginx | CPU µs/req at max | × nginx | added p50 / p99 ms at 1k rps | 1 MiB MiB/s | × nginx | new mTLS conn/s | × nginx | idle RSS out / in MB |', '|---|---|---|---|---|---|---|---|---|---|---|']
+  const b = (w: string): Summary => summarize(r, w, BASE)
+  for (const c of r.contenders) {
+    const t = has('throughput') ? summarize(r, 'throughput', c.name) : null
+    const l = has('latency') ? summarize(r, 'latency', c.name) : null
+    const g = has('large') ? summarize(r, 'large', c.name) : null
+    const n = has('newconn') ? summarize(r, 'newconn', c.name) : null
+    const io = idle(r, c.name, 'outbound')
+    const ii = idle(r, c.name, 'inbound')
+    rows.push(
+      `| ${c.name} | ${t?.rps ? f0(t.rps.median) : '–'} | ${t ? ratio(t.rps, b('throughput').rps) : '–'} | ${t?.cpu ? f0(t.cpu.median) : '–'} | ${t ? ratio(t.cpu, b('throughput').cpu) : '–'} | ${l?.addedP50 ? `${ms(l.addedP50.median)} / ${ms(l.addedP99?.median ?? 0)}` : '–'} | ${g?.mibps ? f0(g.mibps.median) : '–'} | ${g ? ratio(g.mibps, b('large').mibps) : '–'} | ${n?.rps ? f0(n.rps.median) : '–'} | ${n ? ratio(n.rps, b('newconn').rps) : '–'} | ${io ? `${mb(io.median)} / ${mb(ii?.median ?? 0)}` : '–'} |`,
+    )
+  }
+  return rows.join('\n')
+}
+
+function reading(r: BenchResults, remora: string): string {
+  const s = (w: string, c: string): Summary => summarize(r, w, c)
+  const lines: string[] = []
+  const has = (w: string): boolean => r.workloads.some((x) => x.name === w)
+  const rel = (a: Spread | null, b: Spread | null): number | null => (a && b && b.median ? a.median / b.median : null)
+  if (has('throughput')) {
+    const x = rel(s('throughput', remora).rps, s('throughput', BASE).rps)
+    const cpu = rel(s('throughput', remora).cpu, s('throughput', BASE).cpu)
+    const hp = rel(s('throughput', remora).rps, s('throughput', 'http-proxy').rps)
+    if (x !== null && cpu !== null)
+      lines.push(
+        `- **Throughput and CPU per request.** The remora pair serves ${Math.round(x * 100)} % of the nginx pair's maximum rate at ${cpu.toFixed(1)}× its CPU per request${hp !== null ? ` (${hp.toFixed(2)}× the http-proxy pair)` : ''}. On two shared cores the four proxy and client processes compete for CPU, so CPU per request decides the maximum rate. Most of remora's cost is not its own logic (authz, access log, header hygiene are a small share of the profile, see below) but the HTTP machinery of the node:http engine: llhttp → \`IncomingMessage\` → our pipeline → undici's request writer and its own llhttp on the way out, and the same again in reverse on both sidecars, plus TLS in JavaScript-driven streams. nginx and haproxy parse once in C and move buffers. STACK.md measured the floor for Node on this machine (a TCP↔TLS byte pipe, no HTTP) at ≈ 1.7× nginx; the framing-only engine (issue 9, item 7, built separately and comparable here with \`--engine\`) is the way to close most of the rest.`,
+      )
+  }
+  if (has('latency')) {
+    const a = rel(s('latency', remora).addedP50, s('latency', BASE).addedP50)
+    const b = rel(s('latency', remora).addedP99, s('latency', BASE).addedP99)
+    if (a !== null && b !== null)
+      lines.push(
+        `- **Latency at ${LATENCY_RPS.toLocaleString('en')} rps.** remora adds ${a.toFixed(1)}× nginx's p50 and ${b.toFixed(1)}× its p99. At this rate nobody is CPU-bound; the difference is per-request work on the event loop (tens of µs per hop) and, in the tail, garbage-collection pauses and timer/immediate scheduling of two Node processes on cores shared with the load generator.`,
+      )
+  }
+  if (has('large')) {
+    const x = rel(s('large', remora).mibps, s('large', BASE).mibps)
+    if (x !== null)
+      lines.push(
+        `- **1 MiB responses.** ${Math.round(x * 100)} % of nginx's throughput: large bodies are dominated by TLS encryption and copies, where Node's per-chunk overhead (a JavaScript callback per 16–64 KiB chunk through undici's \`onResponseData\` and \`res.write\`) matters less than per-request overhead does for small responses.`,
+      )
+  }
+  if (has('newconn')) {
+    const x = rel(s('newconn', remora).rps, s('newconn', BASE).rps)
+    if (x !== null)
+      lines.push(
+        `- **New connections.** ${Math.round(x * 100)} % of nginx's rate of fresh mTLS connections. The handshake itself is OpenSSL in both, but remora also classifies the first byte, parses the peer certificate into a SPIFFE identity in JavaScript (\`getPeerCertificate()\` builds an object from the whole certificate) and creates a node:http connection per TLS socket. The client here is a Node process too, so absolute rates are client-limited for everyone; the CPU per connection column is the fairer figure.`,
+      )
+  }
+  const idleMax = Math.max(...r.idle.filter((x) => x.contender === remora).map((x) => x.rssBytes), 0)
+  if (idleMax)
+    lines.push(
+      `- **Memory.** A remora sidecar idles at ≈ ${mb(idleMax)} MB where nginx and haproxy need a few MB: that is the V8 heap, the compiled code of the dependencies loaded at start (undici, pino, zod, yaml, the policy engine) and Node's own runtime. Under load it grows by the young generation and socket buffers.`,
+    )
+  lines.push(
+    `- **Security work the peers skip.** nginx cannot check a server's SPIFFE URI SAN (its name check looks at DNS SANs and the CN only), so the nginx outbound proxy here runs with \`proxy_ssl_verify off\`; haproxy checks the chain but no name. remora checks the server's SPIFFE ID on every new connection, authorizes every request against 10 policies, rewrites XFCC, normalizes the path and writes a JSON access line. Those costs are small next to the forwarding itself, which is where the gap is.`,
+  )
+  return lines.join('\n')
+}
+
+function microSection(r: BenchResults, opts: Opts): string {
+  const out: string[] = []
+  for (const m of opts.micro) {
+    const rec = r.micro.find((x) => x.name === m.name)
+    out.push(`### ${m.name}: ${m.what}\n`)
+    if (!rec || rec.status === 'missing') out.push(`Not yet measured (\`${m.file}\` does not exist yet).\n`)
+    else if (rec.status === 'skipped') out.push(`Skipped in this run (\`--no-micro\`).\n`)
+    else if (rec.status === 'failed') out.push(`**Failed** in this run: \`${(rec.error ?? '').split('\n')[0]!.slice(0, 300)}\`\n`)
+    else out.push(`\`${m.file}\`, ${rec.seconds} s. Its output:\n\n\`\`\`json\n${JSON.stringify(rec.output, null, 2)}\n\`\`\`\n`)
+  }
+  return out.join('\n')
+}
+
+export function renderReport(r: BenchResults, opts: Opts): string {
+  const remora = r.contenders.find((c) => c.name.startsWith('remora'))?.name ?? 'remora'
+  const m = r.machine as { cpu: string; cores: number; memoryGiB: number; kernel: string; os: string; loadAvgAtStart: number[]; loadAvgAtEnd?: number[] }
+  const loads = r.runs.map((x) => x.loadAvg1)
+  const loadSpread = spread(loads)
+  const dirty = r.commit.dirtyFiles.length ? ` with uncommitted changes in ${r.commit.dirtyFiles.map((f) => `\`${f}\``).join(', ')}` : ''
+  const hotPathFile = join(BENCH_DIR, 'hot-path.md')
+  const hotPath = existsSync(hotPathFile) ? readFileSync(hotPathFile, 'utf8').trim() : ''
+  const tg = targets(r, remora)
+  const parts: string[] = []
+  parts.push(`# Benchmarks
+
+<!-- Generated by \`npm run bench\` (bench/run.ts → bench/lib/report.ts). Do not edit by hand: edit the generator, or bench/hot-path.md for the profiling section, and run it again. -->
+
+remora against the proxies users would pick instead, measured side by side in one run on one machine.
+This run: ${r.quick ? '**quick run (one round, short runs): a smoke test of the suite, not numbers to quote**; ' : ''}${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, commit \`${r.commit.sha.slice(0, 12)}\` (“${r.commit.subject}”)${dirty}.
+Raw numbers: [\`${opts.jsonPath}\`](../${opts.jsonPath}).
+
+## At a glance
+
+Medians over ${r.settings.reps} interleaved round(s). “× nginx” is the ratio to the nginx pair in the same run.
+Added latency is the contender's latency minus \`direct\`'s in the same round.
+
+${headline(r)}
+
+## Targets (issue 9)
+
+| target | goal | measured (${remora}) | met |
+|---|---|---|---|
+${tg.map((t) => `| ${t.what} | ${t.goal} | ${t.measured} | ${t.met === null ? '–' : t.met ? 'yes' : `**no**, ${t.gap}`} |`).join('\n')}
+
+## Where remora loses, and why
+
+${reading(r, remora)}
+`)
+  if (hotPath) parts.push(`## Profiling the remora pair and hot-path fixes\n\n${hotPath.replace(/^# .*\n+/, '')}\n`)
+  parts.push(`## Method
+
+**Topology**, on loopback, set up afresh for each contender in each round:
+
+\`\`\`
+load generator ──HTTP/1.1──▶ outbound proxy ──mTLS: TLS 1.3, client certificates, SPIFFE URI SANs──▶ inbound proxy ──HTTP/1.1──▶ app
+\`\`\`
+
+Certificates: ECDSA P-256 from our own CA, minted for the run with \`remora ca init\` and \`remora ca issue\`
+(\`spiffe://bench.local/ns/bench/sa/client\` for the outbound side, \`…/sa/app\` for the inbound side).
+**One process with one worker (thread) per proxy**, so that the comparison is fair on a ${m.cores}-core machine
+shared by two proxies, the app and the load generator; nothing is pinned to a core.
+
+**App**: ${String(r.settings.app)}.
+
+**Contenders**:
+${r.contenders.map((c) => `- \`${c.name}\`: ${c.describe}.`).join('\n')}
+
+**Workloads** (Istio's benchmark settings where they apply; HTTP/1.1 everywhere):
+${r.workloads.map((w) => `- *${w.title}*, ${w.seconds} s: ${w.method}`).join('\n')}
+
+Each measured run is preceded by a short discarded warm-up run (${Object.entries(r.settings.warmupSeconds as Record<string, number>)
+    .map(([k, v]) => `${k} ${v} s`)
+    .join(', ')}) on the same proxies.
+The open-loop generator is h2load with \`--rps\` (not autocannon): it is C, so it takes little CPU from the proxies, and its
+per-request log gives exact percentiles. Its latency is measured from when a request is actually written, so a
+connection stalled behind a slow response delays its next request instead of counting the wait (coordinated
+omission); at 1,000 rps over 16 connections every contender here stays far from saturation, where this does not matter.
+
+**Resources**: CPU seconds (utime + stime from \`/proc/<pid>/stat\`) of every process of each proxy, read before and
+after each measured run; CPU per request = both proxies' CPU ÷ completed requests. RSS from \`/proc/<pid>/status\`,
+sampled every 100 ms during the run (peak reported); idle RSS one second after start-up and two probe requests. For
+nginx the master and its worker are summed.
+
+**Interleaving and repetition**: ${String(r.settings.interleaving)}. ${r.settings.reps} round(s); tables give the median and (min–max).
+
+**Noise**: the machine has ${m.cores} cores shared with other work. 1-minute load average at the start of the measured
+runs: median ${loadSpread ? loadSpread.median.toFixed(2) : '–'} (${loadSpread ? `${loadSpread.min.toFixed(2)}–${loadSpread.max.toFixed(2)}` : '–'}); at the start of the bench ${m.loadAvgAtStart.join(' / ')}, at the end ${(m.loadAvgAtEnd ?? []).join(' / ')}.
+A load average above ≈ 2 means something else was using the cores while we measured: absolute figures then move by 10–30 %,
+the ratios (each round runs every contender back to back) much less.
+
+## Machine and versions
+
+| | |
+|---|---|
+| CPU | ${m.cpu}, ${m.cores} cores |
+| memory | ${m.memoryGiB} GiB |
+| OS / kernel | ${m.os} / ${m.kernel} |
+${Object.entries(r.versions)
+  .map(([k, v]) => `| ${k} | ${v} |`)
+  .join('\n')}
+
+## Results per workload
+
+${r.workloads.map((w) => workloadTable(r, w)).join('\n')}
+### Idle memory
+
+RSS one second after start-up, MB, median over rounds.
+
+| contender | outbound | inbound |
+|---|---|---|
+${r.contenders
+  .filter((c) => c.name !== 'direct')
+  .map((c) => {
+    const o = idle(r, c.name, 'outbound')
+    const i = idle(r, c.name, 'inbound')
+    return `| ${c.name} | ${o ? mb(o.median) : '–'} | ${i ? mb(i.median) : '–'} |`
+  })
+  .join('\n')}
+
+## Micro-benchmarks
+
+Standalone scripts from the other issues, run after the contenders; each prints one JSON document, included as is.
+
+${microSection(r, opts)}`)
+  if (r.failures.length || r.notes.length) {
+    parts.push(`## Failures and notes in this run
+
+${r.failures.map((f) => `- round ${f.rep}, ${f.contender}${f.workload ? `, ${f.workload}` : ' (start-up)'}: \`${f.error.split('\n')[0]!.slice(0, 300)}\``).join('\n')}
+${r.notes.map((n) => `- ${n.split('\n')[0]}`).join('\n')}
+`)
+  }
+  parts.push(`## Running it
+
+\`\`\`sh
+${'apt-get update && apt-get install -y nginx haproxy wrk nghttp2-client'}   # the peers and load generators (Debian/Ubuntu)
+npm install
+npm run bench                # ≈ 12–15 min: every contender × every workload, 3 interleaved rounds → this file + bench/results/<date>.json
+npm run bench -- --quick     # every contender once, 5 s per workload: checks that the suite still works
+npm run bench -- --only nginx,remora --workloads throughput --reps 5
+npm run bench -- --engine node-http,<other>   # one remora contender per engine (\`remora proxy --engine <name>\`)
+npm run bench -- --only remora --workloads throughput --profile   # remora under --cpu-prof, prints the hot spots
+\`\`\`
+
+The run refuses to start, naming the missing binaries and this \`apt-get\` line, when nginx, haproxy, wrk or h2load is not installed.
+`)
+  return parts.join('\n')
+}
+
