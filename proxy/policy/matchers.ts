@@ -15,7 +15,9 @@ import {
 } from './values.js'
 
 // ---------------------------------------------------------------------------------------------
-// Evaluation context: lazily derived request values.
+// Evaluation context: lazily derived request values. A class (not a closure or a plain object)
+// only so that every request gets the same hidden class and each value is derived at most once;
+// it lives for one evaluate() call.
 
 export class EvalContext {
   readonly facts: RequestFacts
