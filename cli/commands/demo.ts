@@ -111,6 +111,21 @@ function call(port: number, host: string, path: string, method = 'GET', headers:
   })
 }
 
+// Apps pass the trace context of the request they serve on to the calls they make (as in any Istio
+// mesh), so one call through the demo is one trace in Jaeger.
+const TRACE_HEADERS = ['traceparent', 'tracestate']
+function traceHeadersOf(req: http.IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const h of TRACE_HEADERS) if (typeof req.headers[h] === 'string') out[h] = req.headers[h]
+  return out
+}
+
+/** `--jaeger http://host:4318` (OTLP) → the Jaeger UI on the same host, :16686. */
+function jaegerUiFor(otlp: string): string {
+  const u = new URL(otlp)
+  return `${u.protocol}//${u.hostname}:16686`
+}
+
 function callerOf(req: http.IncomingMessage): string {
   const xfcc = String(req.headers['x-forwarded-client-cert'] ?? '')
   return /URI=([^;,]+)/.exec(xfcc)?.[1] ?? '(plaintext, no identity)'
@@ -124,10 +139,21 @@ async function listen(server: http.Server): Promise<number> {
 const quietLogger: Logger = { debug() {}, info() {}, warn() {}, error: (o, m) => console.error('sidecar error:', m, JSON.stringify(o)) }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { once: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true })
+  const { values } = parseArgs({ args: argv, options: { once: { type: 'boolean' }, jaeger: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true })
   if (values.help) {
-    console.log('usage: remora demo [--once]\n\nStarts a local mesh (frontend → orders → payments, each with a sidecar), sends allowed and denied\ncalls and prints where to look. --once: run the scenario, exit 0 if everything behaved.')
+    console.log(
+      'usage: remora demo [--once] [--jaeger http://localhost:4318]\n\nStarts a local mesh (frontend → orders → payments, each with a sidecar), sends allowed and denied\ncalls and prints where to look. --once: run the scenario, exit 0 if everything behaved.\n--jaeger URL: export every span over OTLP/HTTP to a running Jaeger (its UI is taken to be on :16686).',
+    )
     return 0
+  }
+  let jaeger: { endpoint: string; ui: string } | null = null
+  if (values.jaeger) {
+    try {
+      jaeger = { endpoint: values.jaeger, ui: jaegerUiFor(values.jaeger) }
+    } catch {
+      console.error(`remora demo: --jaeger expects a URL like http://localhost:4318, got "${values.jaeger}"`)
+      return 2
+    }
   }
   const dir = await mkdtemp(join(tmpdir(), 'remora-demo-'))
   const policyFile = join(dir, 'policies.yaml')
@@ -175,7 +201,7 @@ export async function run(argv: string[]): Promise<number> {
       res.end(JSON.stringify({ service: 'payments', sawCaller: callerOf(req), path: req.url }))
     }),
     orders: http.createServer((req, res) => {
-      call(outboundPort.orders!, 'payments.shop', '/charge', 'POST').then(
+      call(outboundPort.orders!, 'payments.shop', '/charge', 'POST', traceHeadersOf(req)).then(
         (p) => {
           res.setHeader('content-type', 'application/json')
           res.end(JSON.stringify({ service: 'orders', sawCaller: callerOf(req), payments: p.status === 200 ? JSON.parse(p.body) : { status: p.status, body: p.body.trim() } }))
@@ -187,7 +213,7 @@ export async function run(argv: string[]): Promise<number> {
       const target = req.url === '/pay' ? { host: 'payments.shop', path: '/charge' } : { host: 'orders.shop', path: '/orders' }
       // The end user's token travels with the call (orders' sidecar verifies it and strips it).
       const auth = req.headers.authorization
-      call(outboundPort.frontend!, target.host, target.path, 'POST', auth ? { authorization: auth } : {}).then(
+      call(outboundPort.frontend!, target.host, target.path, 'POST', { ...traceHeadersOf(req), ...(auth ? { authorization: auth } : {}) }).then(
         (r) => {
           res.writeHead(r.status, { 'content-type': 'application/json' })
           const denied = r.headers['x-remora-denied-by']
@@ -217,7 +243,7 @@ export async function run(argv: string[]): Promise<number> {
       inbound: { port: 0, bind: '127.0.0.1', app: `127.0.0.1:${appPorts[s]}` },
       outbound: { port: 0, bind: '127.0.0.1' },
       admin: { port: 0, bind: '127.0.0.1' },
-      telemetry: { metrics: { port: 0, bind: '127.0.0.1' } },
+      telemetry: { metrics: { port: 0, bind: '127.0.0.1' }, ...(jaeger ? { tracing: { endpoint: jaeger.endpoint, sampling: 1, jaegerUi: jaeger.ui } } : {}) },
     })
     if (!v.ok) throw new Error(`demo config invalid: ${JSON.stringify(v.issues)}`)
     const sc = await Sidecar.start({ config: v.config, credentials: null, policies: [] }, { clock: systemClock, logger: quietLogger, accessLog: (e) => accessOut.write(JSON.stringify({ sidecar: s, ...e }) + '\n') })
@@ -310,6 +336,13 @@ Where to look:
   the control plane (admin token in a 0600 file):  export REMORA_CONFIG=${adminFile}
     npx remora status | npx remora get ap -n shop | npx remora apply -f ${policyFile}
   sidecar admin: curl -s localhost:${sidecars.payments.ports.admin}/config_dump | /certs | /clusters | /ready
+  metrics (Prometheus text, Istio's names): ${SERVICES.map((s) => `${s} localhost:${sidecars[s].ports.metrics}/stats/prometheus`).join(', ')}
+    curl -s localhost:${sidecars.payments.ports.admin}/metrics | grep istio_requests_total
+  traces: ${
+    jaeger
+      ? `exported to ${jaeger.endpoint} (every request sampled); open ${jaeger.ui}/search?service=frontend\n    a denied call's access log line has its trace_link; mesh callers also get it in x-remora-trace`
+      : `off; run a Jaeger (docker run -p 16686:16686 -p 4318:4318 jaegertracing/all-in-one) and\n    remora demo --jaeger http://localhost:4318   (trace_id is in every access log line meanwhile)`
+  }
 
 Try:
   curl -s localhost:${fe}/ -H 'host: frontend.shop' -H "authorization: Bearer $(cat ${tokenFile('buyer')})"   # allowed chain
