@@ -250,7 +250,7 @@ export class Sidecar {
       deps.logger.warn({ event: 'metrics_listener_unavailable', port: c.telemetry.metrics.port, error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'metrics port not bound; /metrics stays on the admin port')
     }
     sc.#started = true
-    deps.logger.info({ event: 'sidecar_started', identity: sc.selfId, ports: sc.ports, version: sc.#state.configured ? sc.#state.version : null }, 'remora sidecar started')
+    deps.logger.info({ event: 'sidecar_started', identity: sc.selfId, engine: c.engine, ports: sc.ports, version: sc.#state.configured ? sc.#state.version : null }, 'remora sidecar started')
     return sc
   }
 

@@ -76,6 +76,8 @@ export interface ResponseHeadFacts {
   lines: string
   contentLength: string | null
   chunked: boolean
+  /** The server's `Keep-Alive: timeout=N` hint in ms, if it gave one. */
+  keepAliveMs: number | null
 }
 
 /** Filters an upstream response's raw pairs (from llhttp, so no CR/LF inside). */
@@ -87,15 +89,20 @@ export function responseHeadFacts(raw: readonly string[], drop: ReadonlySet<stri
   let lines = ''
   let contentLength: string | null = null
   let chunked = false
+  let keepAliveMs: number | null = null
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!
     const k = name.toLowerCase()
     if (k === 'content-length') contentLength = raw[i + 1]!
     else if (k === 'transfer-encoding') chunked = raw[i + 1]!.toLowerCase().includes('chunked')
+    else if (k === 'keep-alive') {
+      const m = /timeout=(\d+)/i.exec(raw[i + 1]!)
+      if (m) keepAliveMs = Number(m[1]) * 1000
+    }
     if (HOP_BY_HOP.has(k) || k === 'content-length' || (named !== null && named.includes(k)) || (drop !== null && drop.has(k))) continue
     lines += `${name}: ${raw[i + 1]}\r\n`
   }
-  return { lines, contentLength, chunked }
+  return { lines, contentLength, chunked, keepAliveMs }
 }
 
 /** Trailer lines (a chunked body's last part), without hop-by-hop fields. */

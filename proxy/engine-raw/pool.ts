@@ -36,6 +36,8 @@ export class UpstreamConnectError extends Error {
 
 const MAX_RESPONSE_HEADER_BYTES = 61_440
 const KEEP_ALIVE_MS = 30_000
+/** A server's keep-alive hint is cut by this much, so we never race its own close (undici does the same). */
+const KEEP_ALIVE_MARGIN_MS = 1_000
 const SOCKET_IDLE_MS = 300_000
 
 /** One keep-alive connection to an endpoint, with its own response parser. */
@@ -47,7 +49,8 @@ export class UpstreamConnection {
   #upgraded = false
   /** Requests this connection has carried (a reused one may have been closed by the server). */
   served = 0
-  idleSince = 0
+  /** performance.now() after which this idle connection is not reused. */
+  expiresAt = 0
 
   constructor(
     readonly socket: net.Socket,
@@ -192,7 +195,8 @@ export class RawPool implements UpstreamPool {
   takeIdle(): UpstreamConnection | null {
     while (this.#idle.length > 0) {
       const c = this.#idle.pop()!
-      if (!c.socket.destroyed && c.socket.writable) return c
+      if (!c.socket.destroyed && c.socket.writable && c.expiresAt > performance.now()) return c
+      c.destroy()
     }
     return null
   }
@@ -233,22 +237,23 @@ export class RawPool implements UpstreamPool {
     })
   }
 
-  /** A connection whose exchange completed cleanly goes back for reuse. */
-  release(c: UpstreamConnection): void {
-    if (this.#closing || c.socket.destroyed) {
+  /** A connection whose exchange completed cleanly goes back for reuse, within the server's keep-alive hint. */
+  release(c: UpstreamConnection, keepAliveHintMs: number | null = null): void {
+    const keep = keepAliveHintMs === null ? KEEP_ALIVE_MS : Math.min(KEEP_ALIVE_MS, keepAliveHintMs - KEEP_ALIVE_MARGIN_MS)
+    if (this.#closing || c.socket.destroyed || keep <= 0) {
       c.destroy()
       return
     }
-    c.idleSince = performance.now()
+    c.expiresAt = performance.now() + keep
     this.#idle.push(c)
     this.#sweeper ??= setInterval(() => this.#sweep(), KEEP_ALIVE_MS / 3).unref()
   }
 
   #sweep(): void {
-    const cutoff = performance.now() - KEEP_ALIVE_MS
+    const now = performance.now()
     for (let i = this.#idle.length - 1; i >= 0; i--) {
       const c = this.#idle[i]!
-      if (c.idleSince < cutoff) {
+      if (c.expiresAt <= now) {
         this.#idle.splice(i, 1)
         c.destroy()
       }

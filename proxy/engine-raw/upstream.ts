@@ -80,6 +80,7 @@ function exchange(
     let settled = false
     let requestSent = !req.hasBody
     let upstreamKeepAlive = false
+    let keepAliveHintMs: number | null = null
     let downChunked = false
     let waitUp = false
     let waitDown = false
@@ -114,6 +115,7 @@ function exchange(
         ctx.upstreamMs = performance.now() - t0
         upstreamKeepAlive = keepAlive
         const facts = responseHeadFacts(raw, null)
+        keepAliveHintMs = facts.keepAliveMs
         if (statusCode === 101 && isUpgrade) {
           if (upgrade === null) return -1 // a 101 nobody asked for: protocol error
           head101 = `HTTP/1.1 101 ${statusMessage || 'Switching Protocols'}\r\n${facts.lines}connection: upgrade\r\nupgrade: ${upgrade}\r\n\r\n`
@@ -143,7 +145,7 @@ function exchange(
       onComplete(trailers) {
         if (!settle()) return
         res.finishProxied(downChunked ? `0\r\n${trailers !== null ? trailerLines(trailers) : ''}\r\n` : null)
-        if (requestSent && upstreamKeepAlive && upgrade === null) pool.release(conn)
+        if (requestSent && upstreamKeepAlive && upgrade === null) pool.release(conn, keepAliveHintMs)
         else conn.destroy()
         resolve(undefined)
       },

@@ -11,7 +11,7 @@ import { validateSidecarConfig, type SidecarConfigInput } from '../../proxy/conf
 import { Sidecar } from '../../proxy/sidecar.js'
 import type { AccessLogEntry } from '../../proxy/stages/index.js'
 import { ControlPlaneClient } from '../../proxy/xds/index.js'
-import { captureLogger } from './mesh.js'
+import { captureLogger, TEST_ENGINE } from './mesh.js'
 
 export interface TestControlPlane {
   cp: ControlPlane
@@ -88,6 +88,7 @@ export async function startMeshSidecar(o: {
     inbound: { port: o.inboundPort ?? 0, bind: '127.0.0.1', app: o.app },
     outbound: { port: 0, bind: '127.0.0.1' },
     admin: { port: 0, bind: '127.0.0.1' },
+    ...(TEST_ENGINE !== undefined ? { engine: TEST_ENGINE } : {}),
     ...o.extra,
   })
   if (!v.ok) throw new Error(`test sidecar config invalid: ${JSON.stringify(v.issues)}`)

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestPki } from '../helpers/pki.js'
 import { runRemora, type Child } from '../helpers/process.js'
+import { TEST_ENGINE } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
 // Two real `remora proxy` processes; the sidecars' own RSS is sampled from /proc while 100 MiB
@@ -62,13 +63,15 @@ admin: { port: 0 }
 accessLog: { enabled: false }
 ${extra}`
   await writeFile(join(dir, 'payments.yaml'), base('payments', ''))
-  payments = runRemora(['proxy', '--config', join(dir, 'payments.yaml')])
-  const p = (await payments.waitForLine((o) => o.event === 'sidecar_started')) as { ports: { inbound: number } }
+  const engine = TEST_ENGINE !== undefined ? ['--engine', TEST_ENGINE] : []
+  payments = runRemora(['proxy', '--config', join(dir, 'payments.yaml'), ...engine])
+  const p = (await payments.waitForLine((o) => o.event === 'sidecar_started')) as { ports: { inbound: number }; engine: string }
+  if (TEST_ENGINE !== undefined) expect(p.engine).toBe(TEST_ENGINE)
   await writeFile(
     join(dir, 'orders.yaml'),
     base('orders', `clusters: [{ name: payments.shop, hosts: [payments], endpoints: ["127.0.0.1:${p.ports.inbound}"], identities: ["spiffe://cluster.local/ns/shop/sa/payments"] }]\n`),
   )
-  orders = runRemora(['proxy', '--config', join(dir, 'orders.yaml')])
+  orders = runRemora(['proxy', '--config', join(dir, 'orders.yaml'), ...engine])
   const o = (await orders.waitForLine((x) => x.event === 'sidecar_started')) as { ports: { outbound: number } }
   outboundPort = o.ports.outbound
   // warm-up: first connections, TLS sessions, JIT
