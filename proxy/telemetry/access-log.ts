@@ -36,9 +36,21 @@ export function accessLogFormatter(format: AccessLogFormat): (e: AccessLogEntry)
 }
 
 /** A buffered, asynchronous line writer (stdout or a file): the access log never blocks the request path. */
-export function createAccessLogWriter(config: SidecarConfig['accessLog']): { write: (e: AccessLogEntry) => void; flush: () => void } {
-  if (!config.enabled) return { write: () => {}, flush: () => {} }
+export function createAccessLogWriter(config: SidecarConfig['accessLog']): { write: (e: AccessLogEntry) => void; flush: () => void; ready: Promise<void> } {
+  if (!config.enabled) return { write: () => {}, flush: () => {}, ready: Promise.resolve() }
   const format = accessLogFormatter(config.format)
   const dest = pino.destination({ dest: config.path ?? 1, sync: false, minLength: 4096 })
-  return { write: (e) => dest.write(format(e) + '\n'), flush: () => dest.flushSync() }
+  // A file opens asynchronously; lines written before that are buffered, not lost.
+  const ready = config.path ? new Promise<void>((resolve, reject) => dest.once('ready', () => resolve()).once('error', reject)) : Promise.resolve()
+  return {
+    write: (e) => dest.write(format(e) + '\n'),
+    flush: () => {
+      try {
+        dest.flushSync()
+      } catch {
+        // not open yet (nothing can be flushed synchronously): the buffered lines follow on open
+      }
+    },
+    ready,
+  }
 }

@@ -50,3 +50,20 @@ test('json: one object per line with the trace fields', () => {
   expect(j.span_id).toBe(entry.span_id)
   expect(formatAccessLogJson(entry)).not.toContain('\n')
 })
+
+test('the writer: text lines into a file (the sink), asynchronously, flushed on demand', async () => {
+  const { mkdtemp, readFile } = await import('node:fs/promises')
+  const { join } = await import('node:path')
+  const { tmpdir } = await import('node:os')
+  const { createAccessLogWriter } = await import('../../../proxy/telemetry/index.js')
+  const path = join(await mkdtemp(join(tmpdir(), 'remora-al-')), 'access.log')
+  const w = createAccessLogWriter({ enabled: true, path, format: 'text' })
+  w.write(entry)
+  w.write({ ...entry, response_code: 200, response_flags: '-' })
+  await w.ready
+  w.flush()
+  const lines = (await readFile(path, 'utf8')).trimEnd().split('\n')
+  expect(lines).toHaveLength(2)
+  expect(lines[0]).toBe(formatAccessLogText(entry))
+  expect(lines[1]).toContain('"POST /charge HTTP/1.1" 200 - ')
+})
