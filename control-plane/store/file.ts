@@ -27,6 +27,11 @@ export class FileStore implements Store {
   #timer: NodeJS.Timeout | null = null
   #scanning = false
   #closed = false
+  /** Folders known to exist (0700): a put does not pay mkdir + chmod each time. */
+  readonly #dirs = new Set<string>()
+  /** Sequence of our own writes, per key: a scan ignores keys written while it was reading. */
+  #writeSeq = 0
+  readonly #lastWrite = new Map<string, number>()
 
   private constructor(dir: string, o: FileStoreOptions) {
     this.#dir = dir
@@ -37,6 +42,7 @@ export class FileStore implements Store {
   static async open(dir: string, o: FileStoreOptions = {}): Promise<FileStore> {
     await mkdir(dir, { recursive: true, mode: 0o700 })
     const s = new FileStore(dir, o)
+    await chmod(dir, 0o700)
     s.#known = new Map([...(await s.#readAll())].map(([k, v]) => [k, hash(v)]))
     return s
   }
@@ -91,7 +97,15 @@ export class FileStore implements Store {
     const path = this.#path(key)
     await this.#mkdirs(key)
     const tmp = join(path, '..', `.${randomBytes(6).toString('hex')}.tmp`)
-    await writeFile(tmp, value, { mode: 0o600 })
+    try {
+      await writeFile(tmp, value, { mode: 0o600 })
+    } catch (err) {
+      // A folder removed behind our back (an operator, a checkout): forget the cache, retry once.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      this.#dirs.clear()
+      await this.#mkdirs(key)
+      await writeFile(tmp, value, { mode: 0o600 })
+    }
     await rename(tmp, path)
     this.#changed(key, value)
   }
@@ -132,14 +146,16 @@ export class FileStore implements Store {
     let dir = this.#dir
     for (const s of segs) {
       dir = join(dir, s)
+      if (this.#dirs.has(dir)) continue
       await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'EEXIST') throw err
       })
+      this.#dirs.add(dir)
     }
-    await chmod(this.#dir, 0o700).catch(() => {})
   }
 
-  #changed(key: string, value: string | null): void {
+  #changed(key: string, value: string | null, fromScan = false): void {
+    if (!fromScan) this.#lastWrite.set(key, ++this.#writeSeq)
     const h = value === null ? null : hash(value)
     if (h === null ? !this.#known.has(key) : this.#known.get(key) === h) return
     if (h === null) this.#known.delete(key)
@@ -155,9 +171,13 @@ export class FileStore implements Store {
     if (this.#scanning || this.#closed) return
     this.#scanning = true
     try {
+      // A key we wrote while the scan was reading may have been read before that write: the
+      // scan's value would be stale, and reporting it would undo the write for the watchers.
+      const from = this.#writeSeq
+      const fresh = (k: string): boolean => (this.#lastWrite.get(k) ?? 0) <= from
       const now = await this.#readAll()
-      for (const [k, v] of now) this.#changed(k, v)
-      for (const k of [...this.#known.keys()]) if (!now.has(k)) this.#changed(k, null)
+      for (const [k, v] of now) if (fresh(k)) this.#changed(k, v, true)
+      for (const k of [...this.#known.keys()]) if (!now.has(k) && fresh(k)) this.#changed(k, null, true)
     } finally {
       this.#scanning = false
     }

@@ -70,3 +70,29 @@ test('openStore: file:// and bare paths open a file store; an unknown scheme is 
   await expect(openStore('redis://x:1')).rejects.toMatchObject({ code: 'REMORA_ERR_STORE_URL' })
   await expect(openStore('etcd://')).rejects.toMatchObject({ code: 'REMORA_ERR_STORE_URL' })
 })
+
+test('file store: a scan racing our own writes never reports a stale value (watchers see values in write order)', async () => {
+  const dir = await tmp()
+  const s = await FileStore.open(dir, { pollMs: 1 })
+  const seen: number[] = []
+  await s.watch('status/', (e) => seen.push(Number(e.value)))
+  // Other files make each scan slower, so writes land while a scan is reading.
+  for (let i = 0; i < 200; i++) await s.put(`registrations/n${i}`, 'x'.repeat(2000))
+  for (let i = 1; i <= 300; i++) await s.put('status/node', String(i))
+  await new Promise((r) => setTimeout(r, 50))
+  await s.close()
+  const backwards = seen.filter((v, i) => i > 0 && v < seen[i - 1]!)
+  expect(backwards).toEqual([])
+  expect(seen.at(-1)).toBe(300)
+})
+
+test('file store: a folder removed behind its back is made again on the next put', async () => {
+  const dir = await tmp()
+  const s = await FileStore.open(dir)
+  await s.put('status/a', '1')
+  await rm(join(dir, 'status'), { recursive: true })
+  await s.put('status/b', '2')
+  expect(await s.get('status/b')).toBe('2')
+  expect((await stat(join(dir, 'status'))).mode & 0o777).toBe(0o700)
+  await s.close()
+})
