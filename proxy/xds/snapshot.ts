@@ -1,7 +1,7 @@
 import { compactVerify, importJWK, type JWK } from 'jose'
 import { z } from 'zod'
 import { ClusterSchema, formatPath, type ClusterConfig } from '../config/schema.js'
-import { validateDocuments, type PolicyDocument } from '../policy/index.js'
+import { validate, type PolicyDocument } from '../policy/index.js'
 import { XdsError } from './errors.js'
 
 export const SNAPSHOT_TYP = 'remora-snapshot+jws'
@@ -57,14 +57,23 @@ export async function verifySnapshot(jws: string, key: CryptoKey): Promise<Snaps
  */
 export function checkSnapshot(p: SnapshotPayload, expect: { trustDomain: string }): CheckedSnapshot {
   if (p.trustDomain !== expect.trustDomain) throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', [`trustDomain ${p.trustDomain} is not ${expect.trustDomain}`])
-  const text = p.policies.map((d) => JSON.stringify(d)).join('\n---\n')
-  const v = validateDocuments(p.policies.length ? [{ source: 'snapshot', text }] : [], { trustDomains: [expect.trustDomain], rootNamespace: p.rootNamespace })
-  if (v.errors.length) {
-    throw new XdsError(
-      'REMORA_ERR_XDS_POLICY_INVALID',
-      v.errors.slice(0, 20).map((e) => `policies[${e.doc ?? '?'}] ${e.path}: ${e.message} (${e.code})`),
-    )
-  }
+  // The documents arrive parsed: each goes through proxy/policy's validate() (what
+  // validateDocuments runs per document, duplicates included) without a trip through YAML, which
+  // cost ~0.6 ms per policy at every swap.
+  const policies: PolicyDocument[] = []
+  const errors: string[] = []
+  const seen = new Set<string>()
+  const opts = { trustDomains: [expect.trustDomain], rootNamespace: p.rootNamespace }
+  p.policies.forEach((doc, i) => {
+    const r = validate(doc, opts)
+    for (const e of r.errors) errors.push(`policies[${i}] ${e.path}: ${e.message} (${e.code})`)
+    if (!r.policy) return
+    const id = `${r.policy.kind} ${r.policy.metadata.namespace}/${r.policy.metadata.name}`
+    if (seen.has(id)) errors.push(`policies[${i}] metadata.name: ${id} is defined twice (REMORA_ERR_POLICY_DUPLICATE)`)
+    seen.add(id)
+    policies.push(r.policy)
+  })
+  if (errors.length) throw new XdsError('REMORA_ERR_XDS_POLICY_INVALID', errors.slice(0, 20))
   const clusters: ClusterConfig[] = []
   const problems: string[] = []
   p.clusters.forEach((c, i) => {
@@ -73,5 +82,5 @@ export function checkSnapshot(p: SnapshotPayload, expect: { trustDomain: string 
     else for (const iss of r.error.issues) problems.push(`clusters[${i}].${formatPath(iss.path)}: ${iss.message}`)
   })
   if (problems.length) throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', problems.slice(0, 20))
-  return { version: p.version, policies: v.policies, clusters, trustBundle: p.trustBundle }
+  return { version: p.version, policies, clusters, trustBundle: p.trustBundle }
 }
