@@ -1,0 +1,7 @@
+// Kubernetes as a control-plane source: list+watch of the policy CRDs (ours and Istio's) with
+// 410 re-lists, Valid/Invalid written to each policy's status, TokenReview for sidecar bootstrap.
+// From proxy/ it imports only proxy/policy/index.js.
+export { KubeApiError, connectionFromKubeConfig, createKubeClient, loadKubeConnection, type KubeClient, type KubeConnection, type KubeResponse, type WatchStream } from './client.js'
+export { Reflector, keyOf, type KubeObject, type ReflectorEvent, type ReflectorOptions } from './reflector.js'
+export { ISTIO_GROUP, KubernetesPolicySource, POLICY_RESOURCES, REMORA_GROUP, type KubernetesSourceOptions, type PolicyVerdict, type SourceLogger } from './source.js'
+export { reviewServiceAccountToken, type TokenReviewResult } from './token-review.js'
