@@ -42,7 +42,12 @@ export const ClusterSchema = z.strictObject({
 export const TRACE_EXPORTERS = ['otlp', 'otlp-grpc', 'jaeger', 'none'] as const
 export const TRACE_PROPAGATORS = ['tracecontext', 'baggage', 'b3', 'b3multi', 'jaeger'] as const
 export const ACCESS_LOG_FORMATS = ['json', 'text'] as const
-const httpUrl = z.string().regex(/^https?:\/\/[^\s/?#]+(\/[^\s]*)?$/, 'expected an http:// or https:// URL')
+// No user:password@ in the URL: it would show in /config_dump and logs. Collector credentials go in
+// OTEL_EXPORTER_OTLP_HEADERS, which the exporter reads and nothing logs.
+const httpUrl = z
+  .string()
+  .regex(/^https?:\/\/[^\s/?#]+(\/[^\s]*)?$/, 'expected an http:// or https:// URL')
+  .refine((v) => !/^https?:\/\/[^/?#]*@/.test(v), { message: 'credentials in the URL are not allowed (use OTEL_EXPORTER_OTLP_HEADERS)' })
 
 // Tracing fields left unset fall back to the OTEL_* environment variables, then to the defaults
 // (proxy/telemetry/settings.ts): a value in sidecar.yaml or a flag always wins over the variable.

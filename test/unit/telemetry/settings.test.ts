@@ -70,6 +70,8 @@ describe('tracing settings: sidecar.yaml and flags, then OTEL_* variables, then 
     expect(bad({ sampling: 1.5 })).toBe(true)
     expect(bad({ propagators: ['xray'] })).toBe(true)
     expect(bad({ endpoint: 'localhost:4318' })).toBe(true)
+    expect(bad({ endpoint: 'http://user:s3cret@collector:4318' })).toBe(true)
+    expect(bad({ jaegerUi: 'https://admin:pw@jaeger.example' })).toBe(true)
     expect(bad({ sampling: 0.5, propagators: ['b3'], endpoint: 'http://localhost:4318' })).toBe(false)
   })
 })
