@@ -1,7 +1,9 @@
 import { defineConfig } from 'vitest/config'
 
-// Two projects: `unit` needs only npm packages (npm test); `system` needs Debian binaries
-// (etcd, prometheus, nginx…) and runs with `npm run test:system`.
+// Projects: `unit` needs only npm packages (npm test); `engine-node-http` runs the data-path
+// integration tests once more on the fallback forwarding engine (npm test runs both: the two
+// engines must pass the same suite); `system` needs Debian binaries (etcd, prometheus, nginx…)
+// and runs with `npm run test:system`.
 export default defineConfig({
   test: {
     projects: [
@@ -9,6 +11,18 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts', 'test/cases/**/*.test.ts'],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+          pool: 'forks',
+        },
+      },
+      {
+        test: {
+          name: 'engine-node-http',
+          include: ['test/integration/**/*.test.ts', 'test/cases/*-sidecar.test.ts'],
+          // Not about forwarding: config validation, the demo, the webhook, control-plane push logic.
+          exclude: ['test/integration/{config,demo,webhook,control-plane-push,control-plane-down,control-plane-rotation}.test.ts'],
+          env: { REMORA_TEST_ENGINE: 'node-http' },
           testTimeout: 30_000,
           hookTimeout: 30_000,
           pool: 'forks',

@@ -24,7 +24,7 @@ Every flag overrides the field of sidecar.yaml it names:
   --policies PATH             policies.files (repeatable)
   --root-namespace NS         policies.rootNamespace (remora-system)
   --path-normalization MODE   BASE | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES
-  --engine ENGINE             engine: raw (framing-only, raw sockets) | node-http (node:http + undici)
+  --engine ENGINE             engine: raw (default: framing-only, raw sockets) | node-http (fallback: node:http + undici)
   --trace-exporter KIND       telemetry.tracing.exporter: otlp (http/protobuf) | otlp-grpc | jaeger | none
   --trace-endpoint URL        telemetry.tracing.endpoint (otlp: http://localhost:4318)
   --trace-sampling RATIO      telemetry.tracing.sampling, e.g. 0.01 (a caller's sampled flag always wins)

@@ -143,8 +143,8 @@ export const SidecarConfigSchema = z.strictObject({
     })
     .default({ files: [], rootNamespace: 'remora-system' }),
   pathNormalization: z.enum(PATH_NORMALIZATIONS as [string, ...string[]]).default('MERGE_SLASHES'),
-  /** Forwarding engine: node-http (node:http + undici pools) or raw (raw sockets, llhttp framing only). */
-  engine: z.enum(ENGINES).default('node-http'),
+  /** Forwarding engine: raw (raw sockets, llhttp framing only; the default) or node-http (node:http + undici pools, the fallback). */
+  engine: z.enum(ENGINES).default('raw'),
   accessLog: z
     .strictObject({
       enabled: z.boolean().default(true),
