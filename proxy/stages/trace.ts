@@ -32,6 +32,14 @@ export function createTraceStage(o: TraceStageOptions): Stage {
   const kind = inbound ? SpanKind.SERVER : SpanKind.CLIENT
   const jaegerUi = o.jaegerUi === null ? null : `${o.jaegerUi}/trace/`
   const clusterPrincipals = o.clusterPrincipals ?? new Map<string, string>()
+  // Endpoint addresses come from config: split each once, not per span.
+  const peers = new Map<string, [string | null, number | null]>()
+  const peerOf = (address: string | null): [string | null, number | null] => {
+    if (address === null) return [null, null]
+    let p = peers.get(address)
+    if (p === undefined) peers.set(address, (p = splitHostPort(address)))
+    return p
+  }
 
   function finish(span: ReturnType<typeof tracer.startSpan>, ctx: RequestContext): void {
     const status = ctx.flags.includes('DC') && !ctx.res.headersSent ? 0 : ctx.res.statusCode
@@ -61,7 +69,7 @@ export function createTraceStage(o: TraceStageOptions): Stage {
     } else {
       if (ctx.hostPort !== null) a['server.port'] = ctx.hostPort
       a['url.full'] = `http://${ctx.authority}${ctx.path}` // the query is left out: it may carry secrets
-      const [peerHost, peerPort] = splitHostPort(ctx.upstreamHost)
+      const [peerHost, peerPort] = peerOf(ctx.upstreamHost)
       if (peerHost) a['network.peer.address'] = peerHost
       if (peerPort) a['network.peer.port'] = peerPort
       const expected = ctx.cluster ? clusterPrincipals.get(ctx.cluster) : undefined

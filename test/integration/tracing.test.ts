@@ -163,6 +163,18 @@ describe.each<{ name: string; propagators: PropagatorName[]; headers: Record<str
       : propagators[0] === 'b3multi' ? h['x-b3-spanid']?.toString()
       : h['uber-trace-id']?.toString().split(':')[1]?.padStart(16, '0')
     expect(mesh.apps.map((a) => sawParent(a.seen.at(-1)!))).toEqual([feIn!.spanId, orIn!.spanId, payIn!.spanId])
+    // The client span names where the call went and who had to answer it (secure naming).
+    const feOut = ordered[2]!
+    expect(feOut.attributes).toMatchObject({
+      'remora.upstream.cluster': 'orders.shop',
+      'remora.peer.principal': id('orders'),
+      'url.full': 'http://orders.shop/next',
+      'network.peer.address': '127.0.0.1',
+      'network.peer.port': mesh.orders.inbound,
+      'http.response.status_code': 200,
+    })
+    expect(orIn!.attributes['remora.peer.principal']).toBe(id('frontend'))
+    expect(orIn!.attributes['remora.authz.decision']).toBe('ALLOW')
     // Never the query string.
     expect(JSON.stringify(spans.map((s) => s.attributes))).not.toContain('4111111111111111')
   })
