@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- API server JSON: each caller reads the few fields it needs */
 import http from 'node:http'
 import https from 'node:https'
 import { createInterface } from 'node:readline'

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects of any shape, read as JSON in tests */
 // A local API server that speaks the real list/watch protocol for custom resources: lists with
 // metadata.resourceVersion, watches as chunked JSON lines from a resourceVersion (history replayed),
 // 410 Gone as an ERROR event for a compacted resourceVersion, the status subresource with merge

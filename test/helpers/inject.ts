@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects of any shape, read as JSON in tests */
 // Checks every injected pod must pass, shared by the injectPod unit tests, `remora inject -f` and
 // the webhook tests (after the JSONPatch is applied), so the three paths are held to one standard.
 import { expect } from 'vitest'

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects of any shape, read as JSON in tests */
 // A small kustomize resolver over the real files, for machines without kubectl: resources (files
 // and directories with their own kustomization.yaml), namespace, labels/commonLabels and images,
 // the subset manifests/ uses. test/system/kustomize.test.ts checks it against `kubectl kustomize`.

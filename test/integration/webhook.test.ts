@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects of any shape, read as JSON in tests */
 // The injection webhook as the API server calls it: AdmissionReview v1 JSON over HTTPS to a server
 // with its own certificate (minted by our CA for the webhook Service's DNS name), the JSONPatch
 // applied with a JSON-Patch library to the pod that was sent, and the result checked.

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects of any shape, read as JSON in tests */
 // manifests/: the kustomize base renders (with our resolver over the real files; the system test
 // compares it with `kubectl kustomize`), every object has a sound shape, the CRD schemas are
 // structural and agree with the policy validator field by field, RBAC is least privilege, and the
