@@ -83,7 +83,7 @@ function parse(): {
 }
 
 /** Seconds per measured run in a full round (the acceptance budget is 15 minutes in all). */
-const FULL_SECONDS: Record<Workload['name'], number> = { latency: 10, throughput: 10, large: 6, newconn: 6 }
+const FULL_SECONDS: Record<Workload['name'], number> = { latency: 8, throughput: 8, large: 5, newconn: 5 }
 
 function firstLine(s: string): string {
   return s.trim().split('\n')[0]!.trim()
@@ -159,6 +159,17 @@ async function runMicro(m: (typeof MICRO)[number], quick: boolean): Promise<Micr
   }
 }
 
+/** The engines `remora proxy --help` lists (`--engine NAME  engine: a (…) | b (…)`), or none. */
+function proxyEngines(): string[] {
+  const help = run(process.execPath, [CLI_JS, 'proxy', '--help']).stdout
+  const m = /--engine\s+\S+\s+engine:\s*(.+)$/m.exec(help)
+  if (!m) return []
+  return m[1]!
+    .split('|')
+    .map((x) => /^\s*([a-z0-9-]+)/.exec(x)?.[1])
+    .filter((x): x is string => !!x)
+}
+
 function isoDate(d = new Date()): string {
   return d.toISOString().slice(0, 10)
 }
@@ -170,7 +181,13 @@ function rotate<T>(xs: readonly T[], k: number): T[] {
 
 async function main(): Promise<number> {
   const opt = parse()
-  const all: Contender[] = [direct, nginxPair, haproxyPair, httpProxyPair, ...(opt.engines.length ? opt.engines.map((e) => remoraPair(e)) : [remoraPair(null)])]
+  if (!existsSync(CLI_JS)) {
+    console.error(`remora bench: ${relative(ROOT, CLI_JS)} is missing; run "npm run build" (npm run bench does it for you).`)
+    return 2
+  }
+  // Without --engine: one remora contender per engine the proxy offers, so the report compares them.
+  const engines = opt.engines.length ? opt.engines : proxyEngines()
+  const all: Contender[] = [direct, nginxPair, haproxyPair, httpProxyPair, ...(engines.length ? engines.map((e) => remoraPair(e)) : [remoraPair(null)])]
   const contenders = opt.only ? all.filter((c) => opt.only!.some((o) => c.name === o || c.name.startsWith(`${o}[`))) : all
   if (contenders.length === 0) {
     console.error(`remora bench: --only matched no contender (have: ${all.map((c) => c.name).join(', ')})`)
@@ -185,10 +202,6 @@ async function main(): Promise<number> {
   }
   if (missing.length) {
     console.error(`remora bench: cannot start, missing: ${missing.join(', ')}.\nInstall the benchmark's tools with:\n\n  ${APT_LINE}\n`)
-    return 2
-  }
-  if (!existsSync(CLI_JS)) {
-    console.error(`remora bench: ${relative(ROOT, CLI_JS)} is missing; run "npm run build" (npm run bench does it for you).`)
     return 2
   }
   if (!existsSync(join(ROOT, 'node_modules', 'http-proxy'))) {
@@ -225,7 +238,7 @@ async function main(): Promise<number> {
       reps: opt.reps,
       secondsPerRun: Object.fromEntries(workloads.map((w) => [w.name, secondsOf(w)])),
       warmupSeconds: Object.fromEntries(workloads.map((w) => [w.name, w.warmupSeconds])),
-      engines: opt.engines,
+      engines,
       profile: opt.profile,
       app: 'nginx (Debian), 1 worker, static 1 KiB and 1 MiB files, keep-alive, no access log; the same instance for every contender',
       interleaving: 'rounds; in each round every contender runs every workload once, and the contender order rotates by one each round',
@@ -241,9 +254,9 @@ async function main(): Promise<number> {
 
   let interrupted = false
   let current: Topology | null = null
-  const onSignal = (): void => {
+  const onSignal = (sig: NodeJS.Signals): void => {
     interrupted = true
-    console.error('\nremora bench: interrupted; stopping the contenders')
+    console.error(`\nremora bench: ${sig} received; stopping the contenders`)
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
