@@ -3,7 +3,8 @@
 // One `remora proxy` process per sidecar, both engines' pairs started once and measured in
 // interleaved rounds; reports max rps and the pair's CPU µs per request (utime+stime from /proc).
 // Access log off and no tracing, so the figures are the engine plus the always-on stages
-// (sanitize, route, metrics). Usage: npx tsx bench/engine-ab.ts [--rounds 3] [--seconds 8] [--connections 32]
+// (sanitize, route, metrics). Usage: npx tsx bench/engine-ab.ts [--rounds 3] [--seconds 8]
+// [--connections 32] [--engines raw,node-http] [--cpu-prof DIR (V8 profiles of every sidecar)]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
@@ -17,10 +18,19 @@ import { createTestPki } from '../test/helpers/pki.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CLI = join(ROOT, 'cli/main.ts')
-const ENGINES = ['node-http', 'raw'] as const
-type Engine = (typeof ENGINES)[number]
+type Engine = 'node-http' | 'raw'
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '8' }, connections: { type: 'string', default: '32' } } })
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '8' },
+    connections: { type: 'string', default: '32' },
+    engines: { type: 'string', default: 'node-http,raw' },
+    'cpu-prof': { type: 'string' },
+  },
+})
+const ENGINES = values.engines.split(',').filter((e): e is Engine => e === 'raw' || e === 'node-http')
+const PROF = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : []
 const ROUNDS = Number(values.rounds)
 const SECONDS = Number(values.seconds)
 const CONNECTIONS = Number(values.connections)
@@ -32,7 +42,7 @@ interface Proc {
 }
 
 function start(args: string[]): Proc {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...PROF, '--import', 'tsx', CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   const p: Proc = { child, out: '' }
   child.stdout!.on('data', (c: Buffer) => (p.out += c.toString()))
   child.stderr!.on('data', (c: Buffer) => (p.out += c.toString()))

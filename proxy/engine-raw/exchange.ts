@@ -197,21 +197,22 @@ export class RawResponse implements DownstreamResponse {
     this.headersSent = true
     if (closeDelimited) this.#keepAlive = false
     const more = extra !== null ? headerLines(extra) : ''
+    this.#cork()
     return this.conn.socket.write(`HTTP/1.1 ${statusCode} ${statusMessage}\r\n${lines}${more}${framing}${this.#connectionLine()}\r\n`, 'latin1')
   }
 
   /** Writes raw bytes (body data, chunk frames, a 101 head); false = wait for 'drain'. */
   write(data: Buffer | string): boolean {
+    this.#cork()
     return this.conn.socket.write(data)
   }
 
   /** Several buffers as one TLS record / one writev. */
   writev(parts: readonly (Buffer | string)[]): boolean {
     const s = this.conn.socket
-    s.cork()
+    this.#cork()
     let ok = true
     for (const p of parts) ok = s.write(p) && ok
-    s.uncork()
     return ok
   }
 
@@ -224,6 +225,23 @@ export class RawResponse implements DownstreamResponse {
     if (this.finished) return
     if (tail !== null && !this.conn.socket.destroyed) this.conn.socket.write(tail, 'latin1')
     this.#finish()
+  }
+
+  #corked = false
+
+  /**
+   * Writes of one tick leave as one writev (one TLS record for a small response), as node:http's
+   * ServerResponse does: head, body and the chunked terminator usually come from one upstream read.
+   */
+  #cork(): void {
+    if (this.#corked) return
+    this.#corked = true
+    const s = this.conn.socket
+    s.cork()
+    process.nextTick(() => {
+      this.#corked = false
+      s.uncork()
+    })
   }
 
   /** The connection now belongs to a tunnel: nothing more is parsed or written as HTTP. */

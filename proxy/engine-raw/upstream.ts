@@ -180,8 +180,14 @@ function exchange(
 
     conn.begin(handler)
     req.dispatched = true
+    if (!req.hasBody) {
+      up.write(head, 'latin1')
+      return
+    }
+    // The head and the body parts already read leave together.
+    up.cork()
+    process.nextTick(() => up.uncork())
     up.write(head, 'latin1')
-    if (!req.hasBody) return
     if (!req.complete && String(req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue()
     req.attach({
       data(chunk) {
