@@ -48,6 +48,14 @@ export interface ControlPlaneOptions {
   readonly heartbeatMs?: number
   /** Keep-alive frame period on sidecar streams (default 15 s). */
   readonly pingMs?: number
+  /**
+   * Discovery changes (a sidecar connecting, leaving, expiring) are pushed after this quiet period
+   * (default 100 ms), and at most pushDebounceMaxMs (default 1 s) after the first of them: a fleet
+   * that reconnects at once gets a few snapshots, not one per sidecar to every sidecar (Istio's
+   * PILOT_DEBOUNCE_AFTER/MAX). Policy changes are pushed at once.
+   */
+  readonly pushDebounceMs?: number
+  readonly pushDebounceMaxMs?: number
   readonly replicaId?: string
 }
 
@@ -135,12 +143,18 @@ export class ControlPlane {
   #current: SignedSnapshot | null = null
   #policies: PolicyDocument[] = []
   #policyErrors: PolicyIssue[] = []
+  #deferred = new Map<string, SidecarStatus>()
+  #deferTimer: NodeJS.Timeout | null = null
+  #validated = new Map<string, { text: string; v: ReturnType<typeof validateDocuments> }>()
   #regs = new Map<string, Registration>()
   #replicas = new Map<string, ReplicaHeartbeat>()
   #status = new Map<string, SidecarStatus>()
   #watches: { close(): Promise<void> }[] = []
   #timers: NodeJS.Timeout[] = []
-  #rebuildQueued = false
+  #rebuildTimer: NodeJS.Timeout | null = null
+  #rebuildAt = 0
+  #configQueued = false
+  #discoveryFirst = 0
   #rebuilding: Promise<void> = Promise.resolve()
   #policiesDirty = true
   #pendingWrites = new Map<string, string | null>()
@@ -174,6 +188,8 @@ export class ControlPlane {
       graceMs,
       heartbeatMs: o.heartbeatMs ?? Math.max(200, Math.floor(graceMs / 3)),
       pingMs: o.pingMs ?? 15_000,
+      pushDebounceMs: o.pushDebounceMs ?? 100,
+      pushDebounceMaxMs: o.pushDebounceMaxMs ?? 1000,
     }
     this.replicaId = o.replicaId ?? randomBytes(4).toString('hex')
     this.trustDomain = this.#o.trustDomain
@@ -276,7 +292,7 @@ export class ControlPlane {
         const node = e.key.slice('registrations/'.length)
         if (e.value === null) this.#regs.delete(node)
         else this.#regs.set(node, JSON.parse(e.value) as Registration)
-        this.#queueRebuild()
+        this.#queueRebuild('discovery')
       }),
       await store.watch('replicas/', (e) => {
         const id = e.key.slice('replicas/'.length)
@@ -325,7 +341,7 @@ export class ControlPlane {
     this.#timers.push(
       setInterval(() => {
         void this.#heartbeat().catch((err: unknown) => this.deps.logger.warn({ event: 'heartbeat_failed', error: (err as Error).message }, 'replica heartbeat failed'))
-        this.#queueRebuild() // grace-period expiry is a function of time
+        this.#queueRebuild('discovery') // grace-period expiry is a function of time
       }, this.#o.heartbeatMs),
     )
     for (const t of this.#timers) t.unref()
@@ -365,13 +381,35 @@ export class ControlPlane {
 
   // ---- snapshots -------------------------------------------------------------------------
 
-  #queueRebuild(): void {
-    if (this.#rebuildQueued || this.#closed) return
-    this.#rebuildQueued = true
-    setTimeout(() => {
-      this.#rebuildQueued = false
-      void this.#rebuild()
-    }, 5)
+  /** Config changes rebuild within 5 ms; discovery changes are debounced (see pushDebounceMs). */
+  #queueRebuild(kind: 'config' | 'discovery' = 'config'): void {
+    if (this.#closed) return
+    const now = this.deps.clock.now()
+    let at: number
+    if (kind === 'config') at = now + 5
+    else {
+      if (this.#discoveryFirst === 0) this.#discoveryFirst = now
+      at = Math.min(now + this.#o.pushDebounceMs, this.#discoveryFirst + this.#o.pushDebounceMaxMs)
+    }
+    if (this.#rebuildTimer) {
+      // A queued config rebuild comes sooner and covers discovery; a later config change is covered by the queued one.
+      if (this.#configQueued || (kind === 'config' && at >= this.#rebuildAt)) {
+        if (kind === 'config') this.#configQueued = true
+        return
+      }
+      clearTimeout(this.#rebuildTimer)
+    }
+    if (kind === 'config') this.#configQueued = true
+    this.#rebuildAt = at
+    this.#rebuildTimer = setTimeout(
+      () => {
+        this.#rebuildTimer = null
+        this.#configQueued = false
+        this.#discoveryFirst = 0
+        void this.#rebuild()
+      },
+      Math.max(0, at - now),
+    )
   }
 
   /** Re-reads what changed, builds the snapshot, and publishes it when its version is new. Serialized. */
@@ -396,8 +434,28 @@ export class ControlPlane {
 
   async #loadPolicies(): Promise<void> {
     const entries = await this.#o.store.list('policies/')
-    const sources: PolicySource[] = [...entries].map(([source, text]) => ({ source, text }))
-    const r = validateDocuments(sources, { trustDomains: [this.trustDomain], rootNamespace: this.rootNamespace })
+    // Each file is validated once per content (YAML parsing is the cost: ~0.6 ms a policy); an
+    // apply of one policy re-reads the set but re-validates only what changed.
+    const r: { policies: PolicyDocument[]; errors: PolicyIssue[] } = { policies: [], errors: [] }
+    const seen = new Map<string, string>()
+    const cache = new Map<string, { text: string; v: ReturnType<typeof validateDocuments> }>()
+    for (const [source, text] of entries) {
+      const hit = this.#validated.get(source)
+      const v = hit?.text === text ? hit.v : validateDocuments([{ source, text } satisfies PolicySource], { trustDomains: [this.trustDomain], rootNamespace: this.rootNamespace })
+      cache.set(source, { text, v })
+      r.errors.push(...v.errors)
+      for (const doc of v.policies) {
+        const id = `${doc.kind} ${doc.metadata.namespace}/${doc.metadata.name}`
+        const first = seen.get(id)
+        if (first !== undefined) {
+          r.errors.push({ code: 'REMORA_ERR_POLICY_DUPLICATE', severity: 'error', path: 'metadata.name', message: `${id} is already defined at ${first}`, source })
+          continue
+        }
+        seen.set(id, source)
+        r.policies.push(doc)
+      }
+    }
+    this.#validated = cache
     if (r.errors.length) {
       // Never half-apply: an invalid edit made behind the API (GitOps) keeps the last good set.
       this.#policyErrors = r.errors
@@ -451,7 +509,23 @@ export class ControlPlane {
     if (!cur) return
     const next = { ...cur, ...patch }
     this.#status.set(node, next)
-    this.#writeLater(`status/${node}`, JSON.stringify(next))
+    this.#writeStatusLater(node, next)
+  }
+
+  /**
+   * Status reaches the store at most every 200 ms: a push and its ACK, for a thousand sidecars,
+   * become one write each instead of two. Readers (`status()`, close) flush first.
+   */
+  #writeStatusLater(node: string, st: SidecarStatus): void {
+    this.#deferred.set(`status/${node}`, st)
+    this.#deferTimer ??= setTimeout(() => this.#flushDeferred(), 200)
+  }
+
+  #flushDeferred(): void {
+    if (this.#deferTimer) clearTimeout(this.#deferTimer)
+    this.#deferTimer = null
+    for (const [k, st] of this.#deferred) this.#writeLater(k, JSON.stringify(st))
+    this.#deferred.clear()
   }
 
   /** Coalesced writes: at most one in flight per key, the latest value wins. */
@@ -476,6 +550,7 @@ export class ControlPlane {
   }
 
   async #flushWrites(): Promise<void> {
+    this.#flushDeferred()
     while (this.#writing.size > 0) await new Promise((r) => setTimeout(r, 5))
   }
 
@@ -629,7 +704,7 @@ export class ControlPlane {
       certExpiry: peerCertExpiry(req),
     }
     this.#status.set(node, st)
-    this.#writeLater(`status/${node}`, JSON.stringify(st))
+    this.#writeStatusLater(node, st)
     req.socket.setKeepAlive(true, 10_000)
     req.socket.setNoDelay(true)
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-remora-node': node })
@@ -637,7 +712,7 @@ export class ControlPlane {
     const stream: SidecarStream = { node, identity: peer.uri, address: hello.address, connectedSince: new Date(now), res, pushedVersion: hello.version }
     this.#hub.add(stream, this.#current && this.#current.version !== hello.version ? this.#current : null)
     this.#m.connected.set(this.#hub.size)
-    this.#queueRebuild()
+    this.#queueRebuild('discovery')
     this.deps.logger.info({ event: 'sidecar_connected', node, identity: peer.uri, address: hello.address, version: hello.version }, 'sidecar stream open')
     res.once('close', () => {
       if (this.#hub.get(node) !== stream) return // replaced by a newer stream of the same sidecar
@@ -649,7 +724,7 @@ export class ControlPlane {
       this.#regs.set(node, r)
       this.#writeLater(`registrations/${node}`, JSON.stringify(r))
       this.#updateStatus(node, { connected: false, disconnectedAt: at })
-      this.#queueRebuild()
+      this.#queueRebuild('discovery')
       this.deps.logger.info({ event: 'sidecar_disconnected', node, identity: peer.uri }, 'sidecar stream closed')
     })
   }
@@ -746,6 +821,7 @@ export class ControlPlane {
     if (this.#closed) return
     this.#closed = true
     for (const t of this.#timers) clearTimeout(t)
+    if (this.#rebuildTimer) clearTimeout(this.#rebuildTimer)
     this.#hub.close()
     for (const w of this.#watches) await w.close().catch(() => {})
     if (this.#server?.listening) {

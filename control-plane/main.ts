@@ -18,6 +18,8 @@ export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://
   --root-namespace NS    mesh-wide policy namespace (default remora-system)
   --cert-ttl DURATION    workload certificate lifetime, e.g. 24h, 10s (default 24h)
   --grace DURATION       how long a gone sidecar stays in clusters (default 30s)
+  --push-debounce DURATION  quiet period before a discovery change is pushed (default 100ms;
+                         at most 10x that after the first change); policy changes go at once
   --admin-file PATH      where the CLI finds the server, CA and admin token
                          (default $REMORA_CONFIG or ~/.config/remora/admin.json)
   --replica-id ID        name of this replica in status (default: random)`
@@ -51,6 +53,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         'root-namespace': { type: 'string' },
         'cert-ttl': { type: 'string' },
         grace: { type: 'string' },
+        'push-debounce': { type: 'string' },
         'admin-file': { type: 'string' },
         'replica-id': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -69,12 +72,14 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   let listen: { host: string; port: number }
   let certTtlMs: number | undefined
   let graceMs: number | undefined
+  let pushDebounceMs: number | undefined
   try {
     const l = /^(.+):(\d{1,5})$/.exec(values.listen ?? '127.0.0.1:15010')
     if (!l) throw new Error('--listen: expected host:port')
     listen = { host: l[1]!.replace(/^\[|\]$/g, ''), port: Number(l[2]) }
     if (values['cert-ttl']) certTtlMs = duration(values['cert-ttl'], '--cert-ttl')
     if (values.grace) graceMs = duration(values.grace, '--grace')
+    if (values['push-debounce']) pushDebounceMs = duration(values['push-debounce'], '--push-debounce')
   } catch (err) {
     console.error(`remora control-plane: ${(err as Error).message}`)
     return 2
@@ -97,6 +102,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         rootNamespace: values['root-namespace'],
         certTtlMs,
         graceMs,
+        ...(pushDebounceMs !== undefined ? { pushDebounceMs, pushDebounceMaxMs: pushDebounceMs * 10 } : {}),
         replicaId: values['replica-id'],
       },
       { clock: { now: () => Date.now() }, logger: logger as unknown as Logger },

@@ -31,12 +31,21 @@ export async function readJson(req: http.IncomingMessage): Promise<unknown> {
   }
 }
 
+/**
+ * Per connection: a TLS 1.3 peer cannot change its certificate mid-connection, and
+ * getPeerCertificate() (a full X.509 → object conversion) was a top cost of every ACK.
+ */
+const peers = new WeakMap<TLSSocket, SpiffeId>()
+
 /** The caller's workload identity from its verified client certificate, or a 401. */
 export function peerOf(req: http.IncomingMessage, trustDomains: ReadonlySet<string>): SpiffeId {
   const sock = req.socket as TLSSocket
   if (!sock.authorized) throw new CpError('REMORA_ERR_CP_CLIENT_CERT_REQUIRED', sock.authorizationError ? String(sock.authorizationError) : undefined)
+  const known = peers.get(sock)
+  if (known) return known
   const r = peerIdentityFromCert(sock.getPeerCertificate(), trustDomains)
   if (!r.ok) throw new CpError('REMORA_ERR_CP_CLIENT_CERT_REQUIRED', r.reason)
+  peers.set(sock, r.identity)
   return r.identity
 }
 
