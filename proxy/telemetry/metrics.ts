@@ -1,4 +1,4 @@
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client'
 
 // The sidecar's metric registry. Request metrics use Istio's names, labels and buckets so that
 // existing Grafana dashboards and Kiali work unchanged; everything else is remora_*.
@@ -176,6 +176,17 @@ export interface MetricsSources {
   upstreamConnections(): Iterable<[cluster: string, active: number]>
 }
 
+// Process metrics describe the process, not a sidecar: collected once (one event-loop monitor, one GC
+// observer) and shared by every sidecar's registry, however many run in the process.
+let processRegistry: Registry | null = null
+function processMetrics(): Registry {
+  if (processRegistry === null) {
+    processRegistry = new Registry()
+    collectDefaultMetrics({ register: processRegistry })
+  }
+  return processRegistry
+}
+
 /** Every metric one sidecar exports, on its own registry (tests run several sidecars in one process). */
 export class SidecarMetrics {
   readonly registry = new Registry()
@@ -235,7 +246,7 @@ export class SidecarMetrics {
         for (const [c, n] of sum) this.set({ cluster: c }, n)
       },
     })
-    if (opts.processMetrics !== false) collectDefaultMetrics({ register: r })
+    if (opts.processMetrics !== false) for (const m of processMetrics().getMetricsAsArray()) r.registerMetric(m as unknown as Metric)
   }
 
   attach(sources: MetricsSources): void {
