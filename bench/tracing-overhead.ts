@@ -1,8 +1,8 @@
 // What tracing adds to a request's latency through a sidecar pair, at a fixed 1,000 rps.
 //   npx tsx bench/tracing-overhead.ts [--seconds 8] [--rounds 2] [--rps 1000]
 // Topology (loopback): load ─plain─▶ [orders out] ─mTLS─▶ [payments in] ─▶ app. The pair runs in a
-// child process, one per mode and round, modes interleaved (off, 1 %, 100 %, off, …) so drift on a
-// shared machine hits every mode alike. Spans go over OTLP/HTTP to a sink in this process that
+// child process, one per mode and round, modes interleaved and their order rotated each round so
+// drift on a shared machine hits every mode alike. Spans go over OTLP/HTTP to a sink in this process that
 // answers 200 and discards. The load is open-loop (a request every 1/rps s, not waiting for the
 // previous one), timed with hrtime from write to last byte. Prints one JSON object.
 import { spawn } from 'node:child_process'
@@ -173,7 +173,9 @@ async function main(): Promise<void> {
   const self = fileURLToPath(import.meta.url)
   const results: Record<Mode, Stats[]> = { off: [], '1%': [], '100%': [] }
   for (let round = 0; round < rounds; round++) {
-    for (const mode of ['off', '1%', '100%'] as Mode[]) {
+    // Rotate the order each round so slow drift on a shared machine does not favour one mode.
+    const order: Mode[] = ['off', '1%', '100%']
+    for (const mode of [...order.slice(round % 3), ...order.slice(0, round % 3)]) {
       const child = spawn(process.execPath, ['--import', 'tsx', self, '--serve', mode, '--sink', sinkUrl], { stdio: ['pipe', 'pipe', 'inherit'] })
       const lines: string[] = []
       const waiters: ((l: string) => void)[] = []
