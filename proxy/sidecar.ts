@@ -15,6 +15,7 @@ import { createJwtAuthenticator, JwksRegistry, type JwksRegistryOptions, type Jw
 import { compileRequestAuthn, jwtRulesForWorkload, type CompiledJwtRule } from './policy/index.js'
 import { CredentialStore, type Credentials } from './tls/index.js'
 import { PoolRegistry } from './upstream/index.js'
+import { createRawFront, createRawUpstreamHandler, RawPoolRegistry, rawEngineUnavailable, type RawFront } from './engine-raw/index.js'
 import type { Pool } from 'undici'
 
 export interface Clock {
@@ -123,7 +124,8 @@ function hostPortOf(address: string): number {
  */
 export class Sidecar {
   readonly creds: CredentialStore
-  readonly pools: PoolRegistry
+  /** The forwarding engine's upstream pools (undici for node-http, raw sockets for raw). */
+  readonly pools: PoolRegistry | RawPoolRegistry
   /** JWKS sources shared across snapshots (one fetcher per jwksUri). */
   readonly jwks: JwksRegistry
   readonly ports = { inbound: 0, outbound: 0, admin: 0, metrics: 0 }
@@ -134,8 +136,10 @@ export class Sidecar {
   #metricsServer: http.Server
   #state: RuntimeState
   #inbound: InboundListener
-  #outboundFront: http.Server
-  #inboundFront: http.Server
+  #outboundFront: http.Server | RawFront
+  #inboundFront: http.Server | RawFront
+  /** The engine's terminal handler; undefined = the node:http engine's default. */
+  readonly #upstream: Handler | undefined
   #admin: http.Server
   #closed = false
   #started = false
@@ -149,7 +153,9 @@ export class Sidecar {
     telemetry: { metrics: SidecarMetrics; tracing: Tracing | null },
   ) {
     this.creds = new CredentialStore(credentials)
-    this.pools = new PoolRegistry(this.creds)
+    const raw = config.engine === 'raw'
+    this.pools = raw ? new RawPoolRegistry(this.creds) : new PoolRegistry(this.creds)
+    this.#upstream = raw ? createRawUpstreamHandler() : undefined
     this.jwks = new JwksRegistry(deps.jwt?.jwks ?? {}, { clock: deps.clock, logger: deps.logger, events: { onFetch: deps.jwt?.onJwksFetch } })
     this.metrics = telemetry.metrics
     this.tracing = telemetry.tracing
@@ -174,8 +180,11 @@ export class Sidecar {
       }
       deps.accessLog(e)
     }
-    this.#inboundFront = createHttpFront({ direction: 'inbound', handler: () => this.#state.inbound, onParserError })
-    this.#outboundFront = createHttpFront({ direction: 'outbound', handler: () => this.#state.outbound, onParserError })
+    const createFront = raw ? createRawFront : createHttpFront
+    const onInternalError = (err: unknown): void =>
+      deps.logger.error({ event: 'internal_error', err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'internal error')
+    this.#inboundFront = createFront({ direction: 'inbound', handler: () => this.#state.inbound, onParserError, onInternalError })
+    this.#outboundFront = createFront({ direction: 'outbound', handler: () => this.#state.outbound, onParserError, onInternalError })
     this.#inbound = new InboundListener({
       creds: this.creds,
       http: this.#inboundFront,
@@ -224,6 +233,8 @@ export class Sidecar {
   }
 
   static async start(opts: SidecarStartOptions, deps: SidecarDeps): Promise<Sidecar> {
+    const noRaw = opts.config.engine === 'raw' ? rawEngineUnavailable() : null
+    if (noRaw !== null) throw new StartupError('engine', `${noRaw}; use --engine node-http`)
     const sc = new Sidecar(opts.config, opts.credentials, opts.policies, deps, await Sidecar.#telemetry(opts.config, deps))
     const c = opts.config
     const bindings: [string, () => Promise<number>, (p: number) => void][] = [
@@ -424,8 +435,9 @@ export class Sidecar {
         accessLog: this.deps.accessLog,
         onInternalError,
         observe: this.#observeStages('inbound', clusterConfigs),
+        upstream: this.#upstream,
       }),
-      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError, observe: this.#observeStages('outbound', clusterConfigs) }),
+      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError, observe: this.#observeStages('outbound', clusterConfigs), upstream: this.#upstream }),
     }
   }
 
@@ -477,7 +489,7 @@ export class Sidecar {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const closeServer = (s: http.Server): Promise<void> =>
+    const closeServer = (s: http.Server | RawFront): Promise<void> =>
       new Promise((r) => {
         if (!s.listening) return r()
         s.close(() => r())

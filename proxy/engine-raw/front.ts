@@ -6,6 +6,8 @@ import { RawRequest, RawResponse, type DownstreamControl } from './exchange.js'
 
 /** No bytes in either direction for this long: the connection is closed (as the node:http front). */
 const IDLE_TIMEOUT_MS = 300_000
+/** A connection waiting for a (complete) request head this long is closed: node:http's keepAliveTimeout and headersTimeout. */
+const HEAD_TIMEOUT_MS = 60_000
 
 interface Exchange {
   readonly req: RawRequest
@@ -36,6 +38,8 @@ class DownstreamConnection implements DownstreamControl {
   /** An Upgrade request parsed on this connection: llhttp stops once it is complete. */
   #upgrade: Exchange | null = null
   #closed = false
+  /** performance.now() since when this connection waits for a request head; 0 while a request is in hand. */
+  waitingSince = performance.now()
 
   constructor(
     readonly front: RawFront,
@@ -51,6 +55,7 @@ class DownstreamConnection implements DownstreamControl {
         const target = url ?? this.#url
         this.#pairs = []
         this.#url = ''
+        this.waitingSince = 0
         const req = new RawRequest(METHODS[method ?? 1] ?? 'GET', target, raw, maj, min, keepAlive, upgrade, socket, this)
         const ex: Exchange = { req, res: new RawResponse(req, this) }
         this.#parsing = ex
@@ -86,7 +91,15 @@ class DownstreamConnection implements DownstreamControl {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#stopped) return
-    const ret = this.#parser.execute(chunk)
+    let ret: ReturnType<Parser['execute']>
+    try {
+      ret = this.#parser.execute(chunk)
+    } catch (err) {
+      // A throw from our own parser callbacks: a bug, never a reason to take the process down.
+      this.front.onInternalError(err)
+      this.socket.destroy()
+      return
+    }
     if (typeof ret !== 'number') {
       this.#onParseError(ret)
     } else if (this.#upgrade !== null && this.#upgrade.req.complete) {
@@ -133,9 +146,14 @@ class DownstreamConnection implements DownstreamControl {
   }
 
   readonly #onEnd = (): void => {
-    if (!this.#stopped) {
-      const err = this.#parser.finish()
-      if (err !== undefined && this.#parsing !== null && !this.#parsing.req.dispatched) this.#parsing.req.parserError = parserErrorCode(err.code)
+    const parsing = this.#parsing
+    if (!this.#stopped && parsing !== null) {
+      // The client stopped in the middle of a request: a 400 if nothing went upstream, else a reset.
+      if (parsing.req.dispatched) {
+        this.socket.destroy()
+        return
+      }
+      parsing.req.parserError = 'REMORA_ERR_BAD_FRAMING'
     }
     this.#stopped = true
     // The client is done sending; answer what is in flight, then close.
@@ -208,6 +226,7 @@ class DownstreamConnection implements DownstreamControl {
         return
       }
     }
+    if (this.#queue.length === 0) this.waitingSince = performance.now()
     this.#next()
     this.#applyHold()
   }
@@ -222,7 +241,10 @@ function isWebSocket(req: RawRequest): boolean {
   return typeof u === 'string' && u.toLowerCase() === 'websocket'
 }
 
-export type RawFrontOptions = HttpFrontOptions
+export interface RawFrontOptions extends HttpFrontOptions {
+  /** A throw from the engine's own parser callbacks (a bug): reported, and the connection closed. */
+  readonly onInternalError?: (err: unknown) => void
+}
 
 /**
  * The raw engine's front of a listener: a net.Server that is handed sockets (the inbound listener
@@ -232,7 +254,9 @@ export class RawFront extends net.Server {
   readonly direction: Direction
   readonly handler: () => Handler
   readonly onParserError: HttpFrontOptions['onParserError']
+  readonly onInternalError: (err: unknown) => void
   readonly #conns = new Set<DownstreamConnection>()
+  #sweeper: NodeJS.Timeout | null = null
 
   constructor(opts: RawFrontOptions) {
     // allowHalfOpen: a client that shuts down its sending side still gets its answer.
@@ -240,9 +264,21 @@ export class RawFront extends net.Server {
     this.direction = opts.direction
     this.handler = opts.handler
     this.onParserError = opts.onParserError
+    this.onInternalError = opts.onInternalError ?? (() => {})
     this.on('connection', (socket: net.Socket) => {
       this.#conns.add(new DownstreamConnection(this, socket))
+      // One timer per front, not per request: connections that wait too long for a head are swept.
+      this.#sweeper ??= setInterval(() => this.#sweep(), HEAD_TIMEOUT_MS / 6).unref()
     })
+  }
+
+  #sweep(): void {
+    const cutoff = performance.now() - HEAD_TIMEOUT_MS
+    for (const c of this.#conns) if (c.waitingSince !== 0 && c.waitingSince < cutoff) c.destroy()
+    if (this.#conns.size === 0 && this.#sweeper !== null) {
+      clearInterval(this.#sweeper)
+      this.#sweeper = null
+    }
   }
 
   forget(c: DownstreamConnection): void {
@@ -256,6 +292,8 @@ export class RawFront extends net.Server {
   /** Every connection, tunnels included (shutdown). */
   closeAllConnections(): void {
     for (const c of this.#conns) c.destroy()
+    if (this.#sweeper !== null) clearInterval(this.#sweeper)
+    this.#sweeper = null
   }
 }
 

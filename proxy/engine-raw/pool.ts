@@ -114,7 +114,13 @@ export class UpstreamConnection {
       this.socket.destroy() // bytes nobody asked for: the connection cannot be trusted
       return
     }
-    const ret = this.#parser.execute(chunk)
+    let ret: ReturnType<Parser['execute']>
+    try {
+      ret = this.#parser.execute(chunk)
+    } catch (err) {
+      this.#fail(err as Error, false) // a throw from a callback: this exchange is lost, not the process
+      return
+    }
     if (typeof ret !== 'number') {
       this.#fail(ret, true)
       return

@@ -36,6 +36,10 @@ export function createRawUpstreamHandler(): Handler {
     const { req, res } = ctx
     const pool = route.dispatcher
     if (!(pool instanceof RawPool) || !(req instanceof RawRequest) || !(res instanceof RawResponse)) throw proxyError('REMORA_ERR_INTERNAL', 'raw engine: request or pool from another engine')
+    if (res.destroyed) {
+      ctx.flags.push(FLAGS.DownstreamConnectionTermination)
+      return
+    }
     const upgrade = ctx.upgradeSocket !== null ? String(req.headers.upgrade ?? 'websocket') : null
     const head = requestHead(ctx, req, upgrade)
     // A reused connection may have been closed by the server meanwhile: a request without a body
