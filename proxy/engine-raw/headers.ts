@@ -31,6 +31,7 @@ export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
   const out = Object.create(null) as Record<string, string | string[]>
   for (let i = 0; i < raw.length; i += 2) {
     const k = raw[i]!.toLowerCase()
+    if (k === '__proto__') continue // node:http's plain object drops it too: same facts on both engines
     const v = raw[i + 1]!
     const cur = out[k]
     if (cur === undefined) out[k] = k === 'set-cookie' ? [v] : v
