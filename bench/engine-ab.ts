@@ -80,8 +80,9 @@ function wrk(port: number): Promise<{ requests: number; rps: number; p50: string
     w.on('exit', () => {
       const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
       const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0)
-      const p50 = /50%\s+(\S+)/.exec(out)?.[1] ?? '-'
-      const p99 = /99%\s+(\S+)/.exec(out)?.[1] ?? '-'
+      // From wrk's "Latency Distribution" block (lines that start with the percentile).
+      const p50 = /^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '-'
+      const p99 = /^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '-'
       const errors = /Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/.exec(out)?.[0] ?? ''
       resolve({ requests, rps, p50, p99, errors })
     })
