@@ -1,3 +1,4 @@
+import { inflateRawSync } from 'node:zlib'
 import { compactVerify, importJWK, type JWK } from 'jose'
 import { z } from 'zod'
 import { ClusterSchema, formatPath, type ClusterConfig } from '../config/schema.js'
@@ -5,6 +6,8 @@ import { validate, type PolicyDocument } from '../policy/index.js'
 import { XdsError } from './errors.js'
 
 export const SNAPSHOT_TYP = 'remora-snapshot+jws'
+/** A deflated snapshot inflates to at most this (a signed zip bomb still cannot exhaust memory). */
+const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
 
 const PayloadSchema = z.strictObject({
   apiVersion: z.literal('remora.dev/v1'),
@@ -33,18 +36,23 @@ export async function importPinnedKey(jwk: JWK): Promise<CryptoKey> {
 /** Verifies the JWS with the pinned key (ES256 only, our typ) and parses the payload. */
 export async function verifySnapshot(jws: string, key: CryptoKey): Promise<SnapshotPayload> {
   let payload: Uint8Array
+  let zip: unknown
   try {
-    const r = await compactVerify(jws, key, { algorithms: ['ES256'] })
+    // `zip` is the one critical header we understand: the control plane deflates the payload.
+    const r = await compactVerify(jws, key, { algorithms: ['ES256'], crit: { zip: true } })
     if (r.protectedHeader.typ !== SNAPSHOT_TYP) throw new Error(`typ ${String(r.protectedHeader.typ)}`)
     payload = r.payload
+    zip = r.protectedHeader.zip
   } catch (err) {
     throw new XdsError('REMORA_ERR_XDS_SIGNATURE', [(err as { code?: string }).code ?? (err as Error).message])
   }
   let json: unknown
   try {
-    json = JSON.parse(new TextDecoder().decode(payload))
-  } catch {
-    throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', ['payload is not JSON'])
+    if (zip !== undefined && zip !== 'DEF') throw new Error(`unknown zip ${String(zip)}`)
+    const bytes = zip === 'DEF' ? inflateRawSync(payload, { maxOutputLength: MAX_SNAPSHOT_BYTES }) : payload
+    json = JSON.parse(new TextDecoder().decode(bytes))
+  } catch (err) {
+    throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', [`payload is not a (deflated) JSON snapshot: ${(err as Error).message.slice(0, 200)}`])
   }
   const r = PayloadSchema.safeParse(json)
   if (!r.success) throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', r.error.issues.slice(0, 10).map((i) => `${formatPath(i.path)}: ${i.message}`))
