@@ -8,6 +8,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
 import { z } from 'zod'
 import { DEFAULT_ROOT_NAMESPACE, validateDocuments, type PolicyDocument, type PolicyIssue, type PolicySource } from '../proxy/policy/index.js'
 import {
+  JOIN_TOKEN_ISSUER,
   createJoinToken,
   createRootCa,
   generateSigningKey,
@@ -57,7 +58,31 @@ export interface ControlPlaneOptions {
   readonly pushDebounceMs?: number
   readonly pushDebounceMaxMs?: number
   readonly replicaId?: string
+  /**
+   * Policies from outside the store (`--source kubernetes`): the feed delivers the whole valid set
+   * each time it changes and the store's policies/ are not read; apply and delete are refused
+   * (one source of truth, as with Istio: change policies with kubectl).
+   */
+  readonly policyFeed?: PolicyFeed
+  /**
+   * Bootstrap with a platform credential besides join tokens: a Kubernetes projected
+   * service-account token, checked by TokenReview. Grants exactly that namespace/service account.
+   */
+  readonly tokenReviewer?: TokenReviewer
 }
+
+export interface PolicyFeed {
+  /** Shown by `remora apply` when it is refused, e.g. "kubernetes". */
+  readonly name: string
+  /** Resolves once the first full set has been delivered (so no empty snapshot goes out first). */
+  start(ctx: {
+    readonly trustDomain: string
+    readonly rootNamespace: string
+    readonly onPolicies: (policies: PolicyDocument[], errors: PolicyIssue[]) => void
+  }): Promise<{ close(): Promise<void> }>
+}
+
+export type TokenReviewer = (token: string) => Promise<{ ok: true; namespace: string; serviceAccount: string } | { ok: false; reason: string }>
 
 export interface ControlPlaneDeps {
   readonly clock: Clock
@@ -111,6 +136,15 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
 }
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex')
+/** A remora join token (our issuer), as opposed to a platform token for the reviewer; both paths verify fully. */
+function isJoinToken(token: string): boolean {
+  try {
+    return (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { iss?: unknown }).iss === JOIN_TOKEN_ISSUER
+  } catch {
+    return false
+  }
+}
+
 export const nodeIdOf = (identity: string, address: string): string => sha256(`${identity}|${address}`).slice(0, 16)
 
 /** Store key of one policy document: `policies/<namespace>/<Kind>/<name>.yaml`. */
@@ -160,7 +194,9 @@ export class ControlPlane {
   #pendingWrites = new Map<string, string | null>()
   #writing = new Set<string>()
   #closed = false
-  readonly #o: Required<Omit<ControlPlaneOptions, 'advertise' | 'replicaId'>> & { advertise?: string }
+  readonly #o: Required<Omit<ControlPlaneOptions, 'advertise' | 'replicaId' | 'policyFeed' | 'tokenReviewer'>> & { advertise?: string }
+  readonly #feed: PolicyFeed | undefined
+  readonly #tokenReviewer: TokenReviewer | undefined
   readonly #m: {
     connected: Gauge
     pushes: Counter
@@ -192,6 +228,8 @@ export class ControlPlane {
       pushDebounceMaxMs: o.pushDebounceMaxMs ?? 1000,
     }
     this.replicaId = o.replicaId ?? randomBytes(4).toString('hex')
+    this.#feed = o.policyFeed
+    this.#tokenReviewer = o.tokenReviewer
     this.trustDomain = this.#o.trustDomain
     this.rootNamespace = this.#o.rootNamespace
     this.identity = `spiffe://${this.trustDomain}/ns/${this.rootNamespace}/sa/${CONTROL_PLANE_SA}`
@@ -283,11 +321,29 @@ export class ControlPlane {
     if (await store.create('admin/token.sha256', sha256(token))) this.adminTokenCreated = token
     this.#adminHash = await store.get('admin/token.sha256')
 
+    if (this.#feed) {
+      // Started before the first snapshot: sidecars never see an empty set while the feed syncs.
+      this.#policiesDirty = false
+      this.#watches.push(
+        await this.#feed.start({
+          trustDomain: td,
+          rootNamespace: this.rootNamespace,
+          onPolicies: (policies, errors) => {
+            this.#policies = policies
+            this.#policyErrors = errors
+            this.#queueRebuild()
+          },
+        }),
+      )
+    } else {
+      this.#watches.push(
+        await store.watch('policies/', () => {
+          this.#policiesDirty = true
+          this.#queueRebuild()
+        }),
+      )
+    }
     this.#watches.push(
-      await store.watch('policies/', () => {
-        this.#policiesDirty = true
-        this.#queueRebuild()
-      }),
       await store.watch('registrations/', (e) => {
         const node = e.key.slice('registrations/'.length)
         if (e.value === null) this.#regs.delete(node)
@@ -433,6 +489,7 @@ export class ControlPlane {
   }
 
   async #loadPolicies(): Promise<void> {
+    if (this.#feed) return // the feed pushes its set; the store's policies/ are not ours to read
     const entries = await this.#o.store.list('policies/')
     // Each file is validated once per content (YAML parsing is the cost: ~0.6 ms a policy); an
     // apply of one policy re-reads the set but re-validates only what changed.
@@ -633,20 +690,16 @@ export class ControlPlane {
 
   async #bootstrap(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const body = parseBody(BootstrapBody, await readJson(req))
-    const v = await verifyJoinToken(this.#signing, body.token, { clock: this.deps.clock })
-    if (!v.ok) {
-      this.deps.logger.warn({ event: 'bootstrap_refused', reason: v.reason, detail: v.detail }, 'join token refused')
-      throw new CpError(v.reason === 'expired' ? 'REMORA_ERR_CP_TOKEN_EXPIRED' : 'REMORA_ERR_CP_TOKEN_INVALID', v.detail)
-    }
+    const spiffeId = this.#tokenReviewer && !isJoinToken(body.token) ? await this.#reviewToken(this.#tokenReviewer, body.token) : await this.#verifyJoinToken(body.token)
     let issued
     try {
-      issued = await issueFromCsr(this.#ca, body.csr, { spiffeId: v.claims.spiffeId, ttlMs: this.#o.certTtlMs }, { clock: this.deps.clock })
+      issued = await issueFromCsr(this.#ca, body.csr, { spiffeId, ttlMs: this.#o.certTtlMs }, { clock: this.deps.clock })
     } catch (err) {
-      this.deps.logger.warn({ event: 'bootstrap_refused', sub: v.claims.spiffeId, code: (err as { code?: string }).code }, 'CSR refused')
+      this.deps.logger.warn({ event: 'bootstrap_refused', sub: spiffeId, code: (err as { code?: string }).code }, 'CSR refused')
       throw err
     }
     this.#m.certs.inc({ kind: 'bootstrap' })
-    this.deps.logger.info({ event: 'bootstrap', sub: v.claims.spiffeId, serial: issued.serial, notAfter: issued.notAfter.toISOString() }, 'workload certificate issued')
+    this.deps.logger.info({ event: 'bootstrap', sub: spiffeId, serial: issued.serial, notAfter: issued.notAfter.toISOString() }, 'workload certificate issued')
     sendJson(res, 200, {
       certPem: issued.certPem,
       trustBundle: this.#trustBundle,
@@ -654,6 +707,30 @@ export class ControlPlane {
       controlPlaneIdentity: this.identity,
       trustDomain: this.trustDomain,
     })
+  }
+
+  async #verifyJoinToken(token: string): Promise<string> {
+    const v = await verifyJoinToken(this.#signing, token, { clock: this.deps.clock })
+    if (!v.ok) {
+      this.deps.logger.warn({ event: 'bootstrap_refused', reason: v.reason, detail: v.detail }, 'join token refused')
+      throw new CpError(v.reason === 'expired' ? 'REMORA_ERR_CP_TOKEN_EXPIRED' : 'REMORA_ERR_CP_TOKEN_INVALID', v.detail)
+    }
+    return v.claims.spiffeId
+  }
+
+  /** A platform token (Kubernetes): whoever the reviewer says it belongs to, and only that. Fails closed. */
+  async #reviewToken(review: TokenReviewer, token: string): Promise<string> {
+    let r: Awaited<ReturnType<TokenReviewer>>
+    try {
+      r = await review(token)
+    } catch (err) {
+      r = { ok: false, reason: `TokenReview unavailable: ${(err as Error).message}` }
+    }
+    if (!r.ok) {
+      this.deps.logger.warn({ event: 'bootstrap_refused', reason: 'token_review', detail: r.reason }, 'service-account token refused')
+      throw new CpError('REMORA_ERR_CP_TOKEN_INVALID', r.reason)
+    }
+    return `spiffe://${this.trustDomain}/ns/${r.namespace}/sa/${r.serviceAccount}`
   }
 
   async #renew(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -751,7 +828,12 @@ export class ControlPlane {
     sendJson(res, 200, { ok: true })
   }
 
+  #refuseWhenFed(): void {
+    if (this.#feed) throw new CpError('REMORA_ERR_CP_POLICY_READ_ONLY', `policies come from ${this.#feed.name}; change them there (kubectl apply / delete)`)
+  }
+
   async #apply(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    this.#refuseWhenFed()
     const body = parseBody(ApplyBody, await readJson(req))
     const r = validateDocuments(body.sources, { trustDomains: [this.trustDomain], rootNamespace: this.rootNamespace })
     if (r.errors.length) {
@@ -778,7 +860,7 @@ export class ControlPlane {
     const ns = url.searchParams.get('namespace')
     const name = url.searchParams.get('name')
     const items = []
-    for (const [key, text] of await this.#o.store.list('policies/')) {
+    for (const [key, text] of await this.#policySources()) {
       let doc: { kind?: string; metadata?: { name?: string; namespace?: string } }
       try {
         doc = parseYaml(text) as typeof doc
@@ -793,13 +875,20 @@ export class ControlPlane {
     sendJson(res, 200, { items, version: this.version })
   }
 
+  /** What `get` and `check --server` read: the store's files, or the feed's valid set (what sidecars enforce). */
+  async #policySources(): Promise<Map<string, string>> {
+    if (!this.#feed) return this.#o.store.list('policies/')
+    return new Map(this.#policies.map((d) => [`${this.#feed!.name}:${policyKey(d.kind, d.metadata.namespace ?? 'default', d.metadata.name)}`, stringifyYaml(d)]))
+  }
+
   /** The live policy set as sources, for `remora check --server` (same input as the offline check). */
   async #getSources(res: http.ServerResponse): Promise<void> {
-    const sources = [...(await this.#o.store.list('policies/'))].map(([source, text]) => ({ source, text }))
+    const sources = [...(await this.#policySources())].map(([source, text]) => ({ source, text }))
     sendJson(res, 200, { sources, version: this.version, trustDomain: this.trustDomain, rootNamespace: this.rootNamespace })
   }
 
   async #deletePolicy(path: string, res: http.ServerResponse): Promise<void> {
+    this.#refuseWhenFed()
     const parts = path.slice('/v1/policies/'.length).split('/').map(decodeURIComponent)
     if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9.-]+$/.test(p))) throw new CpError('REMORA_ERR_CP_BAD_REQUEST', 'expected /v1/policies/<Kind>/<namespace>/<name>')
     const [kind, ns, name] = parts as [string, string, string]

@@ -6,7 +6,7 @@ import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino from 'pino'
-import { ControlPlane, type Logger } from './control-plane.js'
+import { ControlPlane, type ControlPlaneOptions, type Logger } from './control-plane.js'
 import { openStore, StoreError } from './store/index.js'
 
 export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://<dir>|etcd://host:port[,host:port]] [flags]
@@ -22,7 +22,13 @@ export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://
                          at most 10x that after the first change); policy changes go at once
   --admin-file PATH      where the CLI finds the server, CA and admin token
                          (default $REMORA_CONFIG or ~/.config/remora/admin.json)
-  --replica-id ID        name of this replica in status (default: random)`
+  --replica-id ID        name of this replica in status (default: random)
+  --source store|kubernetes  where policies come from (default store: remora apply). kubernetes:
+                         the security.remora.dev (and security.istio.io) CRDs, each one's status
+                         set to Valid/Invalid; apply/delete are refused; sidecars may also
+                         bootstrap with their projected service-account token (TokenReview)
+  --kubeconfig PATH      API server credentials for --source kubernetes (default: in-cluster
+                         when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG or ~/.kube/config)`
 
 function duration(v: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v)
@@ -56,6 +62,8 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         'push-debounce': { type: 'string' },
         'admin-file': { type: 'string' },
         'replica-id': { type: 'string' },
+        source: { type: 'string' },
+        kubeconfig: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -80,6 +88,8 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     if (values['cert-ttl']) certTtlMs = duration(values['cert-ttl'], '--cert-ttl')
     if (values.grace) graceMs = duration(values.grace, '--grace')
     if (values['push-debounce']) pushDebounceMs = duration(values['push-debounce'], '--push-debounce')
+    if (values.source !== undefined && values.source !== 'store' && values.source !== 'kubernetes') throw new Error('--source: expected store or kubernetes')
+    if (values.kubeconfig !== undefined && values.source !== 'kubernetes') throw new Error('--kubeconfig needs --source kubernetes')
   } catch (err) {
     console.error(`remora control-plane: ${(err as Error).message}`)
     return 2
@@ -90,6 +100,19 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   } catch (err) {
     console.error(`remora control-plane: ${(err as Error).message}`)
     return err instanceof StoreError && err.code === 'REMORA_ERR_STORE_URL' ? 2 : 1
+  }
+  let kube: Pick<ControlPlaneOptions, 'policyFeed' | 'tokenReviewer'> = {}
+  if (values.source === 'kubernetes') {
+    try {
+      const { createKubeClient, createKubernetesPolicyFeed, createKubernetesTokenReviewer, loadKubeConnection } = await import('./kubernetes/index.js')
+      const inCluster = values.kubeconfig === undefined && process.env.KUBERNETES_SERVICE_HOST !== undefined
+      const client = createKubeClient(await loadKubeConnection({ inCluster, kubeconfig: values.kubeconfig }))
+      kube = { policyFeed: createKubernetesPolicyFeed(client, { logger: logger as unknown as Logger }), tokenReviewer: createKubernetesTokenReviewer(client) }
+    } catch (err) {
+      await store.close()
+      console.error(`remora control-plane: --source kubernetes: ${(err as Error).message}`)
+      return 1
+    }
   }
   let cp: ControlPlane
   try {
@@ -104,6 +127,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         graceMs,
         ...(pushDebounceMs !== undefined ? { pushDebounceMs, pushDebounceMaxMs: pushDebounceMs * 10 } : {}),
         replicaId: values['replica-id'],
+        ...kube,
       },
       { clock: { now: () => Date.now() }, logger: logger as unknown as Logger },
     )

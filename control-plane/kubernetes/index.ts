@@ -5,3 +5,4 @@ export { KubeApiError, connectionFromKubeConfig, createKubeClient, loadKubeConne
 export { Reflector, keyOf, type KubeObject, type ReflectorEvent, type ReflectorOptions } from './reflector.js'
 export { ISTIO_GROUP, KubernetesPolicySource, POLICY_RESOURCES, REMORA_GROUP, type KubernetesSourceOptions, type PolicyVerdict, type SourceLogger } from './source.js'
 export { reviewServiceAccountToken, type TokenReviewResult } from './token-review.js'
+export { TOKEN_AUDIENCE, createKubernetesPolicyFeed, createKubernetesTokenReviewer } from './feed.js'

@@ -1,4 +1,4 @@
-import { validate, type PolicyDocument } from '../../proxy/policy/index.js'
+import { validate, type PolicyDocument, type PolicyIssue } from '../../proxy/policy/index.js'
 import type { KubeClient } from './client.js'
 import { keyOf, Reflector, type KubeObject, type ReflectorEvent } from './reflector.js'
 
@@ -27,8 +27,11 @@ export interface KubernetesSourceOptions {
   readonly rootNamespace?: string
   /** Also read security.istio.io/v1 (read-only): true, false, or 'auto' (when the API is served). */
   readonly istio?: boolean | 'auto'
-  /** The full valid set, each time it changes (sorted by kind, namespace, name). */
-  readonly onPolicies: (policies: PolicyDocument[]) => void
+  /**
+   * The full valid set, each time it or the set of invalid policies changes (sorted by kind,
+   * namespace, name); `errors` are the invalid policies' issues, source `kubernetes:<group>/<plural>/<ns>/<name>`.
+   */
+  readonly onPolicies: (policies: PolicyDocument[], errors: PolicyIssue[]) => void
   readonly logger?: SourceLogger
   readonly retryMs?: number
 }
@@ -90,6 +93,9 @@ export class KubernetesPolicySource {
       }
     }
     await allSynced
+    // The first set is delivered before start() resolves: a control plane never publishes an
+    // empty set while the lists are still being validated.
+    await s.#recompute()
     return s
   }
 
@@ -118,6 +124,7 @@ export class KubernetesPolicySource {
 
   async #recompute(): Promise<void> {
     const valid: PolicyDocument[] = []
+    const errors: PolicyIssue[] = []
     const ids = new Set<string>()
     const opts = { trustDomains: this.#o.trustDomain ? [this.#o.trustDomain] : undefined, rootNamespace: this.#o.rootNamespace }
     const patches: Promise<void>[] = []
@@ -128,6 +135,7 @@ export class KubernetesPolicySource {
       const verdict: PolicyVerdict = r.policy
         ? { validation: 'Valid', errors: [] }
         : { validation: `Invalid: ${r.errors[0]!.path}: ${r.errors[0]!.message}`, errors: r.errors.map((e) => `${e.path}: ${e.message} (${e.code})`) }
+      if (!r.policy) errors.push(...r.errors.map((e) => ({ ...e, source: `kubernetes:${key}` })))
       if (r.policy) {
         const id = `${r.policy.kind} ${r.policy.metadata.namespace}/${r.policy.metadata.name}`
         if (!ids.has(id)) {
@@ -138,10 +146,10 @@ export class KubernetesPolicySource {
       if (key.startsWith(`${REMORA_GROUP}/`)) patches.push(this.#writeStatus(key, obj, verdict))
     }
     valid.sort((a, b) => (`${a.kind}/${a.metadata.namespace}/${a.metadata.name}` < `${b.kind}/${b.metadata.namespace}/${b.metadata.name}` ? -1 : 1))
-    const setKey = JSON.stringify(valid)
+    const setKey = JSON.stringify([valid, errors])
     if (setKey !== this.#lastSet) {
       this.#lastSet = setKey
-      this.#o.onPolicies(valid)
+      this.#o.onPolicies(valid, errors)
     }
     await Promise.all(patches)
   }

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import https from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ControlPlane } from '../../control-plane/control-plane.js'
+import { ControlPlane, type ControlPlaneOptions } from '../../control-plane/control-plane.js'
 import { writeAdminFile } from '../../control-plane/main.js'
 import { FileStore, type Store } from '../../control-plane/store/index.js'
 import { validateSidecarConfig, type SidecarConfigInput } from '../../proxy/config/index.js'
@@ -26,12 +26,12 @@ export interface TestControlPlane {
   close(): Promise<void>
 }
 
-export async function startTestControlPlane(o: { certTtlMs?: number; graceMs?: number; dir?: string; port?: number; replicaId?: string; pushDebounceMs?: number; pushDebounceMaxMs?: number } = {}): Promise<TestControlPlane> {
+export async function startTestControlPlane(o: { certTtlMs?: number; graceMs?: number; dir?: string; port?: number; replicaId?: string; pushDebounceMs?: number; pushDebounceMaxMs?: number; policyFeed?: ControlPlaneOptions['policyFeed']; tokenReviewer?: ControlPlaneOptions['tokenReviewer'] } = {}): Promise<TestControlPlane> {
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), 'remora-cp-')))
   const store = await FileStore.open(join(dir, 'store'), { pollMs: 100 })
   const logger = captureLogger()
   const cp = await ControlPlane.start(
-    { store, listen: { host: '127.0.0.1', port: o.port ?? 0 }, certTtlMs: o.certTtlMs, graceMs: o.graceMs ?? 5000, heartbeatMs: 500, replicaId: o.replicaId, pushDebounceMs: o.pushDebounceMs, pushDebounceMaxMs: o.pushDebounceMaxMs },
+    { store, listen: { host: '127.0.0.1', port: o.port ?? 0 }, certTtlMs: o.certTtlMs, graceMs: o.graceMs ?? 5000, heartbeatMs: 500, replicaId: o.replicaId, pushDebounceMs: o.pushDebounceMs, pushDebounceMaxMs: o.pushDebounceMaxMs, policyFeed: o.policyFeed, tokenReviewer: o.tokenReviewer },
     { clock: { now: () => Date.now() }, logger },
   )
   const adminFile = join(dir, 'admin.json')
