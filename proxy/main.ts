@@ -22,6 +22,7 @@ Every flag overrides the field of sidecar.yaml it names:
   --outbound-port N           outbound.port (15001)
   --admin-port N              admin.port (15000)        --admin-bind ADDR admin.bind (127.0.0.1)
   --policies PATH             policies.files (repeatable)
+  --control-plane HOST:PORT   controlPlane.addresses (repeatable: one per replica)
   --root-namespace NS         policies.rootNamespace (remora-system)
   --path-normalization MODE   BASE | MERGE_SLASHES | DECODE_AND_MERGE_SLASHES
   --engine ENGINE             engine: raw (default: framing-only, raw sockets) | node-http (fallback: node:http + undici)
@@ -87,6 +88,7 @@ export function parseProxyArgs(argv: string[]): { file: string | undefined; over
     config: { type: 'string' },
     label: { type: 'string', multiple: true },
     policies: { type: 'string', multiple: true },
+    'control-plane': { type: 'string', multiple: true },
     set: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
     'trace-propagators': { type: 'string' },
@@ -107,6 +109,7 @@ export function parseProxyArgs(argv: string[]): { file: string | undefined; over
     }
   }
   if (Array.isArray(v.policies)) overrides.push(['policies.files', v.policies])
+  if (Array.isArray(v['control-plane'])) overrides.push(['controlPlane.addresses', v['control-plane']])
   if (typeof v['trace-propagators'] === 'string') overrides.push(['telemetry.tracing.propagators', scalar('telemetry.tracing.propagators', v['trace-propagators'])])
   if (Array.isArray(v.set)) {
     for (const s of v.set) {

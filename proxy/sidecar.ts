@@ -113,6 +113,8 @@ interface RuntimeState {
 const DEFAULT_TIMEOUT_MS = 15_000
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
 const IDLE_TIMEOUT_MS = 300_000
+/** The inbound target of a workload without inbound.app (a Job): port 0, never dialled (the listener refuses first). */
+const NO_INBOUND_APP = '127.0.0.1:0'
 
 function hostPortOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(':') + 1))
@@ -190,6 +192,7 @@ export class Sidecar {
       http: this.#inboundFront,
       mtlsMode: () => this.#state.mtlsMode,
       onRefused: (reason, remote) => deps.logger.info({ event: 'inbound_connection_refused', reason, remote }, 'connection refused'),
+      ...(config.inbound.app === undefined ? { refuseAll: 'this workload declares no inbound port (inbound.app is not set): nothing to forward to' } : {}),
     })
     this.#admin = createAdminServer({
       isLive: () => !this.#closed,
@@ -360,10 +363,12 @@ export class Sidecar {
 
   #appTarget(): RouteTarget {
     const c = this.config
+    // Without inbound.app the listener refuses every connection: this placeholder is never dialled.
+    const app = c.inbound.app ?? NO_INBOUND_APP
     return {
-      cluster: `inbound|${hostPortOf(c.inbound.app)}||`,
-      address: c.inbound.app,
-      dispatcher: this.pools.plain(c.inbound.app, DEFAULT_CONNECT_TIMEOUT_MS),
+      cluster: `inbound|${hostPortOf(app)}||`,
+      address: app,
+      dispatcher: this.pools.plain(app, DEFAULT_CONNECT_TIMEOUT_MS),
       timeoutMs: c.inbound.timeout ? parseDuration(c.inbound.timeout)! : DEFAULT_TIMEOUT_MS,
       idleTimeoutMs: IDLE_TIMEOUT_MS,
     }
@@ -373,7 +378,7 @@ export class Sidecar {
     const c = this.config
     const set = compile(policies, { rootNamespace: c.policies.rootNamespace })
     const wp = selectForWorkload(set, { namespace: c.workload.namespace, labels: c.workload.labels })
-    const appPort = hostPortOf(c.inbound.app)
+    const appPort = hostPortOf(c.inbound.app ?? NO_INBOUND_APP)
     const mtlsMode = mtlsModeFor(wp, appPort)
     const jwtRules = jwtRulesForWorkload(compileRequestAuthn(policies, { rootNamespace: c.policies.rootNamespace }), { namespace: c.workload.namespace, labels: c.workload.labels }).rules
     const jwtOpts = this.deps.jwt
@@ -476,7 +481,7 @@ export class Sidecar {
     const stats = new Map(this.pools.stats().map((s) => [s.key, s]))
     const statFor = (address: string): unknown => [...stats.values()].find((s) => s.key.includes(`|${address}|`)) ?? null
     return {
-      inbound: { cluster: this.#appTarget().cluster, address: this.config.inbound.app, pool: statFor(this.config.inbound.app) },
+      inbound: { cluster: this.#appTarget().cluster, address: this.config.inbound.app ?? null, pool: this.config.inbound.app ? statFor(this.config.inbound.app) : null },
       outbound: this.#state.clusters.map((cl) => ({
         name: cl.name,
         hosts: this.#state.clusterConfigs.find((x) => x.name === cl.name)?.hosts ?? [],

@@ -120,9 +120,10 @@ export const SidecarConfigSchema = z.strictObject({
   inbound: z.strictObject({
     port: port.default(15006),
     bind: z.string().default('0.0.0.0'),
-    app: hostPort,
+    /** The app's port on loopback. Absent for a workload that serves nothing (a Job): every inbound connection is refused. */
+    app: hostPort.optional(),
     timeout: duration.optional(),
-  }),
+  }).default({ port: 15006, bind: '0.0.0.0' }),
   outbound: z
     .strictObject({
       port: port.default(15001),

@@ -12,6 +12,8 @@ export interface InboundListenerOptions {
   /** The PeerAuthentication mode for the app port, read per connection (it changes with policy). */
   readonly mtlsMode: () => MtlsMode
   readonly onRefused: (reason: string, remote: string) => void
+  /** Set when there is nothing to forward to (no inbound.app): every connection is refused with this reason. */
+  readonly refuseAll?: string
 }
 
 /** What the listener needs of an HTTP front: node:http's Server and the raw engine's front both fit. */
@@ -71,6 +73,11 @@ export class InboundListener {
       return
     }
     socket.unshift(first)
+    if (this.opts.refuseAll !== undefined) {
+      this.opts.onRefused(this.opts.refuseAll, `${socket.remoteAddress}:${socket.remotePort}`)
+      socket.destroy()
+      return
+    }
     if (!this.opts.creds.hasCredentials) {
       this.opts.onRefused('no workload certificate yet (waiting for the control plane)', `${socket.remoteAddress}:${socket.remotePort}`)
       socket.destroy()

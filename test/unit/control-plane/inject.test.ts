@@ -40,7 +40,7 @@ describe('injectPod', () => {
     expectInjectedPod(r.pod, { appPort: 8080, appContainers: ['app'] })
     const proxy = r.pod.spec!.initContainers![1] as Record<string, any>
     expect(proxy.args).toEqual(
-      expect.arrayContaining(['controlPlane.addresses=remora-control-plane.remora-system.svc:15010', 'controlPlane.service=frontend', '--label', 'app=frontend', '--namespace', '$(REMORA_POD_NAMESPACE)']),
+      expect.arrayContaining(['--control-plane', 'remora-control-plane.remora-system.svc:15010', 'controlPlane.service=frontend', '--label', 'app=frontend', '--namespace', '$(REMORA_POD_NAMESPACE)']),
     )
     expect(r.pod.metadata!.annotations!['kubectl.kubernetes.io/default-container']).toBe('app')
   })
