@@ -6,6 +6,7 @@
 //            --engine name[,name]     remora contenders with `--engine <name>` passed through
 //            --profile                remora with --cpu-prof; prints the hot spots (bench/lib/profile.ts)
 //            --no-micro  --no-docs   --out FILE (report path)
+//            --from bench/results/<date>.json   re-render the report from a run's raw numbers (no run)
 //
 // Writes bench/results/<date>.json (raw numbers) and docs/benchmarks.md (the report); a --quick
 // run writes bench/results/<date>-quick.{json,md} and leaves docs/ alone.
@@ -45,6 +46,7 @@ function parse(): {
   micro: boolean
   docs: boolean
   out: string | null
+  from: string | null
 } {
   const { values } = parseArgs({
     args: process.argv.slice(2),
@@ -59,12 +61,13 @@ function parse(): {
       'no-micro': { type: 'boolean', default: false },
       'no-docs': { type: 'boolean', default: false },
       out: { type: 'string' },
+      from: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   })
   if (values.help) {
-    console.log(readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(0, 13).join('\n'))
+    console.log(readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(0, 14).join('\n'))
     process.exit(0)
   }
   const list = (s: string | undefined): string[] | null => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : null)
@@ -79,6 +82,7 @@ function parse(): {
     micro: !values['no-micro'],
     docs: !values['no-docs'] && !values.quick,
     out: values.out ?? null,
+    from: values.from ?? null,
   }
 }
 
@@ -181,6 +185,14 @@ function rotate<T>(xs: readonly T[], k: number): T[] {
 
 async function main(): Promise<number> {
   const opt = parse()
+  if (opt.from) {
+    // The numbers stay those of the run (and its commit); only the presentation is regenerated.
+    const r = JSON.parse(readFileSync(opt.from, 'utf8')) as BenchResults
+    const reportPath = opt.out ?? (r.quick ? opt.from.replace(/\.json$/, '.md') : join(ROOT, 'docs', 'benchmarks.md'))
+    writeFileSync(reportPath, renderReport(r, { jsonPath: relative(ROOT, join(process.cwd(), opt.from)), micro: MICRO }))
+    console.log(`wrote ${relative(ROOT, reportPath)} from ${opt.from}`)
+    return 0
+  }
   if (!existsSync(CLI_JS)) {
     console.error(`remora bench: ${relative(ROOT, CLI_JS)} is missing; run "npm run build" (npm run bench does it for you).`)
     return 2

@@ -173,44 +173,44 @@ function reading(r: BenchResults, remora: string): string {
   const lines: string[] = []
   const has = (w: string): boolean => r.workloads.some((x) => x.name === w)
   const rel = (a: Spread | null, b: Spread | null): number | null => (a && b && b.median ? a.median / b.median : null)
+  const remoras = r.contenders.filter((c) => c.name.startsWith('remora')).map((c) => c.name)
+  const each = (w: string, k: keyof Summary, fmt: (x: number) => string): string =>
+    remoras
+      .map((c) => {
+        const x = rel(s(w, c)[k] as Spread | null, s(w, BASE)[k] as Spread | null)
+        return x === null ? null : `${c} ${fmt(x)}`
+      })
+      .filter(Boolean)
+      .join(', ')
+  const pct = (x: number): string => `${Math.round(x * 100)} %`
+  const times = (x: number): string => `${x.toFixed(1)}×`
   if (has('throughput')) {
-    const x = rel(s('throughput', remora).rps, s('throughput', BASE).rps)
-    const cpu = rel(s('throughput', remora).cpu, s('throughput', BASE).cpu)
-    const hp = rel(s('throughput', remora).rps, s('throughput', 'http-proxy').rps)
-    if (x !== null && cpu !== null)
-      lines.push(
-        `- **Throughput and CPU per request.** The remora pair serves ${Math.round(x * 100)} % of the nginx pair's maximum rate at ${cpu.toFixed(1)}× its CPU per request${hp !== null ? ` (${hp.toFixed(2)}× the http-proxy pair)` : ''}. On two shared cores the four proxy and client processes compete for CPU, so CPU per request decides the maximum rate. Most of remora's cost is not its own logic (authz, access log, header hygiene are a small share of the profile, see below) but the HTTP machinery of the node:http engine: llhttp → \`IncomingMessage\` → our pipeline → undici's request writer and its own llhttp on the way out, and the same again in reverse on both sidecars, plus TLS in JavaScript-driven streams. nginx and haproxy parse once in C and move buffers. STACK.md measured the floor for Node on this machine (a TCP↔TLS byte pipe, no HTTP) at ≈ 1.7× nginx; the framing-only engine (issue 9, item 7, built separately and comparable here with \`--engine\`) is the way to close most of the rest.`,
-      )
+    lines.push(
+      `- **Throughput and CPU per request.** Share of the nginx pair's maximum rate: ${each('throughput', 'rps', pct)}; CPU per request: ${each('throughput', 'cpu', times)} nginx's. On two shared cores the proxies, the app and the client compete for CPU, so CPU per request decides the maximum rate. The node:http engine pays for Node's HTTP machinery twice per hop (llhttp → \`IncomingMessage\`/\`ServerResponse\` on the way in, undici's request writer and its own llhttp on the way out, the same in reverse for the response), on both sidecars. The raw engine parses heads with the same llhttp but passes bytes through, which leaves sockets + TLS driven from JavaScript streams, our per-request pipeline (path normalization, authz, metrics, trace context, access log) and the head rewrite. STACK.md measured the floor for Node on this machine, a TCP↔TLS byte pipe with no HTTP at all, at ≈ 1.7× nginx's CPU: no Node design gets below it, and the distance between the raw engine and that floor is what per-request work in remora itself still costs (see the profile below).`,
+    )
   }
   if (has('latency')) {
-    const a = rel(s('latency', remora).addedP50, s('latency', BASE).addedP50)
-    const b = rel(s('latency', remora).addedP99, s('latency', BASE).addedP99)
-    if (a !== null && b !== null)
-      lines.push(
-        `- **Latency at ${LATENCY_RPS.toLocaleString('en')} rps.** remora adds ${a.toFixed(1)}× nginx's p50 and ${b.toFixed(1)}× its p99. At this rate nobody is CPU-bound; the difference is per-request work on the event loop (tens of µs per hop) and, in the tail, garbage-collection pauses and timer/immediate scheduling of two Node processes on cores shared with the load generator.`,
-      )
+    lines.push(
+      `- **Latency at ${LATENCY_RPS.toLocaleString('en')} rps.** Added p50 relative to nginx's: ${each('latency', 'addedP50', times)}; added p99: ${each('latency', 'addedP99', times)}. At this rate the proxies are not CPU-bound; the difference at the median is the per-request work on each sidecar's event loop (a few hundred µs of CPU per request for the pair, see the table). Tails on this machine are dominated by the other processes sharing the two cores (compare \`direct\`'s own p99), which is why p99 ratios move a lot between runs.`,
+    )
   }
   if (has('large')) {
-    const x = rel(s('large', remora).mibps, s('large', BASE).mibps)
-    if (x !== null)
-      lines.push(
-        `- **1 MiB responses.** ${Math.round(x * 100)} % of nginx's throughput: large bodies are dominated by TLS encryption and copies, where Node's per-chunk overhead (a JavaScript callback per 16–64 KiB chunk through undici's \`onResponseData\` and \`res.write\`) matters less than per-request overhead does for small responses.`,
-      )
+    lines.push(
+      `- **1 MiB responses.** Share of nginx's throughput: ${each('large', 'mibps', pct)}; CPU per MiB: ${each('large', 'cpu', times)} nginx's. Large bodies are TLS encryption/decryption plus copies; nginx and haproxy hand OpenSSL large buffers, while Node's TLS socket goes through JavaScript stream machinery per chunk (16 KiB TLS records, a callback and a \`Buffer\` per chunk, back-pressure through \`write()\`/\`drain\`), on both sides of each sidecar.`,
+    )
   }
   if (has('newconn')) {
-    const x = rel(s('newconn', remora).rps, s('newconn', BASE).rps)
-    if (x !== null)
-      lines.push(
-        `- **New connections.** ${Math.round(x * 100)} % of nginx's rate of fresh mTLS connections. The handshake itself is OpenSSL in both, but remora also classifies the first byte, parses the peer certificate into a SPIFFE identity in JavaScript (\`getPeerCertificate()\` builds an object from the whole certificate) and creates a node:http connection per TLS socket. The client here is a Node process too, so absolute rates are client-limited for everyone; the CPU per connection column is the fairer figure.`,
-      )
+    lines.push(
+      `- **New connections.** CPU per fresh mTLS connection (inbound side): ${each('newconn', 'cpu', times)} nginx's. The handshake is OpenSSL in every contender; remora adds a first-byte classification (PERMISSIVE detection), \`getPeerCertificate()\` (which builds a JavaScript object from the whole certificate) and the SPIFFE check, and a JavaScript connection object per socket. The client is a Node process that does a full handshake per request too, so the connection *rates* are limited by the client for every contender; the CPU per connection is the figure to compare.`,
+    )
   }
   const idleMax = Math.max(...r.idle.filter((x) => x.contender === remora).map((x) => x.rssBytes), 0)
   if (idleMax)
     lines.push(
-      `- **Memory.** A remora sidecar idles at ≈ ${mb(idleMax)} MB where nginx and haproxy need a few MB: that is the V8 heap, the compiled code of the dependencies loaded at start (undici, pino, zod, yaml, the policy engine) and Node's own runtime. Under load it grows by the young generation and socket buffers.`,
+      `- **Memory.** A remora sidecar idles at ≈ ${mb(idleMax)} MB where nginx and haproxy need 15–20 MB (and http-proxy ≈ 50 MB): Node's runtime and V8 heap, plus the code of what a sidecar loads at start (undici, pino, zod, yaml, jose, OpenTelemetry, prom-client, the policy engine). Under load it grows by V8's young generation and socket buffers; with 1 MiB responses by the buffers in flight.`,
     )
   lines.push(
-    `- **Security work the peers skip.** nginx cannot check a server's SPIFFE URI SAN (its name check looks at DNS SANs and the CN only), so the nginx outbound proxy here runs with \`proxy_ssl_verify off\`; haproxy checks the chain but no name. remora checks the server's SPIFFE ID on every new connection, authorizes every request against 10 policies, rewrites XFCC, normalizes the path and writes a JSON access line. Those costs are small next to the forwarding itself, which is where the gap is.`,
+    `- **Security work the peers skip.** nginx cannot check a server's SPIFFE URI SAN (its name check looks at DNS SANs and the CN only), so the nginx outbound proxy here runs with \`proxy_ssl_verify off\`; haproxy checks the chain but no name. remora checks the server's SPIFFE ID on every new connection, authorizes every request against 10 policies, rewrites XFCC, normalizes the path, records Istio's metrics, propagates trace context and writes a JSON access line.`,
   )
   return lines.join('\n')
 }
@@ -243,7 +243,7 @@ export function renderReport(r: BenchResults, opts: Opts): string {
 <!-- Generated by \`npm run bench\` (bench/run.ts → bench/lib/report.ts). Do not edit by hand: edit the generator, or bench/hot-path.md for the profiling section, and run it again. -->
 
 remora against the proxies users would pick instead, measured side by side in one run on one machine.
-This run: ${r.quick ? '**quick run (one round, short runs): a smoke test of the suite, not numbers to quote**; ' : ''}${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, commit \`${r.commit.sha.slice(0, 12)}\` (“${r.commit.subject}”)${dirty}.
+This run: ${r.quick ? '**quick run (one round, short runs): a smoke test of the suite, not numbers to quote**; ' : ''}${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, ${Math.round((Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 60_000)} min in all (1-minute load average ${loadSpread ? `${loadSpread.min.toFixed(1)}–${loadSpread.max.toFixed(1)}` : '–'} on ${m.cores} cores while measuring: ${loadSpread && loadSpread.median > 2.5 ? '**a busy machine, absolute figures are depressed and noisy; compare the ratios**' : 'a quiet machine'}), commit \`${r.commit.sha.slice(0, 12)}\` (“${r.commit.subject}”)${dirty}.
 Raw numbers: [\`${opts.jsonPath}\`](../${opts.jsonPath}).
 
 ## At a glance
