@@ -4,7 +4,7 @@
 // interleaved rounds; reports max rps and the pair's CPU µs per request (utime+stime from /proc).
 // Access log off and no tracing, so the figures are the engine plus the always-on stages
 // (sanitize, route, metrics). Usage: npx tsx bench/engine-ab.ts [--rounds 3] [--seconds 8]
-// [--connections 32] [--engines raw,node-http] [--cpu-prof DIR (V8 profiles of every sidecar)]
+// [--connections 32] [--engines raw,node-http] [--body BYTES (response size, 1024)] [--cpu-prof DIR]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
@@ -26,6 +26,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '8' },
     connections: { type: 'string', default: '32' },
     engines: { type: 'string', default: 'node-http,raw' },
+    body: { type: 'string', default: '1024' },
     'cpu-prof': { type: 'string' },
   },
 })
@@ -92,7 +93,7 @@ function wrk(port: number): Promise<{ requests: number; rps: number; p50: string
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 async function main(): Promise<void> {
-  const body = Buffer.alloc(1024, 0x61)
+  const body = Buffer.alloc(Number(values.body), 0x61)
   const app = http.createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length })
     res.end(body)
@@ -145,7 +146,8 @@ ${extra}`
       res.cpu.push(cpuUs / r.requests)
       res.p50.push(r.p50)
       res.p99.push(r.p99)
-      console.log(`round ${round + 1} ${e.padEnd(9)} ${r.rps.toFixed(0).padStart(6)} rps  ${(cpuUs / r.requests).toFixed(0).padStart(4)} µs CPU/req (pair)  p50 ${r.p50} p99 ${r.p99} ${r.errors}`)
+      const mibps = (r.rps * body.length) / (1024 * 1024)
+      console.log(`round ${round + 1} ${e.padEnd(9)} ${r.rps.toFixed(0).padStart(6)} rps ${body.length >= 65536 ? `(${mibps.toFixed(0)} MiB/s) ` : ''}  ${(cpuUs / r.requests).toFixed(0).padStart(4)} µs CPU/req (pair)  p50 ${r.p50} p99 ${r.p99} ${r.errors}`)
     }
   }
   console.log('\nmedians:')

@@ -32,6 +32,8 @@ export class RawRequest implements ContextRequest {
   /** Content-Length > 0 or chunked: a body follows the head. */
   readonly hasBody: boolean
   readonly chunked: boolean
+  /** The Content-Length of a non-chunked body (0 when none): such a body bypasses the parser. */
+  readonly contentLength: number
   /** All of the request, body included, has been read. */
   complete = false
   trailers: readonly string[] | null = null
@@ -63,6 +65,8 @@ export class RawRequest implements ContextRequest {
     this.chunked = te !== undefined
     const cl = h['content-length']
     this.hasBody = this.chunked || (cl !== undefined && cl !== '0')
+    // llhttp has already refused anything but one plain decimal Content-Length.
+    this.contentLength = !this.chunked && cl !== undefined ? Number(cl) : 0
     this.complete = !this.hasBody
   }
 

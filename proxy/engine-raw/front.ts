@@ -35,6 +35,8 @@ class DownstreamConnection implements DownstreamControl {
   /** No more HTTP on this connection (upgrade, framing error, close decided). */
   #stopped = false
   #pendingError: ProxyErrorCode | null = null
+  /** Bytes of a Content-Length body still to pass through without the parser (framing only). */
+  #rawLeft = 0
   /** An Upgrade request parsed on this connection: llhttp stops once it is complete. */
   #upgrade: Exchange | null = null
   #closed = false
@@ -62,10 +64,17 @@ class DownstreamConnection implements DownstreamControl {
         if (upgrade) this.#upgrade = ex
         this.#queue.push(ex)
         if (this.#queue.length > 1) this.#holdQueue = true
+        if (!upgrade && req.contentLength > 0) {
+          // 2 = "no body, stop here" for llhttp: execute() returns at the end of the head and the
+          // body is counted off the raw bytes, never copied or parsed.
+          this.#rawLeft = req.contentLength
+          return 2
+        }
         return 0
       },
       onBody: (chunk) => this.#parsing?.req.pushBody(chunk),
       onMessageComplete: () => {
+        if (this.#rawLeft > 0) return // the raw body's end is counted in #consume
         const ex = this.#parsing
         this.#parsing = null
         let trailers: string[] | null = null
@@ -91,24 +100,49 @@ class DownstreamConnection implements DownstreamControl {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#stopped) return
-    let ret: ReturnType<Parser['execute']>
-    try {
-      ret = this.#parser.execute(chunk)
-    } catch (err) {
-      // A throw from our own parser callbacks: a bug, never a reason to take the process down.
-      this.front.onInternalError(err)
-      this.socket.destroy()
-      return
-    }
-    if (typeof ret !== 'number') {
-      this.#onParseError(ret)
-    } else if (this.#upgrade !== null && this.#upgrade.req.complete) {
-      // llhttp stops after an Upgrade request: what follows is the tunnel's (kept for it, unread).
-      if (ret < chunk.length) this.#upgrade.req.upgradeHead = chunk.subarray(ret)
-      this.#stop(true)
-    }
+    this.#consume(chunk)
     this.#next()
     this.#applyHold()
+  }
+
+  /** Heads (and chunked bodies) through llhttp; Content-Length bodies counted off as they are. */
+  #consume(chunk: Buffer): void {
+    let buf = chunk
+    while (buf.length > 0 && !this.#stopped) {
+      if (this.#rawLeft > 0) {
+        const ex = this.#parsing!
+        const n = Math.min(this.#rawLeft, buf.length)
+        this.#rawLeft -= n
+        ex.req.pushBody(n === buf.length ? buf : buf.subarray(0, n))
+        if (this.#rawLeft === 0) {
+          this.#parsing = null
+          ex.req.pushEnd(null)
+        }
+        buf = buf.subarray(n)
+        continue
+      }
+      let ret: ReturnType<Parser['execute']>
+      try {
+        ret = this.#parser.execute(buf)
+      } catch (err) {
+        // A throw from our own parser callbacks: a bug, never a reason to take the process down.
+        this.front.onInternalError(err)
+        this.socket.destroy()
+        return
+      }
+      if (typeof ret !== 'number') {
+        this.#onParseError(ret)
+        return
+      }
+      if (this.#upgrade !== null && this.#upgrade.req.complete) {
+        // llhttp stops after an Upgrade request: what follows is the tunnel's (kept for it, unread).
+        if (ret < buf.length) this.#upgrade.req.upgradeHead = buf.subarray(ret)
+        this.#stop(true)
+        return
+      }
+      if (this.#rawLeft === 0) return
+      buf = buf.subarray(ret) // a head that announced a raw body ended at `ret`
+    }
   }
 
   #onParseError(err: ParseError): void {

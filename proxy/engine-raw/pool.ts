@@ -47,6 +47,8 @@ export class UpstreamConnection {
   #handler: ResponseHandler | null = null
   #informational = false
   #upgraded = false
+  /** Bytes of a Content-Length body still to pass through without the parser (framing only). */
+  #rawLeft = 0
   /** Requests this connection has carried (a reused one may have been closed by the server). */
   served = 0
   /** performance.now() after which this idle connection is not reused. */
@@ -72,10 +74,20 @@ export class UpstreamConnection {
         const h = this.#handler
         if (h === null) return -1
         if (status === 101 && upgrade) this.#upgraded = true
-        return h.onHead(status, statusMessage ?? '', raw, upgrade, keepAlive)
+        const r = h.onHead(status, statusMessage ?? '', raw, upgrade, keepAlive)
+        if (r !== 0 || this.#upgraded || status === 204 || status === 304) return r
+        const cl = plainContentLength(raw)
+        if (cl > 0) {
+          // 2 = "no body, stop here": execute() returns at the end of the head and the body is
+          // counted off the raw bytes, never copied or parsed.
+          this.#rawLeft = cl
+          return 2
+        }
+        return 0
       },
       onBody: (chunk) => this.#handler?.onBody(chunk),
       onMessageComplete: () => {
+        if (this.#rawLeft > 0) return // the raw body's end is counted in #onData
         if (this.#informational) {
           this.#informational = false
           this.#pairs = []
@@ -110,34 +122,63 @@ export class UpstreamConnection {
   }
 
   readonly #onData = (chunk: Buffer): void => {
-    if (this.#handler === null && !this.#upgraded) {
-      this.socket.destroy() // bytes nobody asked for: the connection cannot be trusted
-      return
+    let buf = chunk
+    for (;;) {
+      if (this.#rawLeft > 0) {
+        const h = this.#handler
+        if (h === null) {
+          this.socket.destroy() // the exchange was abandoned mid-body: this connection is done
+          return
+        }
+        const n = Math.min(this.#rawLeft, buf.length)
+        this.#rawLeft -= n
+        h.onBody(n === buf.length ? buf : buf.subarray(0, n))
+        if (this.#rawLeft === 0 && this.#handler === h) {
+          this.#handler = null
+          h.onComplete(null)
+        }
+        buf = buf.subarray(n)
+        if (buf.length === 0) return
+        continue
+      }
+      if (this.#handler === null && !this.#upgraded) {
+        this.socket.destroy() // bytes nobody asked for: the connection cannot be trusted
+        return
+      }
+      let ret: ReturnType<Parser['execute']>
+      try {
+        ret = this.#parser.execute(buf)
+      } catch (err) {
+        this.#fail(err as Error, false) // a throw from a callback: this exchange is lost, not the process
+        return
+      }
+      if (typeof ret !== 'number') {
+        this.#fail(ret, true)
+        return
+      }
+      if (this.#upgraded) {
+        this.#toTunnel(buf.subarray(ret))
+        return
+      }
+      if (this.#rawLeft === 0) return
+      buf = buf.subarray(ret) // a head that announced a raw body ended at `ret`
+      if (buf.length === 0) return
     }
-    let ret: ReturnType<Parser['execute']>
-    try {
-      ret = this.#parser.execute(chunk)
-    } catch (err) {
-      this.#fail(err as Error, false) // a throw from a callback: this exchange is lost, not the process
-      return
-    }
-    if (typeof ret !== 'number') {
-      this.#fail(ret, true)
-      return
-    }
-    if (this.#upgraded) {
-      const h = this.#handler!
-      this.#handler = null
-      this.socket.removeListener('data', this.#onData)
-      this.socket.removeListener('end', this.#onEnd)
-      this.socket.removeListener('error', this.#onError)
-      this.socket.removeListener('close', this.#onClose)
-      this.socket.setTimeout(0)
-      this.socket.pause()
-      this.pool.forget(this)
-      closeParser(this.#parser)
-      h.onUpgrade(this.socket, chunk.subarray(ret))
-    }
+  }
+
+  /** After a 101 the socket leaves the pool and HTTP: the handler owns it, with the bytes read so far. */
+  #toTunnel(rest: Buffer): void {
+    const h = this.#handler!
+    this.#handler = null
+    this.socket.removeListener('data', this.#onData)
+    this.socket.removeListener('end', this.#onEnd)
+    this.socket.removeListener('error', this.#onError)
+    this.socket.removeListener('close', this.#onClose)
+    this.socket.setTimeout(0)
+    this.socket.pause()
+    this.pool.forget(this)
+    closeParser(this.#parser)
+    h.onUpgrade(this.socket, rest)
   }
 
   readonly #onEnd = (): void => {
@@ -174,6 +215,17 @@ export class UpstreamConnection {
 }
 
 type Connector = () => net.Socket
+
+/** A response's Content-Length when it has one and no Transfer-Encoding (llhttp validated both); else 0. */
+function plainContentLength(raw: readonly string[]): number {
+  let cl = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!
+    if (n.length === 14 && n.toLowerCase() === 'content-length') cl = Number(raw[i + 1])
+    else if (n.length === 17 && n.toLowerCase() === 'transfer-encoding') return 0
+  }
+  return cl
+}
 
 /**
  * One endpoint's connections (LIFO reuse, 30 s keep-alive). There is no cap and no queue: a request
