@@ -21,7 +21,7 @@ export default defineConfig({
           name: 'engine-node-http',
           include: ['test/integration/**/*.test.ts', 'test/cases/*-sidecar.test.ts'],
           // Not about forwarding: config validation, the demo, the webhook, control-plane push logic.
-          exclude: ['test/integration/{config,demo,webhook,control-plane-push,control-plane-down,control-plane-rotation}.test.ts'],
+          exclude: ['test/integration/{config,demo,webhook,control-plane-push,control-plane-down,control-plane-rotation,kubernetes-ca-root,kubernetes-control-plane-process}.test.ts'],
           env: { REMORA_TEST_ENGINE: 'node-http' },
           testTimeout: 30_000,
           hookTimeout: 30_000,

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import pino from 'pino'
 import { ControlPlane, type ControlPlaneOptions, type Logger } from './control-plane.js'
+import type { KubeClient } from './kubernetes/index.js'
 import { openStore, StoreError } from './store/index.js'
 
 export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://<dir>|etcd://host:port[,host:port]] [flags]
@@ -102,11 +103,13 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     return err instanceof StoreError && err.code === 'REMORA_ERR_STORE_URL' ? 2 : 1
   }
   let kube: Pick<ControlPlaneOptions, 'policyFeed' | 'tokenReviewer'> = {}
+  let kubeClient: KubeClient | null = null
   if (values.source === 'kubernetes') {
     try {
       const { createKubeClient, createKubernetesPolicyFeed, createKubernetesTokenReviewer, loadKubeConnection } = await import('./kubernetes/index.js')
       const inCluster = values.kubeconfig === undefined && process.env.KUBERNETES_SERVICE_HOST !== undefined
       const client = createKubeClient(await loadKubeConnection({ inCluster, kubeconfig: values.kubeconfig }))
+      kubeClient = client
       kube = { policyFeed: createKubernetesPolicyFeed(client, { logger: logger as unknown as Logger }), tokenReviewer: createKubernetesTokenReviewer(client) }
     } catch (err) {
       await store.close()
@@ -136,6 +139,8 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     console.error(`remora control-plane: cannot start: ${(err as Error).message}`)
     return 1
   }
+  // The CA for injected sidecars (their bootstrap authenticates the control plane with it).
+  const caRoot = kubeClient ? await (await import('./kubernetes/index.js')).CaRootPublisher.start(kubeClient, { caPem: cp.trustBundle, logger: logger as unknown as Logger }) : null
   const adminFile = values['admin-file'] ?? defaultAdminFile()
   if (cp.adminTokenCreated) {
     await writeAdminFile(adminFile, { server: `https://${cp.address}`, token: cp.adminTokenCreated, caPem: cp.caPem, identity: cp.identity })
@@ -147,6 +152,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     process.once('SIGINT', resolve)
     process.once('SIGTERM', resolve)
   })
+  await caRoot?.close()
   await cp.close()
   await store.close()
   logger.flush()

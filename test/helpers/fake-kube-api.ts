@@ -1,8 +1,9 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects of any shape, read as JSON in tests */
 // A local API server that speaks the real list/watch protocol for custom resources: lists with
 // metadata.resourceVersion, watches as chunked JSON lines from a resourceVersion (history replayed),
 // 410 Gone as an ERROR event for a compacted resourceVersion, the status subresource with merge
-// patches (generation moves only with spec), discovery of API groups, and TokenReview.
+// patches (generation moves only with spec), discovery of API groups, and TokenReview. Core
+// resources (namespaces, configmaps) too: list/watch (fieldSelector metadata.name), get, create
+// (409 when present), replace (409 on a stale resourceVersion), delete.
 import http from 'node:http'
 import { randomUUID } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
@@ -18,7 +19,9 @@ interface Watcher {
   coll: string
   res: http.ServerResponse
   paused: boolean
+  name?: string
 }
+const CORE_KINDS: Record<string, string> = { namespaces: 'Namespace', configmaps: 'ConfigMap' }
 
 const KINDS: Record<string, string> = { authorizationpolicies: 'AuthorizationPolicy', requestauthentications: 'RequestAuthentication', peerauthentications: 'PeerAuthentication' }
 
@@ -42,6 +45,12 @@ export interface FakeKubeApi {
   /** The Authorization header of every request (tests of credentials). */
   readonly authorizations: (string | undefined)[]
   readonly statusPatches: { path: string; body: Obj }[]
+  /** Core v1 objects (namespaces: namespace ''), as a controller or kubectl would change them. */
+  putCore(plural: 'namespaces' | 'configmaps', obj: Obj): Obj
+  deleteCore(plural: 'namespaces' | 'configmaps', namespace: string, name: string): void
+  getCore(plural: 'namespaces' | 'configmaps', namespace: string, name: string): Obj | undefined
+  /** Writes (POST/PUT/DELETE) to core resources, in order: "POST /api/v1/namespaces/shop/configmaps". */
+  readonly coreWrites: string[]
   tokens: Map<string, { username: string; audiences: string[]; pod?: string }>
   close(): Promise<void>
 }
@@ -66,7 +75,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const line = (type: string, object: Obj) => `${JSON.stringify({ type, object })}\n`
   const emit = (e: Event) => {
     history.push(e)
-    for (const w of watchers) if (w.coll === e.coll && !w.paused) w.res.write(line(e.type, e.object))
+    for (const w of watchers) if (w.coll === e.coll && !w.paused && (w.name === undefined || w.name === e.object.metadata?.name)) w.res.write(line(e.type, e.object))
   }
   const send = (res: http.ServerResponse, status: number, body: unknown) => {
     const t = JSON.stringify(body)
@@ -76,6 +85,73 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const statusObj = (code: number, reason: string, message: string) => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code })
   const pluralOf = (kind: string) => Object.entries(KINDS).find(([, k]) => k === kind)![0]
 
+  const coreWrites: string[] = []
+  const putCore = (plural: string, obj: Obj): Obj => {
+    const objs = coll('v1', plural)
+    const k = `${obj.metadata.namespace ?? ''}/${obj.metadata.name}`
+    const cur = objs.get(k)
+    const next = { apiVersion: 'v1', kind: CORE_KINDS[plural], ...obj, metadata: { ...obj.metadata, uid: cur?.metadata.uid ?? randomUUID(), resourceVersion: String(++rv) } }
+    objs.set(k, next)
+    emit({ rv, type: cur ? 'MODIFIED' : 'ADDED', coll: `v1/${plural}`, object: next })
+    return next
+  }
+  const deleteCore = (plural: string, ns: string, name: string): boolean => {
+    const objs = coll('v1', plural)
+    const cur = objs.get(`${ns}/${name}`)
+    if (!cur) return false
+    objs.delete(`${ns}/${name}`)
+    emit({ rv: ++rv, type: 'DELETED', coll: `v1/${plural}`, object: { ...cur, metadata: { ...cur.metadata, resourceVersion: String(rv) } } })
+    return true
+  }
+  // /api/v1/<plural> (all namespaces), /api/v1/namespaces[/<name>], /api/v1/namespaces/<ns>/<plural>[/<name>]
+  const core = (req: http.IncomingMessage, res: http.ServerResponse, url: URL, rest: string[], body: Obj | null): void => {
+    const m = req.method ?? 'GET'
+    let plural: string
+    let ns: string | null = null
+    let name: string | null = null
+    if (rest[0] === 'namespaces' && rest.length >= 3) [ns, plural, name] = [rest[1]!, rest[2]!, rest[3] ?? null]
+    else [plural, name] = [rest[0]!, rest[1] ?? null]
+    if (!CORE_KINDS[plural]) return send(res, 404, statusObj(404, 'NotFound', 'the server could not find the requested resource'))
+    const c = `v1/${plural}`
+    const objs = coll('v1', plural)
+    const key = (n: string) => `${plural === 'namespaces' ? '' : (ns ?? '')}/${n}`
+    if (m !== 'GET') coreWrites.push(`${m} ${url.pathname}`)
+    if (name === null && m === 'GET') {
+      const fs = /^metadata\.name=(.+)$/.exec(url.searchParams.get('fieldSelector') ?? '')?.[1]
+      const match = (o: Obj) => (fs === undefined || o.metadata.name === fs) && (ns === null || o.metadata.namespace === ns)
+      if (url.searchParams.get('watch') === '1' || url.searchParams.get('watch') === 'true') {
+        watchRequests.push(req.url!)
+        const from = Number(url.searchParams.get('resourceVersion') ?? '0')
+        res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' })
+        if (from < compactedAt) {
+          res.write(line('ERROR', statusObj(410, 'Expired', `too old resource version: ${from} (${compactedAt})`)))
+          return void res.end()
+        }
+        for (const e of history) if (e.coll === c && e.rv > from && match(e.object)) res.write(line(e.type, e.object))
+        const w: Watcher = { coll: c, res, paused: false, ...(fs !== undefined ? { name: fs } : {}) }
+        watchers.add(w)
+        res.on('close', () => watchers.delete(w))
+        return
+      }
+      const items = [...objs.values()].filter(match).map(({ apiVersion: _a, kind: _k, ...r }) => r)
+      return send(res, 200, { apiVersion: 'v1', kind: `${CORE_KINDS[plural]}List`, metadata: { resourceVersion: String(rv) }, items })
+    }
+    if (name === null && m === 'POST') {
+      if (objs.has(key(body!.metadata.name))) return send(res, 409, statusObj(409, 'AlreadyExists', `${plural} "${body!.metadata.name}" already exists`))
+      return send(res, 201, putCore(plural, { ...body!, metadata: { ...body!.metadata, ...(ns ? { namespace: ns } : {}) } }))
+    }
+    if (name === null) return send(res, 405, statusObj(405, 'MethodNotAllowed', 'method not allowed'))
+    const cur = objs.get(key(name))
+    if (m === 'GET') return cur ? send(res, 200, cur) : send(res, 404, statusObj(404, 'NotFound', `${plural} "${name}" not found`))
+    if (m === 'PUT') {
+      if (!cur) return send(res, 404, statusObj(404, 'NotFound', `${plural} "${name}" not found`))
+      if (body!.metadata?.resourceVersion && body!.metadata.resourceVersion !== cur.metadata.resourceVersion) return send(res, 409, statusObj(409, 'Conflict', 'the object has been modified'))
+      return send(res, 200, putCore(plural, { ...body!, metadata: { ...body!.metadata, ...(ns ? { namespace: ns } : {}) } }))
+    }
+    if (m === 'DELETE') return deleteCore(plural, ns ?? '', name) ? send(res, 200, statusObj(200, 'Success', 'deleted')) : send(res, 404, statusObj(404, 'NotFound', 'not found'))
+    send(res, 405, statusObj(405, 'MethodNotAllowed', 'method not allowed'))
+  }
+
   const server = http.createServer((req, res) => {
     const url = new URL(req.url!, 'http://x')
     authorizations.push(req.headers.authorization)
@@ -84,6 +160,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
       const body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Obj) : null
+      if (parts[0] === 'api' && parts[1] === 'v1') return core(req, res, url, parts.slice(2), body)
       if (parts[0] !== 'apis') return send(res, 404, statusObj(404, 'NotFound', 'not found'))
       const gv = `${parts[1]}/${parts[2]}`
       if (gv === 'authentication.k8s.io/v1' && parts[3] === 'tokenreviews' && req.method === 'POST') {
@@ -147,6 +224,10 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
     authorizations,
     statusPatches,
     tokens,
+    coreWrites,
+    putCore,
+    deleteCore: (plural, ns, name) => void deleteCore(plural, ns, name),
+    getCore: (plural, ns, name) => coll('v1', plural).get(`${plural === 'namespaces' ? '' : ns}/${name}`),
     apply(group, obj) {
       const plural = pluralOf(obj.kind)
       const objs = coll(group, plural)
