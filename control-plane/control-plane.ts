@@ -359,7 +359,9 @@ export class ControlPlane {
       await store.watch('ca/', (e) => {
         if (e.key === 'ca/trust-bundle.pem' || e.key === 'ca/root.json') {
           void this.#readTrustBundle().then((b) => {
+            if (b === this.#trustBundle) return
             this.#trustBundle = b
+            this.events.emit('trust-bundle', b) // remora-ca-root follows (main.ts)
             this.#queueRebuild()
           })
         }

@@ -141,6 +141,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   }
   // The CA for injected sidecars (their bootstrap authenticates the control plane with it).
   const caRoot = kubeClient ? await (await import('./kubernetes/index.js')).CaRootPublisher.start(kubeClient, { caPem: cp.trustBundle, logger: logger as unknown as Logger }) : null
+  cp.events.on('trust-bundle', (pem: string) => void caRoot?.update(pem))
   const adminFile = values['admin-file'] ?? defaultAdminFile()
   if (cp.adminTokenCreated) {
     await writeAdminFile(adminFile, { server: `https://${cp.address}`, token: cp.adminTokenCreated, caPem: cp.caPem, identity: cp.identity })

@@ -1,14 +1,17 @@
 // `remora control-plane --source=kubernetes` as a process, with the flags manifests/base passes
 // (a kubeconfig here instead of the pod's service account): it comes up on a local API server
 // speaking list/watch, marks the policies Valid/Invalid, publishes remora-ca-root with its CA in
-// every namespace, refuses `remora apply`, and stops cleanly on SIGTERM.
+// every namespace (and again when the trust bundle changes), refuses `remora apply`, and stops
+// cleanly on SIGTERM.
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from 'vitest'
+import { FileStore } from '../../control-plane/store/index.js'
 import { rmDir } from '../helpers/control-plane.js'
 import { startFakeKubeApi, type FakeKubeApi } from '../helpers/fake-kube-api.js'
 import { until } from '../helpers/mesh.js'
+import { createTestPki } from '../helpers/pki.js'
 import { runRemora, type Child } from '../helpers/process.js'
 
 const GROUP = 'security.remora.dev/v1'
@@ -53,6 +56,13 @@ test('comes up with the manifests flags, marks policies, publishes remora-ca-roo
   expect(api.get(GROUP, 'authorizationpolicies', 'shop', 'orders-allowlist')!.status.validation).toBe('Valid')
   expect(api.get(GROUP, 'authorizationpolicies', 'shop', 'bad')!.status.validation).toMatch(/^Invalid: /)
   expect(api.authorizations.every((a) => a === 'Bearer test-token')).toBe(true)
+
+  // A second root in the trust bundle (a CA rotation under way) reaches remora-ca-root.
+  const next = (await createTestPki()).caPem
+  const store = await FileStore.open(join(dir, 'store'), { pollMs: 100 })
+  await store.put('ca/trust-bundle.pem', next)
+  await store.close()
+  await until(() => api.getCore('configmaps', 'shop', 'remora-ca-root')?.data?.['root-cert.pem'] === `${admin.caPem}${next.trim()}\n`, 15_000, 'the new bundle in remora-ca-root')
 
   const env = { REMORA_CONFIG: adminFile, REMORA_SERVER: '', REMORA_TOKEN: '', REMORA_CA: '' }
   await writeFile(join(dir, 'p.yaml'), `apiVersion: security.remora.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: x, namespace: shop }\nspec: { action: DENY }\n`)
