@@ -69,6 +69,19 @@ export interface ControlPlaneOptions {
    * service-account token, checked by TokenReview. Grants exactly that namespace/service account.
    */
   readonly tokenReviewer?: TokenReviewer
+  /**
+   * Endpoints from the platform (Kubernetes EndpointSlices of injected pods), merged with the
+   * sidecars' own registrations into clusters: a Service's name routes even when it differs from
+   * the sidecar's service name.
+   */
+  readonly discoveryFeed?: DiscoveryFeed
+}
+
+export interface DiscoveryFeed {
+  start(ctx: {
+    readonly trustDomain: string
+    readonly onEndpoints: (endpoints: { service: string; namespace: string; address: string; serviceAccount: string; identity: string }[]) => void
+  }): Promise<{ close(): Promise<void> }>
 }
 
 export interface PolicyFeed {
@@ -194,9 +207,12 @@ export class ControlPlane {
   #pendingWrites = new Map<string, string | null>()
   #writing = new Set<string>()
   #closed = false
-  readonly #o: Required<Omit<ControlPlaneOptions, 'advertise' | 'replicaId' | 'policyFeed' | 'tokenReviewer'>> & { advertise?: string }
+  readonly #o: Required<Omit<ControlPlaneOptions, 'advertise' | 'replicaId' | 'policyFeed' | 'tokenReviewer' | 'discoveryFeed'>> & { advertise?: string }
   readonly #feed: PolicyFeed | undefined
   readonly #tokenReviewer: TokenReviewer | undefined
+  readonly #discoveryFeed: DiscoveryFeed | undefined
+  /** The discovery feed's endpoints, as registrations held by this replica (live while it heart-beats). */
+  #platformRegs: Registration[] = []
   readonly #m: {
     connected: Gauge
     pushes: Counter
@@ -230,6 +246,7 @@ export class ControlPlane {
     this.replicaId = o.replicaId ?? randomBytes(4).toString('hex')
     this.#feed = o.policyFeed
     this.#tokenReviewer = o.tokenReviewer
+    this.#discoveryFeed = o.discoveryFeed
     this.trustDomain = this.#o.trustDomain
     this.rootNamespace = this.#o.rootNamespace
     this.identity = `spiffe://${this.trustDomain}/ns/${this.rootNamespace}/sa/${CONTROL_PLANE_SA}`
@@ -367,6 +384,28 @@ export class ControlPlane {
         }
       }),
     )
+    if (this.#discoveryFeed) {
+      this.#watches.push(
+        await this.#discoveryFeed.start({
+          trustDomain: td,
+          onEndpoints: (eps) => {
+            this.#platformRegs = eps.map((e) => ({
+              node: `platform:${e.address}`,
+              identity: e.identity,
+              namespace: e.namespace,
+              serviceAccount: e.serviceAccount,
+              service: e.service,
+              labels: {},
+              address: e.address,
+              replica: this.replicaId,
+              connected: true,
+              disconnectedAt: null,
+            }))
+            this.#queueRebuild('discovery')
+          },
+        }),
+      )
+    }
     for (const [k, v] of await store.list('registrations/')) this.#regs.set(k.slice('registrations/'.length), JSON.parse(v) as Registration)
     for (const [k, v] of await store.list('replicas/')) this.#replicas.set(k.slice('replicas/'.length), JSON.parse(v) as ReplicaHeartbeat)
 
@@ -479,7 +518,7 @@ export class ControlPlane {
           this.#policiesDirty = false
           await this.#loadPolicies()
         }
-        const clusters = clustersFrom([...this.#regs.values()], this.#replicas, this.deps.clock.now(), this.#o.graceMs)
+        const clusters = clustersFrom([...this.#regs.values(), ...this.#platformRegs], this.#replicas, this.deps.clock.now(), this.#o.graceMs)
         const payload = buildSnapshot({ trustDomain: this.trustDomain, rootNamespace: this.rootNamespace, policies: this.#policies, clusters, trustBundle: this.#trustBundle })
         if (payload.version === this.#current?.version) return
         await this.#publish(payload)

@@ -102,15 +102,19 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     console.error(`remora control-plane: ${(err as Error).message}`)
     return err instanceof StoreError && err.code === 'REMORA_ERR_STORE_URL' ? 2 : 1
   }
-  let kube: Pick<ControlPlaneOptions, 'policyFeed' | 'tokenReviewer'> = {}
+  let kube: Pick<ControlPlaneOptions, 'policyFeed' | 'tokenReviewer' | 'discoveryFeed'> = {}
   let kubeClient: KubeClient | null = null
   if (values.source === 'kubernetes') {
     try {
-      const { createKubeClient, createKubernetesPolicyFeed, createKubernetesTokenReviewer, loadKubeConnection } = await import('./kubernetes/index.js')
+      const { createKubeClient, createKubernetesDiscoveryFeed, createKubernetesPolicyFeed, createKubernetesTokenReviewer, loadKubeConnection } = await import('./kubernetes/index.js')
       const inCluster = values.kubeconfig === undefined && process.env.KUBERNETES_SERVICE_HOST !== undefined
       const client = createKubeClient(await loadKubeConnection({ inCluster, kubeconfig: values.kubeconfig }))
       kubeClient = client
-      kube = { policyFeed: createKubernetesPolicyFeed(client, { logger: logger as unknown as Logger }), tokenReviewer: createKubernetesTokenReviewer(client) }
+      kube = {
+        policyFeed: createKubernetesPolicyFeed(client, { logger: logger as unknown as Logger }),
+        tokenReviewer: createKubernetesTokenReviewer(client),
+        discoveryFeed: createKubernetesDiscoveryFeed(client, { logger: logger as unknown as Logger }),
+      }
     } catch (err) {
       await store.close()
       console.error(`remora control-plane: --source kubernetes: ${(err as Error).message}`)

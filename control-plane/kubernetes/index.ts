@@ -7,3 +7,4 @@ export { ISTIO_GROUP, KubernetesPolicySource, POLICY_RESOURCES, REMORA_GROUP, ty
 export { reviewServiceAccountToken, type TokenReviewResult } from './token-review.js'
 export { TOKEN_AUDIENCE, createKubernetesPolicyFeed, createKubernetesTokenReviewer } from './feed.js'
 export { CA_ROOT_CONFIGMAP, CA_ROOT_KEY, CaRootPublisher, type CaRootPublisherOptions } from './ca-publisher.js'
+export { KubernetesEndpoints, createKubernetesDiscoveryFeed, type KubernetesEndpointsOptions, type MeshEndpoint } from './endpoints.js'

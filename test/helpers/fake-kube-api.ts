@@ -21,9 +21,9 @@ interface Watcher {
   paused: boolean
   name?: string
 }
-const CORE_KINDS: Record<string, string> = { namespaces: 'Namespace', configmaps: 'ConfigMap' }
+const CORE_KINDS: Record<string, string> = { namespaces: 'Namespace', configmaps: 'ConfigMap', pods: 'Pod' }
 
-const KINDS: Record<string, string> = { authorizationpolicies: 'AuthorizationPolicy', requestauthentications: 'RequestAuthentication', peerauthentications: 'PeerAuthentication' }
+const KINDS: Record<string, string> = { authorizationpolicies: 'AuthorizationPolicy', requestauthentications: 'RequestAuthentication', peerauthentications: 'PeerAuthentication', endpointslices: 'EndpointSlice' }
 
 export interface FakeKubeApi {
   readonly url: string
@@ -46,9 +46,9 @@ export interface FakeKubeApi {
   readonly authorizations: (string | undefined)[]
   readonly statusPatches: { path: string; body: Obj }[]
   /** Core v1 objects (namespaces: namespace ''), as a controller or kubectl would change them. */
-  putCore(plural: 'namespaces' | 'configmaps', obj: Obj): Obj
-  deleteCore(plural: 'namespaces' | 'configmaps', namespace: string, name: string): void
-  getCore(plural: 'namespaces' | 'configmaps', namespace: string, name: string): Obj | undefined
+  putCore(plural: 'namespaces' | 'configmaps' | 'pods', obj: Obj): Obj
+  deleteCore(plural: 'namespaces' | 'configmaps' | 'pods', namespace: string, name: string): void
+  getCore(plural: 'namespaces' | 'configmaps' | 'pods', namespace: string, name: string): Obj | undefined
   /** Writes (POST/PUT/DELETE) to core resources, in order: "POST /api/v1/namespaces/shop/configmaps". */
   readonly coreWrites: string[]
   tokens: Map<string, { username: string; audiences: string[]; pod?: string }>
@@ -61,7 +61,7 @@ export async function startFakeKubeApi(): Promise<FakeKubeApi> {
   const store = new Map<string, Map<string, Obj>>() // "group/plural" → "ns/name" → object
   const history: Event[] = []
   const watchers = new Set<Watcher>()
-  const groups = new Set(['security.remora.dev/v1'])
+  const groups = new Set(['security.remora.dev/v1', 'discovery.k8s.io/v1'])
   const watchRequests: string[] = []
   const authorizations: (string | undefined)[] = []
   const statusPatches: { path: string; body: Obj }[] = []
