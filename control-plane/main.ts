@@ -107,7 +107,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   if (values.source === 'kubernetes') {
     try {
       const { createKubeClient, createKubernetesDiscoveryFeed, createKubernetesPolicyFeed, createKubernetesTokenReviewer, loadKubeConnection } = await import('./kubernetes/index.js')
-      const inCluster = values.kubeconfig === undefined && process.env.KUBERNETES_SERVICE_HOST !== undefined
+      const inCluster = values.kubeconfig === undefined && Boolean(process.env.KUBERNETES_SERVICE_HOST)
       const client = createKubeClient(await loadKubeConnection({ inCluster, kubeconfig: values.kubeconfig }))
       kubeClient = client
       kube = {
