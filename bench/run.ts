@@ -5,6 +5,7 @@
 //   options: --reps N  --seconds S  --only a,b  --workloads latency,throughput,large,newconn
 //            --engine name[,name]     remora contenders with `--engine <name>` passed through
 //            --profile                remora with --cpu-prof; prints the hot spots (bench/lib/profile.ts)
+//            --remora-set path=value  passed to both remora proxies as --set (repeatable; for A/B runs)
 //            --no-micro  --no-docs   --out FILE (report path)
 //            --from bench/results/<date>.json   re-render the report from a run's raw numbers (no run)
 //
@@ -42,6 +43,7 @@ function parse(): {
   only: string[] | null
   workloads: string[] | null
   engines: string[]
+  remoraSet: string[]
   profile: boolean
   micro: boolean
   docs: boolean
@@ -57,6 +59,7 @@ function parse(): {
       only: { type: 'string' },
       workloads: { type: 'string' },
       engine: { type: 'string', multiple: true },
+      'remora-set': { type: 'string', multiple: true },
       profile: { type: 'boolean', default: false },
       'no-micro': { type: 'boolean', default: false },
       'no-docs': { type: 'boolean', default: false },
@@ -67,7 +70,7 @@ function parse(): {
     strict: true,
   })
   if (values.help) {
-    console.log(readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(0, 14).join('\n'))
+    console.log(readFileSync(new URL(import.meta.url), 'utf8').split('\n').slice(0, 15).join('\n'))
     process.exit(0)
   }
   const list = (s: string | undefined): string[] | null => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : null)
@@ -78,6 +81,7 @@ function parse(): {
     only: list(values.only),
     workloads: list(values.workloads),
     engines: (values.engine ?? []).flatMap((e) => e.split(',')).filter(Boolean),
+    remoraSet: values['remora-set'] ?? [],
     profile: values.profile,
     micro: !values['no-micro'],
     docs: !values['no-docs'] && !values.quick,
@@ -251,6 +255,7 @@ async function main(): Promise<number> {
       secondsPerRun: Object.fromEntries(workloads.map((w) => [w.name, secondsOf(w)])),
       warmupSeconds: Object.fromEntries(workloads.map((w) => [w.name, w.warmupSeconds])),
       engines,
+      remoraSet: opt.remoraSet,
       profile: opt.profile,
       app: 'nginx (Debian), 1 worker, static 1 KiB and 1 MiB files, keep-alive, no access log; the same instance for every contender',
       interleaving: 'rounds; in each round every contender runs every workload once, and the contender order rotates by one each round',
@@ -280,7 +285,7 @@ async function main(): Promise<number> {
         const dir = join(work, `r${rep}-${c.name.replace(/[^a-z0-9-]/gi, '_')}`)
         mkdirSync(dir)
         chmodSync(dir, 0o755)
-        const env: BenchEnv = { pki, appPort: app.port, dir, cliJs: CLI_JS, bins, remoraNodeArgs: opt.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [] }
+        const env: BenchEnv = { pki, appPort: app.port, dir, cliJs: CLI_JS, bins, remoraNodeArgs: opt.profile ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [], remoraSet: opt.remoraSet }
         let topo: Topology
         try {
           topo = await c.start(env)

@@ -20,6 +20,8 @@ export interface BenchEnv {
   readonly bins: Readonly<Record<string, string>>
   /** Extra node flags for remora processes (e.g. --cpu-prof). */
   readonly remoraNodeArgs: readonly string[]
+  /** Extra `--set path=value` overrides for both remora proxies (A/B runs of one setting). */
+  readonly remoraSet: readonly string[]
 }
 
 export interface Role {
@@ -386,7 +388,7 @@ accessLog: { enabled: true, path: ${join(dir, `remora-${role}-access.log`)} }
         )
         return file
       }
-      const engineArgs = engine ? ['--engine', engine] : []
+      const engineArgs = [...(engine ? ['--engine', engine] : []), ...env.remoraSet.flatMap((x) => ['--set', x])]
       const run = (role: 'outbound' | 'inbound'): Proc =>
         start(`remora ${role}`, process.execPath, [...env.remoraNodeArgs, env.cliJs, 'proxy', '--config', config(role), ...engineArgs], { cwd: dir })
       const pin = run('inbound')
