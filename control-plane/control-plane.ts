@@ -363,6 +363,14 @@ export class ControlPlane {
     this.#watches.push(
       await store.watch('registrations/', (e) => {
         const node = e.key.slice('registrations/'.length)
+        // This replica holds the live stream of that sidecar: its own registration is the truth,
+        // and a store event for it can only be an echo, possibly stale (a file-store scan that read
+        // a file mid-update), which must not drop a connected endpoint from every snapshot.
+        const held = this.#hub.get(node)
+        if (held) {
+          const local = this.#regs.get(node)
+          if (local?.connected && local.address === held.address) return
+        }
         if (e.value === null) this.#regs.delete(node)
         else this.#regs.set(node, JSON.parse(e.value) as Registration)
         this.#queueRebuild('discovery')
