@@ -10,7 +10,7 @@ function kubectl(): string {
   const r = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' })
   if (r.error || r.status !== 0) {
     throw new Error(
-      'kubectl is not installed (needed for `kubectl kustomize`): install a kubectl ≥ 1.21 with built-in kustomize ' +
+      'kubectl is not installed (needed for `kubectl kustomize`): install a kubectl with built-in kustomize ' +
         '(Debian: `apt-get install kubernetes-client`, or the upstream kubectl binary)',
     )
   }
