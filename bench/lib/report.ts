@@ -209,7 +209,7 @@ function reading(r: BenchResults, remora: string): string {
   }
   if (has('newconn')) {
     lines.push(
-      `- **New connections.** CPU per fresh mTLS connection (inbound side): ${each('newconn', 'cpu', times)} nginx's. The handshake is OpenSSL in every contender; remora adds a first-byte classification (PERMISSIVE detection), \`getPeerCertificate()\` (which builds a JavaScript object from the whole certificate) and the SPIFFE check, and a JavaScript connection object per socket. The client is a Node process that does a full handshake per request too, so the connection *rates* are limited by the client for every contender; the CPU per connection is the figure to compare.`,
+      `- **New connections.** CPU per fresh mTLS connection (inbound side): ${each('newconn', 'cpu', times)} nginx's. The handshake is OpenSSL in every contender; remora adds a first-byte classification (PERMISSIVE detection), reading the peer certificate into a SPIFFE identity, and per connection a \`TLSSocket\` with its JavaScript stream state, the engine's parser and connection objects, and their teardown (see the profile below). The client is a Node process that does a full handshake per request too, so the connection *rates* are limited by the client for every contender; the CPU per connection is the figure to compare.`,
     )
   }
   const idleMax = Math.max(...r.idle.filter((x) => x.contender === remora).map((x) => x.rssBytes), 0)
