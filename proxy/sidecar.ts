@@ -34,12 +34,12 @@ export interface SidecarDeps {
   readonly clock: Clock
   readonly logger: Logger
   readonly accessLog: AccessLogSink
+  /** JWT authentication: leeway, verified-token cache, JWKS fetching, and the control-plane key seam. */
+  readonly jwt?: SidecarJwtOptions
   /** OTEL_* variables (main.ts picks them from the environment); sidecar.yaml and flags win over them. */
   readonly otelEnv?: OtelEnv
   /** A ready tracer instead of the one config.telemetry.tracing describes (tests, benchmarks); null = off. */
   readonly tracing?: Tracing | null
-  /** JWT authentication: leeway, verified-token cache, JWKS fetching, and the control-plane key seam. */
-  readonly jwt?: SidecarJwtOptions
 }
 
 export interface SidecarJwtOptions {
