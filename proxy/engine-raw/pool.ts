@@ -1,7 +1,6 @@
 import net from 'node:net'
-import tls from 'node:tls'
 import type { UpstreamPool } from '../pipeline/index.js'
-import { secureNamingCheck, type CredentialStore } from '../tls/index.js'
+import { createMtlsDialer, type CredentialStore } from '../tls/index.js'
 import { closeParser, createParser, type ParseError, type Parser } from './llhttp.js'
 
 export interface RawMtlsKey {
@@ -361,24 +360,8 @@ export class RawPoolRegistry {
     const id = `mtls|${key.address}|${[...key.identities].sort().join(',')}|${key.connectTimeoutMs}`
     let pool = this.#pools.get(id)
     if (!pool) {
-      const checkServerIdentity = secureNamingCheck(key.identities)
       const { host, port } = splitAddress(key.address)
-      const creds = this.creds
-      const connector = (): net.Socket => {
-        const socket = tls.connect({
-          host,
-          port,
-          secureContext: creds.current.clientContext,
-          servername: net.isIP(servername) ? undefined : servername,
-          minVersion: 'TLSv1.3',
-          maxVersion: 'TLSv1.3',
-          ALPNProtocols: ['http/1.1'],
-          checkServerIdentity,
-          rejectUnauthorized: true,
-        })
-        socket.setNoDelay(true)
-        return socket
-      }
+      const connector = createMtlsDialer({ host, port, identities: key.identities, servername }, this.creds)
       pool = new RawPool(key.address, connector, 'secureConnect', key.connectTimeoutMs)
       this.#pools.set(id, pool)
     }

@@ -1,7 +1,6 @@
 import net from 'node:net'
-import tls from 'node:tls'
 import { Pool, type buildConnector } from 'undici'
-import { secureNamingCheck, type CredentialStore } from '../tls/index.js'
+import { createMtlsDialer, type CredentialStore } from '../tls/index.js'
 
 export interface MtlsPoolKey {
   readonly address: string // host:port
@@ -64,23 +63,9 @@ function settleConnect(socket: net.Socket, readyEvent: 'connect' | 'secureConnec
  * rebuilding pools) and checks the server's SPIFFE ID against the cluster's identities.
  */
 function mtlsConnector(key: MtlsPoolKey, creds: CredentialStore, servername: string): buildConnector.connector {
-  const checkServerIdentity = secureNamingCheck(key.identities)
   const { host, port } = splitAddress(key.address)
-  return (_opts, callback) => {
-    const socket = tls.connect({
-      host,
-      port,
-      secureContext: creds.current.clientContext,
-      servername: net.isIP(servername) ? undefined : servername,
-      minVersion: 'TLSv1.3',
-      maxVersion: 'TLSv1.3',
-      ALPNProtocols: ['http/1.1'],
-      checkServerIdentity,
-      rejectUnauthorized: true,
-    })
-    socket.setNoDelay(true)
-    return settleConnect(socket, 'secureConnect', key.connectTimeoutMs, callback)
-  }
+  const dial = createMtlsDialer({ host, port, identities: key.identities, servername }, creds)
+  return (_opts, callback) => settleConnect(dial(), 'secureConnect', key.connectTimeoutMs, callback)
 }
 
 function plainConnector(address: string, connectTimeoutMs: number): buildConnector.connector {
