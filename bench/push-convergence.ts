@@ -36,7 +36,7 @@ const now = (): number => performance.timeOrigin + performance.now()
 type ToChild = { type: 'await'; version: string; n: number } | { type: 'memory' } | { type: 'stop' }
 type FromChild =
   | { type: 'ready'; address: string; caPem: string; identity: string; adminToken: string }
-  | { type: 'converged'; version: string; firstAckAt: number; lastAckAt: number; acks: number }
+  | { type: 'converged'; version: string; publishedAt: number; firstAckAt: number; lastAckAt: number; acks: number }
   | { type: 'memory'; rss: number; heapUsed: number; connected: number }
 
 // ---- the control plane (child process) ----------------------------------------------------
@@ -46,13 +46,15 @@ async function child(storeUrl: string): Promise<void> {
   const store = await openStore(dir ? `file://${dir}` : storeUrl)
   const cp = await ControlPlane.start({ store, listen: { host: '127.0.0.1', port: 0 }, graceMs: 60_000 }, { clock: { now: () => Date.now() }, logger: quiet })
   const acks = new Map<string, { nodes: Set<string>; first: number; last: number }>()
+  const published = new Map<string, number>()
+  cp.events.on('publish', (version: string) => published.set(version, now()))
   const waiting = new Map<string, number>()
   const check = (version: string): void => {
     const a = acks.get(version)
     const n = waiting.get(version)
     if (!a || n === undefined || a.nodes.size < n) return
     waiting.delete(version)
-    process.send!({ type: 'converged', version, firstAckAt: a.first, lastAckAt: a.last, acks: a.nodes.size } satisfies FromChild)
+    process.send!({ type: 'converged', version, publishedAt: published.get(version) ?? NaN, firstAckAt: a.first, lastAckAt: a.last, acks: a.nodes.size } satisfies FromChild)
   }
   cp.events.on('ack', ({ node, version }: { node: string; version: string }) => {
     const t = now()
@@ -280,6 +282,7 @@ async function main(): Promise<void> {
   const samples: number[] = []
   const applyMs: number[] = []
   const spreadMs: number[] = []
+  const publishMs: number[] = []
   for (let c = 1; c <= CHANGES; c++) {
     const t0 = now()
     const r = await callApi(admin, 'POST', '/v1/apply', { sources: policies(SERVICES, c) })
@@ -291,6 +294,7 @@ async function main(): Promise<void> {
     samples.push(done.lastAckAt - t0)
     applyMs.push(t1 - t0)
     spreadMs.push(done.lastAckAt - done.firstAckAt)
+    publishMs.push(done.publishedAt - t0)
   }
   const memAfter = await (send({ type: 'memory' }), receive('memory'))
   // What one real sidecar pays per snapshot on its own core: verify + validate + compile + select.
@@ -320,6 +324,8 @@ async function main(): Promise<void> {
         validate: fleet.shared ? 'shared' : 'each',
         sidecarSwapMs: { p50: round(pct(swaps, 50)), snapshotJwsBytes: fleet.lastJws.length },
         applyCallMs: { p50: round(pct([...applyMs].sort((a, b) => a - b), 50)) },
+        applyToPublishMs: { p50: round(pct([...publishMs].sort((a, b) => a - b), 50)) },
+        publishToLastAckMs: { p50: round(pct(samples.map((x, i) => x - publishMs[i]!).sort((a, b) => a - b), 50)) },
         firstToLastAckMs: { p50: round(pct([...spreadMs].sort((a, b) => a - b), 50)) },
         samplesMs: samples.map(round),
         connectAllMs: Math.round(connectMs),

@@ -190,7 +190,8 @@ export class ControlPlane {
   #current: SignedSnapshot | null = null
   #policies: PolicyDocument[] = []
   #policyErrors: PolicyIssue[] = []
-  #deferred = new Map<string, SidecarStatus>()
+  /** Status buckets (first hex digit of the node id) changed since the last flush. */
+  #dirtyBuckets = new Set<string>()
   #deferTimer: NodeJS.Timeout | null = null
   #validated = new Map<string, { text: string; v: ReturnType<typeof validateDocuments> }>()
   #regs = new Map<string, Registration>()
@@ -619,19 +620,31 @@ export class ControlPlane {
   }
 
   /**
-   * Status reaches the store at most every 200 ms: a push and its ACK, for a thousand sidecars,
-   * become one write each instead of two. Readers (`status()`, close) flush first.
+   * Status reaches the store at most every 200 ms, as one document per replica and bucket
+   * (`status/<replica>/<first hex digit of the node id>`, 16 buckets): a push and its ACK at a
+   * thousand sidecars become 16 writes, not 2,000. Readers (`status()`, close) flush first.
    */
-  #writeStatusLater(node: string, st: SidecarStatus): void {
-    this.#deferred.set(`status/${node}`, st)
+  #writeStatusLater(node: string, _st: SidecarStatus): void {
+    this.#dirtyBuckets.add(node[0]!)
     this.#deferTimer ??= setTimeout(() => this.#flushDeferred(), 200)
   }
 
   #flushDeferred(): void {
     if (this.#deferTimer) clearTimeout(this.#deferTimer)
     this.#deferTimer = null
-    for (const [k, st] of this.#deferred) this.#writeLater(k, JSON.stringify(st))
-    this.#deferred.clear()
+    if (this.#dirtyBuckets.size === 0) return
+    const now = this.deps.clock.now()
+    const buckets = new Map<string, SidecarStatus[]>([...this.#dirtyBuckets].map((b) => [b, []]))
+    this.#dirtyBuckets.clear()
+    for (const [node, st] of this.#status) {
+      // Long gone sidecars leave the status (as `status` stops showing them).
+      if (!st.connected && st.disconnectedAt && now - Date.parse(st.disconnectedAt) > this.#o.graceMs * 20) {
+        this.#status.delete(node)
+        continue
+      }
+      buckets.get(node[0]!)?.push(st)
+    }
+    for (const [b, list] of buckets) this.#writeLater(`status/${this.replicaId}/${b}`, list.length ? JSON.stringify({ replica: this.replicaId, sidecars: list }) : null)
   }
 
   /** Coalesced writes: at most one in flight per key, the latest value wins. */
@@ -664,14 +677,38 @@ export class ControlPlane {
     await this.#flushWrites()
     const now = this.deps.clock.now()
     const all = await this.#o.store.list('status/')
+    // One entry per node: a sidecar that moved replicas is shown where it is connected now.
+    const byNode = new Map<string, SidecarStatus>()
+    const since = (s: SidecarStatus): number => Math.max(Date.parse(s.connectedSince ?? '') || 0, Date.parse(s.disconnectedAt ?? '') || 0)
+    for (const [key, v] of all) {
+      let doc: { replica?: string; sidecars?: SidecarStatus[] } & Partial<SidecarStatus>
+      try {
+        doc = JSON.parse(v) as typeof doc
+      } catch {
+        continue // a torn or foreign value: status is rebuilt by the running system
+      }
+      if (typeof doc.replica === 'string' && doc.replica !== this.replicaId) {
+        // A replica silent for long (a restart under a new id): its sidecars are elsewhere or gone.
+        const hb = this.#replicas.get(doc.replica)
+        if (!hb || now - Date.parse(hb.lastSeen) > this.#o.graceMs * 20) {
+          this.#writeLater(key, null)
+          continue
+        }
+      }
+      for (const s of Array.isArray(doc.sidecars) ? doc.sidecars : [doc as SidecarStatus]) {
+        if (typeof s?.node !== 'string') continue
+        // A stream held by a replica that stopped heart-beating is not connected any more.
+        const hb = this.#replicas.get(s.replica)
+        const alive = hb !== undefined && now - Date.parse(hb.lastSeen) < this.#o.graceMs * 2
+        if (s.connected && !alive) s.connected = false
+        const prev = byNode.get(s.node)
+        if (prev && (prev.connected && !s.connected || (prev.connected === s.connected && since(prev) >= since(s)))) continue
+        byNode.set(s.node, s)
+      }
+    }
     const sidecars: SidecarStatus[] = []
-    for (const v of all.values()) {
-      const s = JSON.parse(v) as SidecarStatus
+    for (const s of byNode.values()) {
       const reg = this.#regs.get(s.node)
-      // A stream held by a replica that stopped heart-beating is not connected any more.
-      const hb = this.#replicas.get(s.replica)
-      const alive = hb !== undefined && now - Date.parse(hb.lastSeen) < this.#o.graceMs * 2
-      if (s.connected && !alive) s.connected = false
       if (!s.connected && reg?.disconnectedAt && now - Date.parse(reg.disconnectedAt) > this.#o.graceMs * 20) continue
       sidecars.push(s)
     }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile, open } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile, open } from 'node:fs/promises'
 import { join, sep } from 'node:path'
 import { checkKey, underPrefix, type Store, type StoreEvent, type StoreWatch } from './types.js'
 
@@ -15,6 +15,9 @@ const hash = (v: string): string => createHash('sha256').update(v).digest('hex')
  * machine and for GitOps. Writes are atomic (temp file + rename), every file is 0600 and every
  * folder 0700 (the CA key lives here). Edits by other processes are found by a periodic scan that
  * compares content hashes, so an editor's save or a `git pull` reaches the watchers within pollMs.
+ * The scan reads only the folders someone watches, and only the files whose size, mtime or inode
+ * changed since it last looked: a thousand registrations cost a thousand stat calls, not a
+ * thousand reads and hashes, every pollMs.
  */
 export class FileStore implements Store {
   readonly kind = 'file' as const
@@ -32,6 +35,8 @@ export class FileStore implements Store {
   /** Sequence of our own writes, per key: a scan ignores keys written while it was reading. */
   #writeSeq = 0
   readonly #lastWrite = new Map<string, number>()
+  /** key → "size:mtimeNs:ino" when the scanner last read it. */
+  readonly #stats = new Map<string, string>()
 
   private constructor(dir: string, o: FileStoreOptions) {
     this.#dir = dir
@@ -51,8 +56,8 @@ export class FileStore implements Store {
     return join(this.#dir, ...key.split('/'))
   }
 
-  /** Every key (under `folder`, a key prefix ending with `/`, when given). */
-  async #readAll(folder = ''): Promise<Map<string, string>> {
+  /** Every key's file (under `folder`, a key prefix ending with `/`, when given). */
+  async #files(folder = ''): Promise<Map<string, string>> {
     const out = new Map<string, string>()
     let entries
     try {
@@ -67,9 +72,22 @@ export class FileStore implements Store {
       const key = rel.join('/')
       try {
         checkKey(key)
-        out.set(key, await readFile(join(e.parentPath, e.name), 'utf8'))
       } catch {
-        /* a stray file name that is not a key, or a file deleted meanwhile */
+        continue // a stray file name that is not a key
+      }
+      out.set(key, join(e.parentPath, e.name))
+    }
+    return out
+  }
+
+  /** Every key and its value (under `folder`, when given). */
+  async #readAll(folder = ''): Promise<Map<string, string>> {
+    const out = new Map<string, string>()
+    for (const [key, file] of await this.#files(folder)) {
+      try {
+        out.set(key, await readFile(file, 'utf8'))
+      } catch {
+        /* deleted meanwhile */
       }
     }
     return out
@@ -175,12 +193,43 @@ export class FileStore implements Store {
       // scan's value would be stale, and reporting it would undo the write for the watchers.
       const from = this.#writeSeq
       const fresh = (k: string): boolean => (this.#lastWrite.get(k) ?? 0) <= from
-      const now = await this.#readAll()
-      for (const [k, v] of now) if (fresh(k)) this.#changed(k, v, true)
-      for (const k of [...this.#known.keys()]) if (!now.has(k) && fresh(k)) this.#changed(k, null, true)
+      for (const folder of this.#watchedFolders()) {
+        const seen = new Set<string>()
+        for (const [key, file] of await this.#files(folder)) {
+          seen.add(key)
+          let st
+          try {
+            st = await stat(file, { bigint: true })
+          } catch {
+            continue // deleted meanwhile: the next scan reports it
+          }
+          const sig = `${st.size}:${st.mtimeNs}:${st.ino}`
+          if (this.#stats.get(key) === sig) continue
+          let text: string
+          try {
+            text = await readFile(file, 'utf8')
+          } catch {
+            continue
+          }
+          this.#stats.set(key, sig)
+          if (fresh(key)) this.#changed(key, text, true)
+        }
+        for (const k of [...this.#known.keys()]) {
+          if (underPrefix(k, folder) && !seen.has(k) && fresh(k)) {
+            this.#stats.delete(k)
+            this.#changed(k, null, true)
+          }
+        }
+      }
     } finally {
       this.#scanning = false
     }
+  }
+
+  /** The folders (key prefixes ending in `/`, or '' for all) that cover every watcher's prefix, without overlaps. */
+  #watchedFolders(): string[] {
+    const folders = [...new Set([...this.#watchers].map((w) => (w.prefix.includes('/') ? w.prefix.slice(0, w.prefix.lastIndexOf('/') + 1) : '')))].sort()
+    return folders.filter((f, i) => !folders.slice(0, i).some((g) => f.startsWith(g)))
   }
 
   async watch(prefix: string, fn: (e: StoreEvent) => void): Promise<StoreWatch> {

@@ -96,3 +96,31 @@ test('file store: a folder removed behind its back is made again on the next put
   expect((await stat(join(dir, 'status'))).mode & 0o777).toBe(0o700)
   await s.close()
 })
+
+test('file store: a same-size edit and a removal made behind its back both reach the watchers; unwatched folders are not reported', async () => {
+  const dir = await tmp()
+  const s = await FileStore.open(dir, { pollMs: 20 })
+  const events: StoreEvent[] = []
+  await s.watch('policies/', (e) => events.push(e))
+  await s.watch('policies/shop/', () => {}) // overlapping prefixes: the folder is scanned once
+  await mkdir(join(dir, 'policies', 'shop'), { recursive: true })
+  await mkdir(join(dir, 'status'), { recursive: true })
+  await writeFile(join(dir, 'status', 'n1'), 'ignored')
+  const wait = async (n: number): Promise<void> => {
+    const end = Date.now() + 3000
+    while (events.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
+  }
+  await writeFile(join(dir, 'policies', 'shop', 'p.yaml'), 'x: 1\n')
+  await wait(1)
+  await new Promise((r) => setTimeout(r, 60)) // a few scans with nothing new
+  await writeFile(join(dir, 'policies', 'shop', 'p.yaml'), 'x: 2\n') // same size
+  await wait(2)
+  await rm(join(dir, 'policies', 'shop', 'p.yaml'))
+  await wait(3)
+  expect(events).toEqual([
+    { type: 'put', key: 'policies/shop/p.yaml', value: 'x: 1\n' },
+    { type: 'put', key: 'policies/shop/p.yaml', value: 'x: 2\n' },
+    { type: 'delete', key: 'policies/shop/p.yaml', value: null },
+  ])
+  await s.close()
+})
