@@ -13,7 +13,7 @@
 // for the fleet: 1,000 copies of the same CPU work on two shared cores would time the simulator,
 // not the control plane; a real sidecar does it on its own core, and that per-sidecar cost is
 // reported as sidecarSwapMs. `--validate each` makes every simulated sidecar do all of it.
-// BENCH_CP_PROF=<dir> writes a CPU profile of the control plane there.
+// BENCH_CP_PROF=<dir> writes a CPU profile of the control plane over the changes (not the bootstrap) there.
 import { fork } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import https from 'node:https'
@@ -33,13 +33,36 @@ const NS = 'bench'
 const quiet = { debug() {}, info() {}, warn() {}, error() {} }
 const now = (): number => performance.timeOrigin + performance.now()
 
-type ToChild = { type: 'await'; version: string; n: number } | { type: 'memory' } | { type: 'stop' }
+type ToChild = { type: 'await'; version: string; n: number } | { type: 'memory' } | { type: 'profile'; action: 'start' | 'stop' } | { type: 'stop' }
 type FromChild =
   | { type: 'ready'; address: string; caPem: string; identity: string; adminToken: string }
   | { type: 'converged'; version: string; publishedAt: number; firstAckAt: number; lastAckAt: number; acks: number }
-  | { type: 'memory'; rss: number; heapUsed: number; connected: number }
+  | { type: 'memory'; rss: number; heapUsed: number; connected: number; cpuUs: number }
+  | { type: 'profiled'; file: string | null }
 
 // ---- the control plane (child process) ----------------------------------------------------
+
+let session: import('node:inspector/promises').Session | null = null
+/** BENCH_CP_PROF=<dir>: a CPU profile of the control plane over the changes only (not the fleet's bootstrap). */
+async function profile(action: 'start' | 'stop'): Promise<string | null> {
+  const dir = process.env.BENCH_CP_PROF
+  if (!dir) return null
+  const { Session } = await import('node:inspector/promises')
+  if (action === 'start') {
+    session = new Session()
+    session.connect()
+    await session.post('Profiler.enable')
+    await session.post('Profiler.start')
+    return null
+  }
+  if (!session) return null
+  const { profile: p } = await session.post('Profiler.stop')
+  const { writeFile, mkdir } = await import('node:fs/promises')
+  await mkdir(dir, { recursive: true })
+  const file = join(dir, `control-plane-${Date.now()}.cpuprofile`)
+  await writeFile(file, JSON.stringify(p))
+  return file
+}
 
 async function child(storeUrl: string): Promise<void> {
   const dir = storeUrl === 'file' ? await mkdtemp(join(tmpdir(), 'remora-bench-cp-')) : null
@@ -71,9 +94,12 @@ async function child(storeUrl: string): Promise<void> {
       waiting.set(m.version, m.n)
       check(m.version)
     } else if (m.type === 'memory') {
+      const cu = process.cpuUsage()
       globalThis.gc?.()
       const mu = process.memoryUsage()
-      process.send!({ type: 'memory', rss: mu.rss, heapUsed: mu.heapUsed, connected: cp.connectedSidecars } satisfies FromChild)
+      process.send!({ type: 'memory', rss: mu.rss, heapUsed: mu.heapUsed, connected: cp.connectedSidecars, cpuUs: cu.user + cu.system } satisfies FromChild)
+    } else if (m.type === 'profile') {
+      void profile(m.action).then((file) => process.send!({ type: 'profiled', file } satisfies FromChild))
     } else if (m.type === 'stop') {
       void (async () => {
         await cp.close()
@@ -221,7 +247,7 @@ async function main(): Promise<void> {
   const CHANGES = Number(values.changes)
   const SERVICES = Number(values.services)
   const load0 = loadavg()
-  const cpProc = fork(fileURLToPath(import.meta.url), ['--control-plane', values.store!], { execArgv: ['--import', 'tsx', '--expose-gc', ...(process.env.BENCH_CP_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CP_PROF}`] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const cpProc = fork(fileURLToPath(import.meta.url), ['--control-plane', values.store!], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const inbox: FromChild[] = []
   const waiters: ((m: FromChild) => boolean)[] = []
   cpProc.on('message', (m: FromChild) => {
@@ -278,6 +304,9 @@ async function main(): Promise<void> {
   send({ type: 'await', version: settledVersion, n: N })
   await receive('converged', (m) => m.version === settledVersion)
   const memConnected = await (send({ type: 'memory' }), receive('memory'))
+  send({ type: 'profile', action: 'start' })
+  await receive('profiled')
+  const fleetCpu0 = process.cpuUsage()
 
   const samples: number[] = []
   const applyMs: number[] = []
@@ -296,7 +325,11 @@ async function main(): Promise<void> {
     spreadMs.push(done.lastAckAt - done.firstAckAt)
     publishMs.push(done.publishedAt - t0)
   }
+  const fleetCpu = process.cpuUsage(fleetCpu0)
   const memAfter = await (send({ type: 'memory' }), receive('memory'))
+  send({ type: 'profile', action: 'stop' })
+  const prof = await receive('profiled')
+  if (prof.file) console.error(`control-plane profile (changes only): ${prof.file}`)
   // What one real sidecar pays per snapshot on its own core: verify + validate + compile + select.
   const swaps: number[] = []
   for (let i = 0; i < 21; i++) {
@@ -326,6 +359,7 @@ async function main(): Promise<void> {
         applyCallMs: { p50: round(pct([...applyMs].sort((a, b) => a - b), 50)) },
         applyToPublishMs: { p50: round(pct([...publishMs].sort((a, b) => a - b), 50)) },
         publishToLastAckMs: { p50: round(pct(samples.map((x, i) => x - publishMs[i]!).sort((a, b) => a - b), 50)) },
+        cpuMsPerChange: { controlPlane: round((memAfter.cpuUs - memConnected.cpuUs) / 1000 / CHANGES), fleetSimulator: round((fleetCpu.user + fleetCpu.system) / 1000 / CHANGES) },
         firstToLastAckMs: { p50: round(pct([...spreadMs].sort((a, b) => a - b), 50)) },
         samplesMs: samples.map(round),
         connectAllMs: Math.round(connectMs),

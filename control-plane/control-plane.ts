@@ -927,11 +927,13 @@ export class ControlPlane {
     }
     const results: { kind: string; namespace: string; name: string; result: 'created' | 'configured' | 'unchanged' }[] = []
     const writes: [string, string][] = []
-    for (const doc of r.policies) {
+    const keys = r.policies.map((doc) => policyKey(doc.kind, doc.metadata.namespace ?? 'default', doc.metadata.name))
+    const prevs = await Promise.all(keys.map((k) => this.#o.store.get(k)))
+    for (const [i, doc] of r.policies.entries()) {
       const ns = doc.metadata.namespace ?? 'default'
-      const key = policyKey(doc.kind, ns, doc.metadata.name)
+      const key = keys[i]!
       const text = stringifyYaml(doc)
-      const prev = await this.#o.store.get(key)
+      const prev = prevs[i]!
       const result = prev === null ? 'created' : prev === text ? 'unchanged' : 'configured'
       results.push({ kind: doc.kind, namespace: ns, name: doc.metadata.name, result })
       if (result !== 'unchanged') writes.push([key, text])
