@@ -34,7 +34,9 @@ Every flag overrides the field of sidecar.yaml it names:
   --metrics-port N            telemetry.metrics.port (15090, serves /stats/prometheus)
   --access-log-format F       accessLog.format: json | text (Envoy's default format)
   --access-log-path FILE      accessLog.path (default: stdout)
-  --set path=value            any other field, e.g. --set inbound.timeout=5s
+  --jwt-leeway DURATION       jwt.leeway: exp/nbf clock skew, whole seconds 0s..300s (60s)
+  --jwt-cache-size N          jwt.cacheSize: verified tokens kept, 0..1000000 (4096; 0 = off)
+  --set path=value            any other field, e.g. --set inbound.timeout=5s, --set jwt.jwksCooldown=1m
 
 Tracing also honours OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, OTEL_TRACES_SAMPLER(_ARG)
 and OTEL_PROPAGATORS; sidecar.yaml and flags win over them.
@@ -63,8 +65,10 @@ const FLAG_FIELDS: Record<string, string> = {
   'metrics-port': 'telemetry.metrics.port',
   'access-log-format': 'accessLog.format',
   'access-log-path': 'accessLog.path',
+  'jwt-leeway': 'jwt.leeway',
+  'jwt-cache-size': 'jwt.cacheSize',
 }
-const NUMERIC = new Set(['inbound.port', 'outbound.port', 'admin.port', 'telemetry.metrics.port'])
+const NUMERIC = new Set(['inbound.port', 'outbound.port', 'admin.port', 'telemetry.metrics.port', 'jwt.cacheSize'])
 
 function parseYamlValue(v: string): unknown {
   try {
@@ -75,7 +79,7 @@ function parseYamlValue(v: string): unknown {
 }
 
 function scalar(path: string, v: string): unknown {
-  if (NUMERIC.has(path) && /^\d+$/.test(v)) return Number(v)
+  if (NUMERIC.has(path) && /^-?\d+$/.test(v)) return Number(v)
   if (path === 'telemetry.tracing.sampling' && /^(\d+(\.\d*)?|\.\d+)$/.test(v)) return Number(v)
   if (path === 'telemetry.tracing.propagators') return v.split(',').map((s) => s.trim()).filter(Boolean)
   if (v === 'true') return true

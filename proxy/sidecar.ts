@@ -34,7 +34,10 @@ export interface SidecarDeps {
   readonly clock: Clock
   readonly logger: Logger
   readonly accessLog: AccessLogSink
-  /** JWT authentication: leeway, verified-token cache, JWKS fetching, and the control-plane key seam. */
+  /**
+   * JWT authentication: leeway, verified-token cache, JWKS fetching, and the control-plane key seam.
+   * config.jwt (sidecar.yaml, flags) gives leeway, cache size and JWKS timings; a field set here wins.
+   */
   readonly jwt?: SidecarJwtOptions
   /** OTEL_* variables (main.ts picks them from the environment); sidecar.yaml and flags win over them. */
   readonly otelEnv?: OtelEnv
@@ -43,11 +46,14 @@ export interface SidecarDeps {
 }
 
 export interface SidecarJwtOptions {
-  /** exp/nbf clock skew in seconds; default 60. */
+  /** exp/nbf clock skew in seconds; default config.jwt.leeway (60s). */
   readonly leewaySeconds?: number
-  /** Verified tokens kept per snapshot (LRU); default 4096, 0 = off. */
+  /** Verified tokens kept per snapshot (LRU); default config.jwt.cacheSize (4096), 0 = off. */
   readonly cacheSize?: number
-  /** Refresh interval, cooldown, extra CAs, and `provided`: keys shipped by the control plane instead of fetched. */
+  /**
+   * Refresh interval, cooldown (default config.jwt.jwksRefresh / jwksCooldown), extra CAs, and
+   * `provided`: keys shipped by the control plane instead of fetched.
+   */
   readonly jwks?: JwksRegistryOptions
   /** Every JWT outcome (metric hook: remora_jwt_results_total{result,code}); must not throw. */
   readonly onResult?: (outcome: JwtOutcome) => void
@@ -130,6 +136,8 @@ export class Sidecar {
   readonly pools: PoolRegistry | RawPoolRegistry
   /** JWKS sources shared across snapshots (one fetcher per jwksUri). */
   readonly jwks: JwksRegistry
+  /** The JWT settings in force: config.jwt, with any field of deps.jwt winning. */
+  readonly jwtSettings: EffectiveJwtSettings
   readonly ports = { inbound: 0, outbound: 0, admin: 0, metrics: 0 }
   readonly metrics: SidecarMetrics
   readonly tracing: Tracing | null
@@ -158,7 +166,11 @@ export class Sidecar {
     const raw = config.engine === 'raw'
     this.pools = raw ? new RawPoolRegistry(this.creds) : new PoolRegistry(this.creds)
     this.#upstream = raw ? createRawUpstreamHandler() : undefined
-    this.jwks = new JwksRegistry(deps.jwt?.jwks ?? {}, { clock: deps.clock, logger: deps.logger, events: { onFetch: deps.jwt?.onJwksFetch } })
+    this.jwtSettings = effectiveJwtSettings(config, deps.jwt)
+    this.jwks = new JwksRegistry(
+      { ...deps.jwt?.jwks, refreshIntervalMs: this.jwtSettings.jwksRefreshMs, cooldownMs: this.jwtSettings.jwksCooldownMs },
+      { clock: deps.clock, logger: deps.logger, events: { onFetch: deps.jwt?.onJwksFetch } },
+    )
     this.metrics = telemetry.metrics
     this.tracing = telemetry.tracing
     this.selfId = `spiffe://${config.trustDomain}/ns/${config.workload.namespace}/sa/${config.workload.serviceAccount}`
@@ -385,7 +397,11 @@ export class Sidecar {
     const jwt =
       jwtRules.length === 0
         ? null
-        : createJwtAuthenticator(jwtRules, { leewaySeconds: jwtOpts?.leewaySeconds, cacheSize: jwtOpts?.cacheSize, sourceFor: (r) => this.jwks.sourceFor(r) }, { clock: this.deps.clock, logger: this.deps.logger })
+        : createJwtAuthenticator(
+            jwtRules,
+            { leewaySeconds: this.jwtSettings.leewaySeconds, cacheSize: this.jwtSettings.cacheSize, sourceFor: (r) => this.jwks.sourceFor(r) },
+            { clock: this.deps.clock, logger: this.deps.logger },
+          )
     // Every JWT outcome is counted (remora_jwt_validations_total{result}: ok, missing or the error code).
     const onJwtResult = (_ctx: unknown, o: JwtOutcome): void => {
       this.metrics.jwtResult(o.result === 'invalid' ? o.code : o.result)
@@ -460,6 +476,8 @@ export class Sidecar {
       // Issuers, locations and where keys come from; never a key or a token.
       requestAuthentication: s.jwtRules.map((r) => ({ rule: r.id, issuer: r.issuer, audiences: r.audiences, jwks: r.jwksUri ?? 'inline', locations: r.locations, forwardOriginalToken: r.forwardOriginalToken })),
       jwks: this.jwks.status(),
+      // The JWT settings in force (config.jwt unless the embedding code overrode a field).
+      jwtSettings: this.jwtSettings,
     }
   }
 
@@ -537,6 +555,24 @@ const EMPTY_ENTRY: AccessLogEntry = {
   authz_reason: null,
   trace_id: null,
   span_id: null,
+}
+
+/** The JWT settings a sidecar runs with, in the units the authenticator and JWKS sources take. */
+export interface EffectiveJwtSettings {
+  readonly leewaySeconds: number
+  readonly cacheSize: number
+  readonly jwksRefreshMs: number
+  readonly jwksCooldownMs: number
+}
+
+/** config.jwt (already validated: the durations parse), with each field of `over` that is set winning. */
+export function effectiveJwtSettings(c: SidecarConfig, over: SidecarJwtOptions | undefined): EffectiveJwtSettings {
+  return {
+    leewaySeconds: over?.leewaySeconds ?? parseDuration(c.jwt.leeway)! / 1000,
+    cacheSize: over?.cacheSize ?? c.jwt.cacheSize,
+    jwksRefreshMs: over?.jwks?.refreshIntervalMs ?? parseDuration(c.jwt.jwksRefresh)!,
+    jwksCooldownMs: over?.jwks?.cooldownMs ?? parseDuration(c.jwt.jwksCooldown)!,
+  }
 }
 
 /** The workload's name as Istio's labels and the trace resource use it. */

@@ -75,6 +75,46 @@ export const TelemetrySchema = z.strictObject({
     .default({ port: 15090, bind: '0.0.0.0' }),
 })
 
+/** A duration string within [minMs, maxMs]; `message` states the bounds and is the error for anything else. */
+function boundedDuration(minMs: number, maxMs: number, message: string) {
+  return z.string({ message }).refine((v) => {
+    const ms = parseDuration(v)
+    return ms !== null && ms >= minMs && ms <= maxMs
+  }, { message })
+}
+
+export const MAX_JWT_LEEWAY_SECONDS = 300
+export const MAX_JWT_CACHE_SIZE = 1_000_000
+
+// A leeway is clock skew forgiven on exp and nbf: whole seconds (JWT times are seconds), at most 5
+// minutes, since every second of it is a second an expired or stolen token is still accepted.
+const jwtLeeway = z.string({ message: 'expected a duration in whole seconds, 0s..300s, like 60s' }).superRefine((v, ctx) => {
+  const ms = parseDuration(v)
+  if (ms === null) ctx.addIssue({ code: 'custom', message: 'expected a duration in whole seconds, 0s..300s, like 60s' })
+  else if (ms > MAX_JWT_LEEWAY_SECONDS * 1000) ctx.addIssue({ code: 'custom', message: `at most ${MAX_JWT_LEEWAY_SECONDS}s: a larger leeway keeps accepting expired tokens (Istio and Envoy use 60s)` })
+  else if (ms % 1000 !== 0) ctx.addIssue({ code: 'custom', message: 'expected whole seconds (JWT exp and nbf are in seconds), like 60s' })
+})
+
+// Defaults are those of proxy/authn (DEFAULT_LEEWAY_SECONDS, DEFAULT_TOKEN_CACHE_SIZE,
+// DEFAULT_JWKS_REFRESH_MS, DEFAULT_JWKS_COOLDOWN_MS); test/unit/config/jwt-settings.test.ts keeps them equal.
+export const JWT_SETTINGS_DEFAULTS = { leeway: '60s', cacheSize: 4096, jwksRefresh: '10m', jwksCooldown: '30s' } as const
+
+export const JwtSettingsSchema = z.strictObject({
+  /** Clock skew allowed on exp and nbf (Envoy's clock_skew_seconds). */
+  leeway: jwtLeeway.default(JWT_SETTINGS_DEFAULTS.leeway),
+  /** Verified tokens kept per snapshot (LRU, keyed by the token's SHA-256); 0 = off. */
+  cacheSize: z
+    .number({ message: `expected a number of entries 0..${MAX_JWT_CACHE_SIZE} (0 = off)` })
+    .int(`expected a whole number of entries 0..${MAX_JWT_CACHE_SIZE} (0 = off)`)
+    .min(0, `expected a number of entries 0..${MAX_JWT_CACHE_SIZE} (0 = off)`)
+    .max(MAX_JWT_CACHE_SIZE, `expected a number of entries 0..${MAX_JWT_CACHE_SIZE} (0 = off)`)
+    .default(JWT_SETTINGS_DEFAULTS.cacheSize),
+  /** How often a jwksUri is refetched while things are fine. */
+  jwksRefresh: boundedDuration(10_000, 86_400_000, 'expected a duration 10s..24h, like 10m').default(JWT_SETTINGS_DEFAULTS.jwksRefresh),
+  /** At most one refetch per cooldown on an unknown kid or a failure (the issuer is not hammered). */
+  jwksCooldown: boundedDuration(1_000, 3_600_000, 'expected a duration 1s..1h, like 30s').default(JWT_SETTINGS_DEFAULTS.jwksCooldown),
+})
+
 export const ENGINES = ['raw', 'node-http'] as const
 
 export const SidecarConfigSchema = z.strictObject({
@@ -156,6 +196,8 @@ export const SidecarConfigSchema = z.strictObject({
     })
     .default({ enabled: true, format: 'json' }),
   telemetry: TelemetrySchema.default({ tracing: { maxQueueSize: 2048 }, metrics: { port: 15090, bind: '0.0.0.0' } }),
+  /** JWT authentication (RequestAuthentication): leeway, verified-token cache, JWKS refresh (docs/jwt.md). */
+  jwt: JwtSettingsSchema.default({ ...JWT_SETTINGS_DEFAULTS }),
 })
 
 export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>
