@@ -1,109 +1,55 @@
 // What tracing adds to a request's latency through a sidecar pair, at a fixed 1,000 rps.
-//   npx tsx bench/tracing-overhead.ts [--seconds 8] [--rounds 2] [--rps 1000]
-// Topology (loopback): load ─plain─▶ [orders out] ─mTLS─▶ [payments in] ─▶ app. The pair runs in a
-// child process, one per mode and round, modes interleaved and their order rotated each round so
-// drift on a shared machine hits every mode alike. Spans go over OTLP/HTTP to a sink in this process that
-// answers 200 and discards. The load is open-loop (a request every 1/rps s, not waiting for the
-// previous one), timed with hrtime from write to last byte. Prints one JSON object.
-import { spawn } from 'node:child_process'
+//   npx tsx bench/tracing-overhead.ts [--seconds 2] [--rounds 10] [--rps 1000] [--stages-only]
+// Topology (loopback): load ─plain─▶ [orders out] ─mTLS─▶ [payments in] ─▶ app, one pair per
+// variant, every pair in the same child process (bench/lib/ab-latency.ts: same-process A/B,
+// interleaved slices, rotated order). Variants: tracing off; 1 % and 100 % sampling exporting over
+// OTLP/HTTP to a sink in this process that answers 200 and discards; and 100 % with the collector
+// down (connection refused) or slow (holds every export 10 s): exports fail or time out, spans are
+// dropped and counted, requests must not notice. Prints one JSON object.
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { added, runAb, serveAb } from './lib/ab-latency.js'
 
-type Mode = 'off' | '1%' | '100%'
-const SAMPLING: Record<Mode, number | null> = { off: null, '1%': 0.01, '100%': 1 }
+const VARIANTS = ['off', '1%', '100%', '100% collector ok', '100% collector down', '100% collector slow'] as const
+type Variant = (typeof VARIANTS)[number]
 
-async function serve(mode: Mode, sink: string): Promise<void> {
+async function serve(sinks: { ok: string; slow: string }, variants: readonly Variant[]): Promise<void> {
   const { createTestPki } = await import('../test/helpers/pki.js')
   const { startSidecar } = await import('../test/helpers/mesh.js')
   const { startUpstream } = await import('../test/helpers/upstream.js')
   const pki = await createTestPki()
   const app = await startUpstream((_req, res) => res.end('ok'))
-  const sampling = SAMPLING[mode]
-  const telemetry = { metrics: { port: 0, bind: '127.0.0.1' }, ...(sampling === null ? {} : { tracing: { endpoint: sink, sampling } }) }
-  const payments = await startSidecar({ pki, serviceAccount: 'payments', app: app.address, extra: { telemetry } })
-  const orders = await startSidecar({
-    pki,
-    serviceAccount: 'orders',
-    app: '127.0.0.1:1',
-    clusters: [{ name: 'payments.shop', hosts: ['payments.shop'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: ['spiffe://cluster.local/ns/shop/sa/payments'] }],
-    extra: { telemetry },
-  })
+  const tracingOf: Record<Variant, { endpoint: string; sampling: number } | null> = {
+    off: null,
+    '1%': { endpoint: sinks.ok, sampling: 0.01 },
+    '100%': { endpoint: sinks.ok, sampling: 1 },
+    '100% collector ok': { endpoint: sinks.ok, sampling: 1 },
+    '100% collector down': { endpoint: 'http://127.0.0.1:1', sampling: 1 },
+    '100% collector slow': { endpoint: sinks.slow, sampling: 1 },
+  }
+  const ports: Record<string, number> = {}
+  const all: { accessLog: unknown[] }[] = []
+  for (const v of variants) {
+    const t = tracingOf[v]
+    const telemetry = { metrics: { port: 0, bind: '127.0.0.1' }, ...(t === null ? {} : { tracing: t }) }
+    const payments = await startSidecar({ pki, serviceAccount: 'payments', app: app.address, extra: { telemetry } })
+    const orders = await startSidecar({
+      pki,
+      serviceAccount: 'orders',
+      app: '127.0.0.1:1',
+      clusters: [{ name: 'payments.shop', hosts: ['payments.shop'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: ['spiffe://cluster.local/ns/shop/sa/payments'] }],
+      extra: { telemetry },
+    })
+    all.push(orders, payments)
+    ports[v] = orders.outbound
+  }
   // The test helper keeps access log lines in memory; drop them so memory stays flat.
   setInterval(() => {
-    orders.accessLog.length = 0
-    payments.accessLog.length = 0
+    for (const s of all) s.accessLog.length = 0
   }, 1000).unref()
-  process.stdout.write(JSON.stringify({ port: orders.outbound }) + '\n')
-  // "cpu" on stdin → this process's CPU time so far (the pair's cost, whatever else the machine runs).
-  process.stdin.setEncoding('utf8')
-  process.stdin.on('data', (d: string) => {
-    for (const _ of d.split('\n').filter((l) => l === 'cpu')) {
-      const u = process.cpuUsage()
-      process.stdout.write(JSON.stringify({ cpuUs: u.user + u.system }) + '\n')
-    }
-  })
-  process.stdin.on('end', () => process.exit(0))
-}
-
-interface Stats {
-  /** CPU of the sidecar pair per measured request, µs. */
-  cpu_us_per_req?: number
-  n: number
-  errors: number
-  p50: number
-  p90: number
-  p99: number
-  mean: number
-}
-
-function stats(samples: number[], errors: number): Stats {
-  const s = [...samples].sort((a, b) => a - b)
-  const q = (p: number): number => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN
-  const r3 = (x: number): number => Math.round(x * 1000) / 1000
-  return { n: s.length, errors, p50: r3(q(0.5)), p90: r3(q(0.9)), p99: r3(q(0.99)), mean: r3(s.reduce((a, b) => a + b, 0) / s.length) }
-}
-
-async function load(port: number, rps: number, seconds: number, warmupSeconds: number): Promise<Stats> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
-  const lat: number[] = []
-  let errors = 0
-  const one = (record: boolean): Promise<void> =>
-    new Promise((resolve) => {
-      const t0 = process.hrtime.bigint()
-      const req = http.request({ host: '127.0.0.1', port, path: '/charge', headers: { host: 'payments.shop' }, agent }, (res) => {
-        res.resume()
-        res.on('end', () => {
-          if (record) {
-            if (res.statusCode === 200) lat.push(Number(process.hrtime.bigint() - t0) / 1e6)
-            else errors++
-          }
-          resolve()
-        })
-      })
-      req.on('error', () => {
-        if (record) errors++
-        resolve()
-      })
-      req.end()
-    })
-  const run = async (secs: number, record: boolean): Promise<void> => {
-    const total = Math.round(secs * rps)
-    const start = performance.now()
-    const inflight: Promise<void>[] = []
-    for (let i = 0; i < total; i++) {
-      const due = start + (i * 1000) / rps
-      const wait = due - performance.now()
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait))
-      inflight.push(one(record))
-    }
-    await Promise.all(inflight)
-  }
-  await run(warmupSeconds, false)
-  await run(seconds, true)
-  agent.destroy()
-  return stats(lat, errors)
+  serveAb(ports)
 }
 
 /**
@@ -151,93 +97,67 @@ async function stageCosts(): Promise<Record<string, number>> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { 'stages-only': { type: 'boolean' }, serve: { type: 'string' }, sink: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, rps: { type: 'string' } } })
-  if (values.serve) return serve(values.serve as Mode, values.sink ?? '')
+  const { values } = parseArgs({ options: { 'stages-only': { type: 'boolean' }, serve: { type: 'boolean' }, sink: { type: 'string' }, 'slow-sink': { type: 'string' }, variants: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, rps: { type: 'string' } } })
+  if (values.serve) return serve({ ok: values.sink!, slow: values['slow-sink']! }, values.variants!.split(',') as Variant[])
   if (values['stages-only']) {
     console.log(JSON.stringify({ bench: 'tracing-overhead', stage_cpu: await stageCosts() }, null, 2))
     return
   }
-  const seconds = Number(values.seconds ?? 8)
-  const rounds = Number(values.rounds ?? 2)
+  const seconds = Number(values.seconds ?? 2)
+  const rounds = Number(values.rounds ?? 10)
   const rps = Number(values.rps ?? 1000)
-  let spans = 0
+  let exports = 0
   const sink = http.createServer((req, res) => {
     req.resume()
     req.on('end', () => {
-      spans++
+      exports++
       res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()
     })
   })
-  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r))
-  const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}`
-  const self = fileURLToPath(import.meta.url)
-  const results: Record<Mode, Stats[]> = { off: [], '1%': [], '100%': [] }
-  for (let round = 0; round < rounds; round++) {
-    // Rotate the order each round so slow drift on a shared machine does not favour one mode.
-    const order: Mode[] = ['off', '1%', '100%']
-    for (const mode of [...order.slice(round % 3), ...order.slice(0, round % 3)]) {
-      const child = spawn(process.execPath, ['--import', 'tsx', self, '--serve', mode, '--sink', sinkUrl], { stdio: ['pipe', 'pipe', 'inherit'] })
-      const lines: string[] = []
-      const waiters: ((l: string) => void)[] = []
-      let buf = ''
-      child.stdout.on('data', (c: Buffer) => {
-        buf += c.toString()
-        let i: number
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const l = buf.slice(0, i)
-          buf = buf.slice(i + 1)
-          const w = waiters.shift()
-          if (w) w(l)
-          else lines.push(l)
-        }
-      })
-      const nextLine = (): Promise<string> => new Promise((r) => (lines.length ? r(lines.shift()!) : waiters.push(r)))
-      const port = (JSON.parse(await nextLine()) as { port: number }).port
-      const cpu = async (): Promise<number> => {
-        child.stdin.write('cpu\n')
-        return (JSON.parse(await nextLine()) as { cpuUs: number }).cpuUs
-      }
-      await load(port, rps, 1, 0) // warm-up (pools, JIT)
-      const c0 = await cpu()
-      const st = await load(port, rps, seconds, 0)
-      st.cpu_us_per_req = Math.round((await cpu()) - c0) / st.n
-      st.cpu_us_per_req = Math.round(st.cpu_us_per_req * 10) / 10
-      results[mode].push(st)
-      const exited = new Promise((r) => child.once('exit', r))
-      child.stdin.end()
-      await exited
-    }
-  }
-  sink.close()
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-  const summary = Object.fromEntries(
-    (Object.keys(results) as Mode[]).map((m) => [
-      m,
-      { p50_ms: median(results[m].map((s) => s.p50)), p99_ms: median(results[m].map((s) => s.p99)), cpu_us_per_req: median(results[m].map((s) => s.cpu_us_per_req!)), errors: results[m].reduce((a, s) => a + s.errors, 0) },
-    ]),
-  ) as Record<Mode, { p50_ms: number; p99_ms: number; cpu_us_per_req: number; errors: number }>
-  const r3 = (x: number): number => Math.round(x * 1000) / 1000
-  const added = (m: Mode) => ({
-    p50_ms: r3(summary[m].p50_ms - summary.off.p50_ms),
-    p99_ms: r3(summary[m].p99_ms - summary.off.p99_ms),
-    p50_pct: Math.round(((summary[m].p50_ms - summary.off.p50_ms) / summary.off.p50_ms) * 1000) / 10,
-    cpu_us_per_req: Math.round((summary[m].cpu_us_per_req - summary.off.cpu_us_per_req) * 10) / 10,
+  const held = new Set<http.ServerResponse>()
+  const slow = http.createServer((req, res) => {
+    req.resume()
+    held.add(res)
+    setTimeout(() => {
+      held.delete(res)
+      res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()
+    }, 10_000).unref()
   })
+  await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r))
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r))
+  const url = (s: http.Server): string => `http://127.0.0.1:${(s.address() as AddressInfo).port}`
+  const loadBefore = (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100)
+  // Two runs, each its own child process: the sampling ratios against off, then a dead and a slow
+  // collector against a healthy one. Kept apart because a failing exporter's retries and timeouts
+  // go on for seconds after its slice and would land in the other variants' slices.
+  const only = (variants: Variant[], n = rounds) => ({ variants, rounds: n, serveArgs: [...common.serveArgs, '--variants', variants.join(',')], gapMs: 1500 })
+  const common = { script: fileURLToPath(import.meta.url), serveArgs: ['--sink', url(sink), '--slow-sink', url(slow)], rps, sliceSeconds: seconds, rounds, request: () => ({ path: '/charge', headers: { host: 'payments.shop' } }) }
+  const r = {
+    ...(await runAb({ ...common, ...only(['off', '1%', '100%']) })),
+    ...(await runAb({ ...common, ...only(['100% collector ok', '100% collector down', '100% collector slow'], Math.max(2, Math.ceil(rounds / 2))) })),
+  }
+  for (const res of held) res.destroy()
+  sink.close()
+  slow.close()
+  slow.closeAllConnections()
+  const off = r.off!
   console.log(
     JSON.stringify(
       {
         bench: 'tracing-overhead',
-        topology: 'load → [orders out] → mTLS → [payments in] → app (loopback, pair in a child process)',
+        topology: 'load → [orders out] → mTLS → [payments in] → app (loopback; every variant a pair in one child process, interleaved slices)',
         rps,
-        seconds,
+        slice_seconds: seconds,
         rounds,
         node: process.version,
-        loadavg: (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100),
-        latency: summary,
-        added_vs_off: { '1%': added('1%'), '100%': added('100%') },
-        otlp_exports_received: spans,
+        loadavg: { before: loadBefore, after: (await import('node:os')).loadavg().map((x) => Math.round(x * 100) / 100) },
+        latency: Object.fromEntries(VARIANTS.map((v) => [v, { p50_ms: r[v]!.p50_ms, p99_ms: r[v]!.p99_ms, cpu_us_per_req: r[v]!.cpu_us_per_req, errors: r[v]!.errors, n: r[v]!.n }])),
+        added_vs_off: { '1%': added(off, r['1%']!), '100%': added(off, r['100%']!) },
+        collector_failure_vs_healthy: { down: added(r['100% collector ok']!, r['100% collector down']!), slow: added(r['100% collector ok']!, r['100% collector slow']!) },
+        target: { what: 'added p50 at 1 % sampling < 5 % (paired by round)', p50_pct: added(off, r['1%']!).p50_paired_pct, met: added(off, r['1%']!).p50_paired_pct < 5 },
+        otlp_exports_received: exports,
         stage_cpu: await stageCosts(),
-        rounds_detail: results,
+        detail: r,
       },
       null,
       2,

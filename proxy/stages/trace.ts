@@ -1,6 +1,7 @@
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, defaultTextMapGetter, defaultTextMapSetter, trace as otelTrace, type Attributes } from '@opentelemetry/api'
 import type { Direction, Handler, RequestContext, Stage } from '../pipeline/index.js'
 import type { Tracing } from '../telemetry/tracing.js'
+import { newSpanId, newTraceId, parseTraceParent, traceIdRatioSampled } from '../telemetry/w3c.js'
 
 export interface TraceStageOptions {
   readonly tracing: Tracing
@@ -24,10 +25,12 @@ function splitHostPort(address: string | null): [string | null, number | null] {
 // HTTP semantic conventions plus remora.*. The context is extracted from the request and this
 // span is injected into what goes upstream (via ctx.traceHeaders, which `sanitize` applies), also
 // when the span is not sampled, so the next hop honours the decision. Unsampled spans record
-// nothing: the cost is the extract, an id and the inject. No query strings, no header values
-// beyond the user agent, never credentials.
+// nothing: the cost is the extract, an id and the inject. With W3C propagation (the default) an
+// unsampled request does not touch the SDK at all: parse, decide, mint a span id, write the next
+// traceparent (tracing.w3c). No query strings, no header values beyond the user agent, never
+// credentials.
 export function createTraceStage(o: TraceStageOptions): Stage {
-  const { tracer, propagator } = o.tracing
+  const { tracer, propagator, w3c } = o.tracing
   const inbound = o.direction === 'inbound'
   const kind = inbound ? SpanKind.SERVER : SpanKind.CLIENT
   const jaegerUi = o.jaegerUi === null ? null : `${o.jaegerUi}/trace/`
@@ -94,6 +97,20 @@ export function createTraceStage(o: TraceStageOptions): Stage {
 
   return function trace(next: Handler): Handler {
     return async function traceStage(ctx: RequestContext) {
+      if (w3c !== null) {
+        const p = parseTraceParent(ctx.req.headers.traceparent)
+        const traceId = p !== null ? p.traceId : newTraceId()
+        const sampled = p !== null && w3c.parentBased ? (p.flags & 1) === 1 : traceIdRatioSampled(traceId, w3c.ratio)
+        if (!sampled) {
+          const spanId = newSpanId()
+          ctx.traceId = traceId
+          ctx.spanId = spanId
+          const ts = p !== null ? ctx.req.headers.tracestate : undefined
+          ctx.traceHeaders = ts ? { traceparent: `00-${traceId}-${spanId}-00`, tracestate: Array.isArray(ts) ? ts.join(',') : ts } : { traceparent: `00-${traceId}-${spanId}-00` }
+          return next(ctx)
+        }
+        if (p === null) w3c.stageTraceId(traceId)
+      }
       const parent = propagator.extract(ROOT_CONTEXT, ctx.req.headers, defaultTextMapGetter)
       const span = tracer.startSpan(KNOWN_METHODS.has(ctx.method) ? ctx.method : 'HTTP', { kind }, parent)
       const sc = span.spanContext()

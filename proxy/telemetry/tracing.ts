@@ -8,6 +8,7 @@ import {
   BasicTracerProvider,
   ParentBasedSampler,
   TraceIdRatioBasedSampler,
+  type IdGenerator,
   type ReadableSpan,
   type Sampler,
   type Span,
@@ -15,6 +16,7 @@ import {
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base'
 import type { PropagatorName, TracingSettings } from './settings.js'
+import { newSpanId, newTraceId } from './w3c.js'
 
 export const REMORA_VERSION = '0.1.0'
 
@@ -37,6 +39,13 @@ export interface Tracing {
   readonly tracer: Tracer
   readonly propagator: TextMapPropagator
   readonly settings: TracingSettings
+  /**
+   * Set when the propagators are W3C only (the default): the trace stage decides sampling itself
+   * and an unsampled request never reaches the SDK (proxy/telemetry/w3c.ts). The SDK then samples
+   * everything it is handed; `stageTraceId` makes the next root span use the trace id the decision
+   * was made on. Null with B3 or Jaeger propagation: the SDK's sampler and propagators do it all.
+   */
+  readonly w3c: { readonly ratio: number; readonly parentBased: boolean; stageTraceId(traceId: string): void } | null
   forceFlush(): Promise<void>
   shutdown(): Promise<void>
 }
@@ -211,8 +220,21 @@ export async function createTracing(
 ): Promise<Tracing | null> {
   if (s.exporter === 'none' && !o.exporter) return null
   const exporter = o.exporter ?? (await createExporter(s))
-  const processor = new BoundedBatchSpanProcessor(exporter, { maxQueueSize: s.maxQueueSize, scheduledDelayMs: o.scheduledDelayMs }, hooks)
+  // Batches of 128, not the SDK's 512: serializing a batch blocks the event loop (≈ 1 ms per 100
+  // spans), so smaller batches keep that off the requests' tail latency.
+  const processor = new BoundedBatchSpanProcessor(exporter, { maxQueueSize: s.maxQueueSize, maxExportBatchSize: 128, scheduledDelayMs: o.scheduledDelayMs }, hooks)
+  const w3cOnly = s.propagators.includes('tracecontext') && s.propagators.every((p) => p === 'tracecontext' || p === 'baggage')
+  let staged: string | null = null
+  const idGenerator: IdGenerator = {
+    generateTraceId() {
+      const id = staged ?? newTraceId()
+      staged = null
+      return id
+    },
+    generateSpanId: newSpanId,
+  }
   const provider = new BasicTracerProvider({
+    idGenerator,
     resource: resourceFromAttributes({
       'service.name': resource.workload,
       'service.namespace': resource.namespace,
@@ -220,13 +242,14 @@ export async function createTracing(
       'service.version': REMORA_VERSION,
       'remora.sidecar.version': REMORA_VERSION,
     }),
-    sampler: createSampler(s.ratio, s.parentBased),
+    sampler: w3cOnly ? new AlwaysOnSampler() : createSampler(s.ratio, s.parentBased),
     spanProcessors: [processor],
   })
   return {
     tracer: provider.getTracer('remora-sidecar', REMORA_VERSION),
     propagator: createPropagator(s.propagators),
     settings: s,
+    w3c: w3cOnly ? { ratio: s.ratio, parentBased: s.parentBased, stageTraceId: (id) => void (staged = id) } : null,
     forceFlush: () => processor.forceFlush(),
     shutdown: () => provider.shutdown(),
   }
