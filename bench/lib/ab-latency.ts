@@ -49,6 +49,8 @@ export interface AbStats {
   cpu_us_per_req: number
   /** The sidecars' process: the longest event-loop stall in each of this variant's slices. */
   event_loop_delay_max_ms_by_round: number[]
+  /** The same for the load generator (this process): a stall here delays the timestamps, not the sidecars. */
+  load_generator_event_loop_delay_max_ms_by_round: number[]
 }
 
 const r3 = (x: number): number => Math.round(x * 1000) / 1000
@@ -145,15 +147,19 @@ export async function runAb(o: AbOptions): Promise<Record<string, AbStats>> {
       if (w.errors > 0) throw new Error(`variant ${v}: ${w.errors} of ${w.errors + w.lat.length} warm-up requests did not get ${expect}`)
       await new Promise((r) => setTimeout(r, gap))
     }
-    const acc = new Map(o.variants.map((v) => [v, { lat: [] as number[], errors: 0, cpuUs: 0, p50s: [] as number[], eld: [] as number[] }]))
+    const acc = new Map(o.variants.map((v) => [v, { lat: [] as number[], errors: 0, cpuUs: 0, p50s: [] as number[], eld: [] as number[], loadEld: [] as number[] }]))
+    const loadEld = monitorEventLoopDelay({ resolution: 5 })
+    loadEld.enable()
     for (let round = 0; round < o.rounds; round++) {
       const k = round % o.variants.length
       for (const v of [...o.variants.slice(k), ...o.variants.slice(0, k)]) {
         const a = acc.get(v)!
         const c0 = await cpu()
+        loadEld.reset()
         const r = await load(ports[v]!, o.rps, o.sliceSeconds, (i) => o.request(v, i), expect, true)
         a.cpuUs += (await cpu()) - c0
         a.eld.push(eldMaxMs)
+        a.loadEld.push(loadEld.max / 1e6)
         a.lat.push(...r.lat)
         a.errors += r.errors
         a.p50s.push(quantile([...r.lat].sort((x, y) => x - y), 0.5))
@@ -175,6 +181,7 @@ export async function runAb(o: AbOptions): Promise<Record<string, AbStats>> {
         p50_by_round_ms: a.p50s.map(r3),
         cpu_us_per_req: Math.round((a.cpuUs / Math.max(1, s.length + a.errors)) * 10) / 10,
         event_loop_delay_max_ms_by_round: a.eld.map((x) => Math.round(x * 10) / 10),
+        load_generator_event_loop_delay_max_ms_by_round: a.loadEld.map((x) => Math.round(x * 10) / 10),
       }
     }
     return out

@@ -155,6 +155,29 @@ function targets(r: BenchResults, remora: string): Target[] {
       .join(', ')
     t.push({ what: 'sidecar RSS under load', goal: '≤ 100 MB', measured: `${mb(loadMax)} MB (peak of either sidecar; per workload: ${perWorkload})`, met: loadMax <= 100 * 2 ** 20, gap: loadMax <= 100 * 2 ** 20 ? '' : `${mb(loadMax - 100 * 2 ** 20)} MB over` })
   }
+  t.push(...microTargets(r))
+  return t
+}
+
+/** The targets the other issues set for their micro-benchmarks, read from each one's output. */
+function microTargets(r: BenchResults): Target[] {
+  const t: Target[] = []
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each micro-benchmark prints its own JSON shape
+  const out = (name: string): any => r.micro.find((x) => x.name === name && x.status === 'ok')?.output
+  const push = out('push-convergence')
+  if (push?.applyToLastAckMs) {
+    const p99 = push.applyToLastAckMs.p99 as number
+    t.push({ what: `push convergence, ${push.sidecars} sidecars, apply → last ACK p99 (${push.changes} changes)`, goal: '< 1 s', measured: `${Math.round(p99)} ms (p50 ${Math.round(push.applyToLastAckMs.p50)} ms)`, met: p99 < 1000, gap: p99 < 1000 ? '' : `${Math.round(p99 - 1000)} ms over` })
+  }
+  const jv = out('jwt-verify')
+  if (jv?.ES256) {
+    const worst = Math.max(jv.ES256.cachedUs, jv.RS256?.cachedUs ?? 0)
+    t.push({ what: 'JWT verify, cached token (ES256 / RS256)', goal: '< 5 µs', measured: `${jv.ES256.cachedUs} / ${jv.RS256?.cachedUs ?? '–'} µs`, met: worst < 5, gap: worst < 5 ? '' : `${(worst - 5).toFixed(1)} µs over` })
+  }
+  const jl = out('jwt-latency')
+  if (jl?.target) t.push({ what: 'added p50 of a JWT-protected route at 1,000 rps', goal: 'within 10 %', measured: `${jl.target.p50_pct} % (${jl.added_vs_no_jwt.jwt.p50_paired_ms} ms)`, met: jl.target.met, gap: jl.target.met ? '' : `${(jl.target.p50_pct - 10).toFixed(1)} points over` })
+  const tr = out('tracing-overhead')
+  if (tr?.target) t.push({ what: 'added p50 of tracing at 1 % sampling, 1,000 rps', goal: '< 5 %', measured: `${tr.target.p50_pct} % (${tr.added_vs_off['1%'].p50_paired_ms} ms)`, met: tr.target.met, gap: tr.target.met ? '' : `${(tr.target.p50_pct - 5).toFixed(1)} points over` })
   return t
 }
 
@@ -231,7 +254,10 @@ function microSection(r: BenchResults, opts: Opts): string {
     if (!rec || rec.status === 'missing') out.push(`Not yet measured (\`${m.file}\` does not exist yet).\n`)
     else if (rec.status === 'skipped') out.push(`Skipped in this run (\`--no-micro\`).\n`)
     else if (rec.status === 'failed') out.push(`**Failed** in this run: \`${(rec.error ?? '').split('\n')[0]!.slice(0, 300)}\`\n`)
-    else out.push(`\`${m.file}\`, ${rec.seconds} s. Its output:\n\n\`\`\`json\n${JSON.stringify(rec.output, null, 2)}\n\`\`\`\n`)
+    else {
+      const when = rec.commit && rec.commit !== r.commit.sha ? ` Re-measured ${rec.measuredAt?.slice(0, 16).replace('T', ' ') ?? ''} UTC at commit \`${rec.commit.slice(0, 12)}\`${rec.dirtyFiles?.length ? ` with uncommitted changes in ${rec.dirtyFiles.map((f) => `\`${f}\``).join(', ')}` : ''} (after the run above).` : ''
+      out.push(`\`${m.file}\`, ${rec.seconds} s.${when} Its output:\n\n\`\`\`json\n${JSON.stringify(rec.output, null, 2)}\n\`\`\`\n`)
+    }
   }
   return out.join('\n')
 }

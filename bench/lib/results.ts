@@ -36,6 +36,10 @@ export interface MicroRecord {
   readonly seconds?: number
   readonly output?: unknown
   readonly error?: string
+  /** Set when re-run later than the run itself (`--from <json> --micro <name>`): the commit it measured. */
+  readonly commit?: string
+  readonly measuredAt?: string
+  readonly dirtyFiles?: readonly string[]
 }
 
 export interface BenchResults {
