@@ -145,6 +145,8 @@ describe('HA: two control-plane replicas on one etcd', () => {
     const v2 = await apply(allow('frontend', 'batch'), addrB)
     const sc = await ackedByAll(addrB, 3, v2)
     expect(sc.map((s) => s.replica)).toEqual(['replica-b', 'replica-b', 'replica-b'])
+    // Each sidecar once: the dead replica's status documents still list two of them as connected.
+    expect((await status(addrB)).sidecars.map((s) => s.identity).sort()).toEqual(sc.map((s) => s.identity).sort())
     expect((await toOrders(batch)).status).toBe(200)
     expect((await toOrders(frontend)).status).toBe(200)
     const table = await cli(['status'], addrB)
