@@ -199,6 +199,8 @@ export class ControlPlane {
   #status = new Map<string, SidecarStatus>()
   #watches: { close(): Promise<void> }[] = []
   #timers: NodeJS.Timeout[] = []
+  #serving: { certPem: string; keyPem: string } | null = null
+  #servingTimer: NodeJS.Timeout | null = null
   #rebuildTimer: NodeJS.Timeout | null = null
   #rebuildAt = 0
   #configQueued = false
@@ -384,12 +386,17 @@ export class ControlPlane {
       await store.watch('admin/', () => void store.get('admin/token.sha256').then((h) => (this.#adminHash = h))),
       await store.watch('ca/', (e) => {
         if (e.key === 'ca/trust-bundle.pem' || e.key === 'ca/root.json') {
-          void this.#readTrustBundle().then((b) => {
-            if (b === this.#trustBundle) return
-            this.#trustBundle = b
-            this.events.emit('trust-bundle', b) // remora-ca-root follows (main.ts)
-            this.#queueRebuild()
-          })
+          const root = e.key === 'ca/root.json' && e.value !== null ? this.#reloadRoot(e.value) : Promise.resolve()
+          void root
+            .then(() => this.#readTrustBundle())
+            .then((b) => {
+              if (b === this.#trustBundle) return
+              this.#trustBundle = b
+              this.#applyServerContext() // client certificates from an added root pass, from a removed one no longer
+              this.events.emit('trust-bundle', b) // remora-ca-root follows (main.ts)
+              this.#queueRebuild()
+            })
+            .catch((err: unknown) => this.deps.logger.error({ event: 'trust_bundle_read_failed', error: (err as Error).message }, 'cannot read the trust bundle; keeping the current one'))
         }
       }),
     )
@@ -418,11 +425,11 @@ export class ControlPlane {
     for (const [k, v] of await store.list('registrations/')) this.#regs.set(k.slice('registrations/'.length), JSON.parse(v) as Registration)
     for (const [k, v] of await store.list('replicas/')) this.#replicas.set(k.slice('replicas/'.length), JSON.parse(v) as ReplicaHeartbeat)
 
-    const serving = await this.#issueServingCert()
+    await this.#issueServingCert()
     this.#server = https.createServer(
       {
-        cert: serving.certPem,
-        key: serving.keyPem,
+        cert: this.#serving!.certPem,
+        key: this.#serving!.keyPem,
         ca: this.#trustBundle,
         requestCert: true,
         rejectUnauthorized: false, // routes decide: bootstrap and the admin API take no client cert
@@ -457,26 +464,55 @@ export class ControlPlane {
     )
   }
 
+  /**
+   * Root rotation without a restart: a new `ca/root.json` (an operator's edit, or another replica's)
+   * becomes the issuing root at once; the serving certificate is re-issued from it. An invalid one
+   * is refused and logged, and the current root stays.
+   */
+  async #reloadRoot(value: string): Promise<void> {
+    let ca: RootCa
+    try {
+      const r = JSON.parse(value) as { certPem?: unknown; keyPem?: unknown }
+      if (typeof r.certPem !== 'string' || typeof r.keyPem !== 'string') throw new Error('expected {"certPem": …, "keyPem": …}')
+      if (r.certPem === this.#ca.certPem) return
+      ca = await loadRootCa(r.certPem, r.keyPem, this.trustDomain)
+      if (ca.certPem === this.#ca.certPem) return // the same root, formatted differently
+    } catch (err) {
+      this.deps.logger.error({ event: 'ca_root_rejected', error: (err as Error).message }, 'ca/root.json is not a usable root; keeping the current one')
+      return
+    }
+    this.#ca = ca
+    await this.#issueServingCert()
+    this.#applyServerContext()
+    this.deps.logger.info({ event: 'ca_root_rotated', notAfter: ca.cert.notAfter.toISOString() }, 'issuing from the new root certificate')
+  }
+
+  /** New handshakes get the current serving certificate and are verified against the current trust bundle (TLS 1.3 only). */
+  #applyServerContext(): void {
+    if (!this.#server || !this.#serving) return
+    this.#server.setSecureContext({ cert: this.#serving.certPem, key: this.#serving.keyPem, ca: this.#trustBundle, minVersion: 'TLSv1.3' })
+  }
+
   async #readTrustBundle(): Promise<string> {
     const extra = await this.#o.store.get('ca/trust-bundle.pem')
     return this.#ca.certPem + (extra ? `${extra.trim()}\n` : '')
   }
 
-  async #issueServingCert(): Promise<{ certPem: string; keyPem: string }> {
+  /** Issues the serving certificate from the current root and schedules its renewal at 70 % of the lifetime. */
+  async #issueServingCert(): Promise<void> {
     const leaf = await issueWorkloadCert(this.#ca, { spiffeId: this.identity, ttlMs: Math.max(this.#o.certTtlMs, HOUR) }, { clock: this.deps.clock })
-    // Renew at 70 % of the lifetime, swapping the context for new handshakes only.
+    this.#serving = { certPem: leaf.certPem + this.#ca.certPem, keyPem: leaf.keyPem }
     const life = leaf.notAfter.getTime() - this.deps.clock.now()
-    const t = setTimeout(
+    if (this.#servingTimer) clearTimeout(this.#servingTimer)
+    this.#servingTimer = setTimeout(
       () =>
         void this.#issueServingCert().then(
-          (next) => this.#server.setSecureContext({ cert: next.certPem, key: next.keyPem, ca: this.#trustBundle }),
+          () => this.#applyServerContext(), // new handshakes only; open connections keep theirs
           (err: unknown) => this.deps.logger.error({ event: 'serving_cert_renewal_failed', error: (err as Error).message }, 'cannot renew the serving certificate'),
         ),
       Math.max(1000, life * 0.7),
     )
-    t.unref()
-    this.#timers.push(t)
-    return { certPem: leaf.certPem + this.#ca.certPem, keyPem: leaf.keyPem }
+    this.#servingTimer.unref()
   }
 
   async #heartbeat(): Promise<void> {
@@ -998,6 +1034,7 @@ export class ControlPlane {
     if (this.#closed) return
     this.#closed = true
     for (const t of this.#timers) clearTimeout(t)
+    if (this.#servingTimer) clearTimeout(this.#servingTimer)
     if (this.#rebuildTimer) clearTimeout(this.#rebuildTimer)
     this.#hub.close()
     for (const w of this.#watches) await w.close().catch(() => {})
