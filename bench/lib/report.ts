@@ -175,9 +175,9 @@ function microTargets(r: BenchResults): Target[] {
     t.push({ what: 'JWT verify, cached token (ES256 / RS256)', goal: '< 5 µs', measured: `${jv.ES256.cachedUs} / ${jv.RS256?.cachedUs ?? '–'} µs`, met: worst < 5, gap: worst < 5 ? '' : `${(worst - 5).toFixed(1)} µs over` })
   }
   const jl = out('jwt-latency')
-  if (jl?.target) t.push({ what: 'added p50 of a JWT-protected route at 1,000 rps', goal: 'within 10 %', measured: `${jl.target.p50_pct} % (${jl.added_vs_no_jwt.jwt.p50_paired_ms} ms)`, met: jl.target.met, gap: jl.target.met ? '' : `${(jl.target.p50_pct - 10).toFixed(1)} points over` })
+  if (jl?.target) t.push({ what: 'added p50 of a JWT-protected route at 1,000 rps', goal: 'within 10 %', measured: `${jl.target.p50_pct} % (${jl.interleaved?.added?.p50_paired_ms ?? jl.added_vs_no_jwt?.jwt?.p50_paired_ms} ms)`, met: jl.target.met, gap: jl.target.met ? '' : `${(jl.target.p50_pct - 10).toFixed(1)} points over` })
   const tr = out('tracing-overhead')
-  if (tr?.target) t.push({ what: 'added p50 of tracing at 1 % sampling, 1,000 rps', goal: '< 5 %', measured: `${tr.target.p50_pct} % (${tr.added_vs_off['1%'].p50_paired_ms} ms)`, met: tr.target.met, gap: tr.target.met ? '' : `${(tr.target.p50_pct - 5).toFixed(1)} points over` })
+  if (tr?.target) t.push({ what: 'added p50 of tracing at 1 % sampling, 1,000 rps', goal: '< 5 %', measured: `${tr.target.p50_pct} % (${tr.interleaved?.added?.p50_paired_ms ?? tr.added_vs_off['1%'].p50_paired_ms} ms)`, met: tr.target.met, gap: tr.target.met ? '' : `${(tr.target.p50_pct - 5).toFixed(1)} points over` })
   return t
 }
 
