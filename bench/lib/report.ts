@@ -287,7 +287,7 @@ Added latency is the contender's latency minus \`direct\`'s in the same round.
 
 ${headline(r)}
 
-## Targets (issue 9)
+## Targets (issues 03 benchmarks, 04 push, 05 JWT, 06 tracing)
 
 | target | goal | measured (${remora}) | met |
 |---|---|---|---|
