@@ -11,7 +11,7 @@ import { validateSidecarConfig, type SidecarConfigInput } from '../../proxy/conf
 import { Sidecar } from '../../proxy/sidecar.js'
 import type { AccessLogEntry } from '../../proxy/stages/index.js'
 import { ControlPlaneClient } from '../../proxy/xds/index.js'
-import { captureLogger, TEST_ENGINE } from './mesh.js'
+import { captureLogger, TEST_ENGINE, until } from './mesh.js'
 
 export interface TestControlPlane {
   cp: ControlPlane
@@ -126,6 +126,15 @@ export async function startMeshSidecar(o: {
       await sidecar.close()
     },
   }
+}
+
+/** frontend → (mTLS) → orders, both bootstrapped from `cp`; resolves once frontend routes to orders. */
+export async function startFrontendOrders(cp: TestControlPlane, appAddress: string): Promise<{ orders: MeshSidecar; frontend: MeshSidecar }> {
+  const mk = async (sa: string, app: string) => startMeshSidecar({ addresses: [cp.address], caPem: cp.cp.caPem, serviceAccount: sa, app, token: await cp.token(sa) })
+  const orders = await mk('orders', appAddress)
+  const frontend = await mk('frontend', '127.0.0.1:1')
+  await until(() => (frontend.sidecar.configDump() as { clusters: { name: string }[] }).clusters.some((c) => c.name === 'orders.shop'), 10_000, 'orders cluster at frontend')
+  return { orders, frontend }
 }
 
 /** POST JSON over server-authenticated TLS (bootstrap), optionally with a client certificate. */

@@ -3,7 +3,7 @@ import tls from 'node:tls'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { createRootCa } from '../../control-plane/ca/index.js'
 import { until } from '../helpers/mesh.js'
-import { startMeshSidecar, startTestControlPlane, type MeshSidecar, type TestControlPlane } from '../helpers/control-plane.js'
+import { startFrontendOrders, startMeshSidecar, startTestControlPlane, type MeshSidecar, type TestControlPlane } from '../helpers/control-plane.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
 // Root rotation with no restart and no failed request (docs/operations.md, "Root rotation"):
@@ -20,10 +20,7 @@ let frontend: MeshSidecar
 beforeAll(async () => {
   cp = await startTestControlPlane({ certTtlMs: 6_000 })
   app = await startUpstream()
-  const mk = async (sa: string, appAddr: string) => startMeshSidecar({ addresses: [cp.address], caPem: cp.cp.caPem, serviceAccount: sa, app: appAddr, token: await cp.token(sa) })
-  orders = await mk('orders', app.address)
-  frontend = await mk('frontend', '127.0.0.1:1')
-  await until(() => (frontend.sidecar.configDump() as { clusters: { name: string }[] }).clusters.some((c) => c.name === 'orders.shop'), 10_000, 'orders cluster at frontend')
+  ;({ orders, frontend } = await startFrontendOrders(cp, app.address))
 }, 60_000)
 
 afterAll(async () => {

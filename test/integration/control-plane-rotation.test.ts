@@ -2,7 +2,7 @@ import http from 'node:http'
 import tls from 'node:tls'
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { plainRequest, until } from '../helpers/mesh.js'
-import { startMeshSidecar, startTestControlPlane, type MeshSidecar, type TestControlPlane } from '../helpers/control-plane.js'
+import { startFrontendOrders, startTestControlPlane, type MeshSidecar, type TestControlPlane } from '../helpers/control-plane.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
 // frontend → (mTLS) → orders, both bootstrapped from a control plane that issues 10 s certificates:
@@ -15,10 +15,7 @@ let frontend: MeshSidecar
 beforeAll(async () => {
   cp = await startTestControlPlane({ certTtlMs: 10_000 })
   app = await startUpstream()
-  const mk = async (sa: string, appAddr: string) => startMeshSidecar({ addresses: [cp.address], caPem: cp.cp.caPem, serviceAccount: sa, app: appAddr, token: await cp.token(sa) })
-  orders = await mk('orders', app.address)
-  frontend = await mk('frontend', '127.0.0.1:1')
-  await until(() => (frontend.sidecar.configDump() as { clusters: { name: string }[] }).clusters.some((c) => c.name === 'orders.shop'), 10_000, 'orders cluster at frontend')
+  ;({ orders, frontend } = await startFrontendOrders(cp, app.address))
 }, 60_000)
 
 afterAll(async () => {
