@@ -652,7 +652,7 @@ export class ControlPlane {
     if (!cur) return
     const next = { ...cur, ...patch }
     this.#status.set(node, next)
-    this.#writeStatusLater(node, next)
+    this.#writeStatusLater(node)
   }
 
   /**
@@ -660,7 +660,7 @@ export class ControlPlane {
    * (`status/<replica>/<first hex digit of the node id>`, 16 buckets): a push and its ACK at a
    * thousand sidecars become 16 writes, not 2,000. Readers (`status()`, close) flush first.
    */
-  #writeStatusLater(node: string, _st: SidecarStatus): void {
+  #writeStatusLater(node: string): void {
     this.#dirtyBuckets.add(node[0]!)
     this.#deferTimer ??= setTimeout(() => this.#flushDeferred(), 200)
   }
@@ -731,6 +731,7 @@ export class ControlPlane {
           continue
         }
       }
+      // A bucket document, or one sidecar's (the layout before buckets).
       for (const s of Array.isArray(doc.sidecars) ? doc.sidecars : [doc as SidecarStatus]) {
         if (typeof s?.node !== 'string') continue
         // A stream held by a replica that stopped heart-beating is not connected any more.
@@ -903,7 +904,7 @@ export class ControlPlane {
       certExpiry: peerCertExpiry(req),
     }
     this.#status.set(node, st)
-    this.#writeStatusLater(node, st)
+    this.#writeStatusLater(node)
     req.socket.setKeepAlive(true, 10_000)
     req.socket.setNoDelay(true)
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store', 'x-remora-node': node })

@@ -113,6 +113,7 @@ export function createTraceStage(o: TraceStageOptions): Stage {
       }
       const parent = propagator.extract(ROOT_CONTEXT, ctx.req.headers, defaultTextMapGetter)
       const span = tracer.startSpan(KNOWN_METHODS.has(ctx.method) ? ctx.method : 'HTTP', { kind }, parent)
+      w3c?.stageTraceId(null) // never left for the next root span, whatever this one used
       const sc = span.spanContext()
       ctx.traceId = sc.traceId
       ctx.spanId = sc.spanId

@@ -45,7 +45,7 @@ export interface Tracing {
    * everything it is handed; `stageTraceId` makes the next root span use the trace id the decision
    * was made on. Null with B3 or Jaeger propagation: the SDK's sampler and propagators do it all.
    */
-  readonly w3c: { readonly ratio: number; readonly parentBased: boolean; stageTraceId(traceId: string): void } | null
+  readonly w3c: { readonly ratio: number; readonly parentBased: boolean; stageTraceId(traceId: string | null): void } | null
   forceFlush(): Promise<void>
   shutdown(): Promise<void>
 }
