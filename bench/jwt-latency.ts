@@ -86,8 +86,10 @@ const pick = (s: AbStats) => ({ p50_ms: s.p50_ms, p99_ms: s.p99_ms, cpu_us_per_r
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { serve: { type: 'boolean' }, jwk: { type: 'string' }, seconds: { type: 'string' }, rounds: { type: 'string' }, rps: { type: 'string' } } })
   if (values.serve) return serve(JSON.parse(values.jwk!))
-  const seconds = Number(values.seconds ?? 2)
-  const rounds = Number(values.rounds ?? 10)
+  // `npm run bench -- --quick` (BENCH_QUICK=1): a smoke run of the harness, not numbers to quote.
+  const quick = process.env.BENCH_QUICK === '1'
+  const seconds = Number(values.seconds ?? (quick ? 1 : 2))
+  const rounds = Number(values.rounds ?? (quick ? 2 : 10))
   const rps = Number(values.rps ?? 1000)
   const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const jwk = { ...pair.publicKey.export({ format: 'jwk' }), kid: 'bench-1', alg: 'ES256', use: 'sig' }

@@ -243,8 +243,10 @@ const round = (v: number): number => Math.round(v * 10) / 10
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { sidecars: { type: 'string', default: '1000' }, changes: { type: 'string', default: '20' }, services: { type: 'string', default: '100' }, validate: { type: 'string', default: 'shared' }, store: { type: 'string', default: 'file' } } })
-  const N = Number(values.sidecars)
-  const CHANGES = Number(values.changes)
+  // `npm run bench -- --quick` (BENCH_QUICK=1): 100 sidecars, 3 changes: a smoke run, not the figures.
+  const quick = process.env.BENCH_QUICK === '1'
+  const N = quick ? Math.min(100, Number(values.sidecars)) : Number(values.sidecars)
+  const CHANGES = quick ? Math.min(3, Number(values.changes)) : Number(values.changes)
   const SERVICES = Number(values.services)
   const load0 = loadavg()
   const cpProc = fork(fileURLToPath(import.meta.url), ['--control-plane', values.store!], { execArgv: ['--import', 'tsx', '--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })

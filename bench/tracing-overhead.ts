@@ -105,8 +105,10 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ bench: 'tracing-overhead', stage_cpu: await stageCosts() }, null, 2))
     return
   }
-  const seconds = Number(values.seconds ?? 2)
-  const rounds = Number(values.rounds ?? 10)
+  // `npm run bench -- --quick` (BENCH_QUICK=1): a smoke run of the harness, not numbers to quote.
+  const quick = process.env.BENCH_QUICK === '1'
+  const seconds = Number(values.seconds ?? (quick ? 1 : 2))
+  const rounds = Number(values.rounds ?? (quick ? 2 : 10))
   const rps = Number(values.rps ?? 1000)
   let exports = 0
   const sink = http.createServer((req, res) => {
