@@ -680,7 +680,7 @@ export class ControlPlane {
       }
       buckets.get(node[0]!)?.push(st)
     }
-    for (const [b, list] of buckets) this.#writeLater(`status/${this.replicaId}/${b}`, list.length ? JSON.stringify({ replica: this.replicaId, sidecars: list }) : null)
+    for (const [b, list] of buckets) this.#writeLater(`status/${this.replicaId}/${b}`, list.length ? JSON.stringify({ replica: this.replicaId, at: new Date(now).toISOString(), sidecars: list }) : null)
   }
 
   /** Coalesced writes: at most one in flight per key, the latest value wins. */
@@ -717,16 +717,19 @@ export class ControlPlane {
     const byNode = new Map<string, SidecarStatus>()
     const since = (s: SidecarStatus): number => Math.max(Date.parse(s.connectedSince ?? '') || 0, Date.parse(s.disconnectedAt ?? '') || 0)
     for (const [key, v] of all) {
-      let doc: { replica?: string; sidecars?: SidecarStatus[] } & Partial<SidecarStatus>
+      let doc: { replica?: string; at?: string; sidecars?: SidecarStatus[] } & Partial<SidecarStatus>
       try {
         doc = JSON.parse(v) as typeof doc
       } catch {
         continue // a torn or foreign value: status is rebuilt by the running system
       }
-      if (typeof doc.replica === 'string' && doc.replica !== this.replicaId) {
+      if (typeof doc.replica === 'string' && doc.replica !== this.replicaId && typeof doc.at === 'string') {
         // A replica silent for long (a restart under a new id): its sidecars are elsewhere or gone.
+        // Both its documents and its heartbeat must be old: a replica that just started may not
+        // have reached this one's watch yet.
         const hb = this.#replicas.get(doc.replica)
-        if (!hb || now - Date.parse(hb.lastSeen) > this.#o.graceMs * 20) {
+        const stale = (t: string): boolean => now - Date.parse(t) > this.#o.graceMs * 20
+        if (stale(doc.at) && (!hb || stale(hb.lastSeen))) {
           this.#writeLater(key, null)
           continue
         }

@@ -116,7 +116,13 @@ afterAll(async () => {
 
 describe('HA: two control-plane replicas on one etcd', () => {
   test('both replicas serve the same CA, status and version', async () => {
-    const [sa, sb] = [await status(addrA), await status(addrB)]
+    // Each replica rebuilds from the store on its own (discovery is debounced): the two agree
+    // within moments of the last registration, not necessarily at the instant A saw every ACK.
+    let [sa, sb] = [await status(addrA), await status(addrB)]
+    for (const end = Date.now() + 10_000; sa.version !== sb.version && Date.now() < end; ) {
+      await new Promise((r) => setTimeout(r, 100))
+      ;[sa, sb] = [await status(addrA), await status(addrB)]
+    }
     expect(sa.version).toBe(sb.version)
     expect(sa.replicas.map((r) => r.id).sort()).toEqual(['replica-a', 'replica-b'])
     expect(sb.sidecars.length).toBe(sa.sidecars.length)
