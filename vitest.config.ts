@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config'
 // Projects: `unit` needs only npm packages (npm test); `engine-node-http` runs the data-path
 // integration tests once more on the fallback forwarding engine (npm test runs both: the two
 // engines must pass the same suite); `system` needs Debian binaries (etcd, prometheus, nginx…)
-// and runs with `npm run test:system`.
+// and runs with `npm run test:system`; `reliability` is the attacker/fault/long-day suite.
 export default defineConfig({
   test: {
     projects: [
@@ -26,6 +26,18 @@ export default defineConfig({
           testTimeout: 30_000,
           hookTimeout: 30_000,
           pool: 'forks',
+        },
+      },
+      {
+        test: {
+          // npm run test:reliability: fuzzing, soak, abuse and faults (test/reliability/budget.ts
+          // sizes them: bounded by default and in CI, REMORA_RELIABILITY=full for docs/reliability.md).
+          name: 'reliability',
+          include: ['test/reliability/**/*.test.ts'],
+          testTimeout: 1_800_000,
+          hookTimeout: 120_000,
+          pool: 'forks',
+          fileParallelism: false,
         },
       },
       {
