@@ -1,5 +1,8 @@
-// The control plane's HTTPS JSON API pieces: the error catalog (CP_ERRORS) and the request helpers
-// (JSON bodies, the caller's SPIFFE ID from its client certificate). From proxy/ it imports only
-// proxy/identity/index.js.
+// The control plane's HTTPS JSON API: the routes (sidecar routes: bootstrap, renew, stream, ACK/NACK;
+// admin routes: apply, get, delete, sources, status, tokens), the server, the request helpers and
+// the error catalog (CP_ERRORS). From proxy/ it imports only proxy/policy and proxy/identity.
 export { CP_ERRORS, CpError, type CpErrorCode } from './errors.js'
 export { peerOf, peerCertExpiry, readJson, sendError, sendJson, MAX_BODY } from './http.js'
+export { listenApi, route } from './server.js'
+export { nodeIdOf } from './sidecar-routes.js'
+export type { ApiContext, TokenReviewer } from './context.js'

@@ -1,7 +1,7 @@
-// The built-in CA: root creation/loading, CSR-based workload issuance (ECDSA P-256, SPIFFE URI SAN).
-// Also the control plane's ES256 signing key and join tokens (JWT, one SPIFFE ID each). Pure apart
-// from crypto (no files, no network; the clock is injected). From the repo it imports
-// only proxy/identity/index.js.
+// The built-in CA: root creation/loading, CSR-based workload issuance (ECDSA P-256, SPIFFE URI SAN),
+// the control plane's ES256 signing key and join tokens (JWT, one SPIFFE ID each): pure apart from
+// crypto, the clock injected. authority.ts keeps that material in the store and owns the serving
+// certificate. From proxy/ it imports only proxy/identity/index.js; never the API or push.
 export {
   createRootCa,
   loadRootCa,
@@ -31,3 +31,4 @@ export {
   type JoinTokenRefusal,
   type SigningKey,
 } from './tokens.js'
+export { Authority, type AuthorityOptions } from './authority.js'

@@ -1,0 +1,119 @@
+import type { ControlPlaneDeps } from '../deps.js'
+import type { SnapshotCluster } from '../push/index.js'
+import type { Store } from '../store/index.js'
+import { clustersFrom, type Registration, type ReplicaHeartbeat } from './registrations.js'
+
+/** Endpoints from the platform (Kubernetes EndpointSlices of injected pods). */
+export interface DiscoveryFeed {
+  start(ctx: {
+    readonly trustDomain: string
+    readonly onEndpoints: (endpoints: { service: string; namespace: string; address: string; serviceAccount: string; identity: string }[]) => void
+  }): Promise<{ close(): Promise<void> }>
+}
+
+export interface EndpointRegistryOptions {
+  readonly store: Store
+  readonly replicaId: string
+  readonly graceMs: number
+  /** Where this replica's own writes go (registrations): the coalesced writer. */
+  readonly write: (key: string, value: string | null) => void
+  /** The address of the stream this replica holds for a node, if any. */
+  readonly heldAddress: (node: string) => string | undefined
+  /** Called whenever the endpoints may have changed (a debounced rebuild follows). */
+  readonly onChange: () => void
+}
+
+/**
+ * Every replica's registrations and heartbeats, kept in step with the store, plus the platform's
+ * endpoints; `clusters()` turns them into the clusters of the next snapshot.
+ */
+export class EndpointRegistry {
+  readonly #o: EndpointRegistryOptions
+  readonly #deps: ControlPlaneDeps
+  readonly #regs = new Map<string, Registration>()
+  readonly #replicas = new Map<string, ReplicaHeartbeat>()
+  /** The discovery feed's endpoints, as registrations held by this replica (live while it heart-beats). */
+  #platform: Registration[] = []
+
+  constructor(o: EndpointRegistryOptions, deps: ControlPlaneDeps) {
+    this.#o = o
+    this.#deps = deps
+  }
+
+  get replicas(): ReadonlyMap<string, ReplicaHeartbeat> {
+    return this.#replicas
+  }
+
+  get(node: string): Registration | undefined {
+    return this.#regs.get(node)
+  }
+
+  /** Starts the store watches, then reads what is there. */
+  async start(): Promise<{ close(): Promise<void> }[]> {
+    const { store } = this.#o
+    const watches = [
+      await store.watch('registrations/', (e) => {
+        const node = e.key.slice('registrations/'.length)
+        // This replica holds the live stream of that sidecar: its own registration is the truth,
+        // and a store event for it can only be an echo, possibly stale (a file-store scan that read
+        // a file mid-update), which must not drop a connected endpoint from every snapshot.
+        const held = this.#o.heldAddress(node)
+        if (held !== undefined) {
+          const local = this.#regs.get(node)
+          if (local?.connected && local.address === held) return
+        }
+        if (e.value === null) this.#regs.delete(node)
+        else this.#regs.set(node, JSON.parse(e.value) as Registration)
+        this.#o.onChange()
+      }),
+      await store.watch('replicas/', (e) => {
+        const id = e.key.slice('replicas/'.length)
+        if (e.value === null) this.#replicas.delete(id)
+        else this.#replicas.set(id, JSON.parse(e.value) as ReplicaHeartbeat)
+      }),
+    ]
+    for (const [k, v] of await store.list('registrations/')) this.#regs.set(k.slice('registrations/'.length), JSON.parse(v) as Registration)
+    for (const [k, v] of await store.list('replicas/')) this.#replicas.set(k.slice('replicas/'.length), JSON.parse(v) as ReplicaHeartbeat)
+    return watches
+  }
+
+  /** A sidecar's stream opened or closed on this replica. */
+  register(reg: Registration): void {
+    this.#regs.set(reg.node, reg)
+    this.#o.write(`registrations/${reg.node}`, JSON.stringify(reg))
+    this.#o.onChange()
+  }
+
+  /** The platform feed's current endpoints (replaces the previous set). */
+  setPlatformEndpoints(eps: Parameters<Parameters<DiscoveryFeed['start']>[0]['onEndpoints']>[0]): void {
+    this.#platform = eps.map((e) => ({
+      node: `platform:${e.address}`,
+      identity: e.identity,
+      namespace: e.namespace,
+      serviceAccount: e.serviceAccount,
+      service: e.service,
+      labels: {},
+      address: e.address,
+      replica: this.#o.replicaId,
+      connected: true,
+      disconnectedAt: null,
+    }))
+    this.#o.onChange()
+  }
+
+  async heartbeat(address: string): Promise<void> {
+    const hb: ReplicaHeartbeat = { id: this.#o.replicaId, address, lastSeen: new Date(this.#deps.clock.now()).toISOString() }
+    this.#replicas.set(this.#o.replicaId, hb)
+    await this.#o.store.put(`replicas/${this.#o.replicaId}`, JSON.stringify(hb))
+  }
+
+  /** Replicas whose heartbeat is recent (two grace periods). */
+  liveReplicas(): ReplicaHeartbeat[] {
+    const now = this.#deps.clock.now()
+    return [...this.#replicas.values()].filter((r) => now - Date.parse(r.lastSeen) < this.#o.graceMs * 2)
+  }
+
+  clusters(): SnapshotCluster[] {
+    return clustersFrom([...this.#regs.values(), ...this.#platform], this.#replicas, this.#deps.clock.now(), this.#o.graceMs)
+  }
+}
