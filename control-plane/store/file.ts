@@ -29,6 +29,7 @@ export class FileStore implements Store {
   readonly #watchers = new Set<{ prefix: string; fn: (e: StoreEvent) => void }>()
   #timer: NodeJS.Timeout | null = null
   #scanning = false
+  #scans = 0
   #closed = false
   /** Folders known to exist (0700): a put does not pay mkdir + chmod each time. */
   readonly #dirs = new Set<string>()
@@ -225,7 +226,13 @@ export class FileStore implements Store {
       }
     } finally {
       this.#scanning = false
+      this.#scans++
     }
+  }
+
+  /** Scans completed so far: what a test waits on to know that a quiet period really was scanned. */
+  get scans(): number {
+    return this.#scans
   }
 
   /** The folders (key prefixes ending in `/`, or '' for all) that cover every watcher's prefix, without overlaps. */

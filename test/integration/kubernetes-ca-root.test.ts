@@ -67,7 +67,14 @@ describe('the remora-ca-root ConfigMap', () => {
     const writes = api.coreWrites.length
     expect(writes).toBe(3)
     await start()
-    await new Promise((r) => setTimeout(r, 100))
-    expect(api.coreWrites).toHaveLength(writes)
+    // No fixed wait: a hand edit in one namespace is the marker. Both replicas watch ConfigMaps in
+    // order, so once the edit is repaired the second replica has handled everything before it; a
+    // replica that did not converge would have rewritten shop or payments by then.
+    const cur = api.getCore('configmaps', 'default', 'remora-ca-root')!
+    api.putCore('configmaps', { ...cur, data: { 'root-cert.pem': 'tampered' } })
+    await until(() => published('default') === caPem, 5000, 'the edited ConfigMap restored')
+    const later = api.coreWrites.slice(writes)
+    expect(later.length).toBeGreaterThanOrEqual(1)
+    expect(later.filter((w) => !w.includes('/namespaces/default/'))).toEqual([])
   })
 })

@@ -126,9 +126,15 @@ describe('the Kubernetes source', () => {
     api.apply(GROUP, allowOnly('orders-allowlist', 'frontend'))
     await startSource()
     await until(() => status('orders-allowlist')?.validation === 'Valid', 5000, 'Valid status')
-    await new Promise((r) => setTimeout(r, 200))
+    // No fixed wait: a later policy is a marker. The watch delivers events in order, so by the time
+    // the marker has its status, the MODIFIED event of our own first patch has been handled too;
+    // a loop would have patched orders-allowlist again by then.
+    api.apply(GROUP, allowOnly('marker', 'batch'))
+    await until(() => status('marker')?.validation === 'Valid', 5000, 'the marker policy Valid')
+    await until(() => names().includes('AuthorizationPolicy/marker'), 5000, 'the marker in a policy set')
     expect(api.statusPatches.filter((p) => p.path.endsWith('/orders-allowlist/status'))).toHaveLength(1)
-    expect(sets).toHaveLength(1)
+    expect(api.statusPatches.filter((p) => p.path.endsWith('/marker/status'))).toHaveLength(1)
+    expect(sets).toHaveLength(2)
   })
 
   test('a watch that ends with 410 Gone re-lists, and what changed meanwhile is not lost', async () => {
@@ -169,8 +175,11 @@ describe('the Kubernetes source', () => {
     await startSource()
     await until(() => names().includes('AuthorizationPolicy/istio-allowlist'), 5000, 'the Istio policy')
     expect(await allowed(batch)).toBe(false)
-    await new Promise((r) => setTimeout(r, 100))
-    expect(api.statusPatches).toEqual([])
+    // A remora policy applied after it is the marker: once it has its status, the Istio policy's
+    // events were handled long before, and the only status patch is the marker's.
+    api.apply(GROUP, allowOnly('marker', 'batch'))
+    await until(() => status('marker')?.validation === 'Valid', 5000, 'the remora marker policy Valid')
+    expect(api.statusPatches.map((p) => p.path.split('/').slice(-2).join('/'))).toEqual(['marker/status'])
   })
 
   test('TokenReview: a projected token for our audience names its service account; others are refused', async () => {

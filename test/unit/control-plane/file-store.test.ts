@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, expect, test } from 'vitest'
 import { FileStore, openStore, type Store, type StoreEvent } from '../../../control-plane/store/index.js'
+import { until } from '../../helpers/mesh.js'
 import { storeConformance } from './store-conformance.js'
 
 storeConformance('file store', async () => {
@@ -110,13 +111,20 @@ test('file store: a same-size edit and a removal made behind its back both reach
     const end = Date.now() + 3000
     while (events.length < n && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
   }
+  // Scans that complete with nothing new must report nothing: wait for them to happen, not for time to pass.
+  const scanned = async (n: number): Promise<void> => {
+    const target = s.scans + n
+    await until(() => s.scans >= target, 3000, `${n} more scans`)
+  }
   await writeFile(join(dir, 'policies', 'shop', 'p.yaml'), 'x: 1\n')
   await wait(1)
-  await new Promise((r) => setTimeout(r, 60)) // a few scans with nothing new
+  await scanned(3) // a few scans with nothing new
+  expect(events).toHaveLength(1)
   await writeFile(join(dir, 'policies', 'shop', 'p.yaml'), 'x: 2\n') // same size
   await wait(2)
   await rm(join(dir, 'policies', 'shop', 'p.yaml'))
   await wait(3)
+  await scanned(3) // and nothing after the removal either
   expect(events).toEqual([
     { type: 'put', key: 'policies/shop/p.yaml', value: 'x: 1\n' },
     { type: 'put', key: 'policies/shop/p.yaml', value: 'x: 2\n' },

@@ -104,9 +104,13 @@ export function storeConformance(name: string, open: () => Promise<StoreFixture>
         { type: 'delete', key: 'policies/a', value: null },
       ])
       await w.close()
+      // A live watcher is the marker (no fixed wait): once it has the put, a closed one would have too.
+      const live: StoreEvent[] = []
+      const w2 = await s.watch('policies/', (e) => live.push(e))
       await s.put('policies/b', '2')
-      await new Promise((r) => setTimeout(r, 50))
+      await until(() => live.length >= 1, 'the put seen by a live watcher')
       expect(events).toHaveLength(2)
+      await w2.close()
     })
 
     test("watch sees another handle's writes (another replica or process)", async () => {
