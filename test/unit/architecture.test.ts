@@ -1,11 +1,11 @@
-// Enforces the module boundaries of DESIGN.md §7 on the real source tree:
-// - proxy/policy and proxy/identity are shared leaves: they import nothing else from the repo;
-// - control-plane/** may take from proxy/ only proxy/policy/index.js and proxy/identity/index.js;
-// - proxy/** never imports control-plane/**;
-// - every directory under proxy/ and control-plane/ with .ts files has an index.ts that opens with
-//   a `//` comment saying what the module owns (CONVENTIONS.md, habit 11).
-// Two more rules follow from the layout: cli/ is the top layer (proxy/ and control-plane/ never
-// import it) and product code never imports test/.
+// Enforces the picture in docs/architecture.json on the real source tree (DESIGN.md §7):
+// - every folder of proxy/ and control-plane/ with .ts files is a named part there, and every part
+//   is a folder (picture and tree cannot drift);
+// - every "never" arrow there (the shared leaves import nothing, control-plane takes only the
+//   leaves' index from proxy/, proxy never imports control-plane, cli/ is the top layer, product
+//   code never imports test/) is checked against the real imports;
+// - every part has an index.ts that opens with a `//` comment saying what it owns (CONVENTIONS.md,
+//   habit 11).
 // Imports are read with TypeScript's own pre-processor (static imports, `export … from`, dynamic
 // `import('…')`, `require`), so comments and strings never count.
 import { readdirSync, readFileSync } from 'node:fs'
@@ -17,8 +17,22 @@ import { describe, expect, test } from 'vitest'
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const SOURCE_ROOTS = ['proxy', 'control-plane', 'cli']
 const MODULE_ROOTS = ['proxy', 'control-plane']
-const LEAVES = ['proxy/policy', 'proxy/identity']
-const LEAF_ENTRIES = LEAVES.map((l) => `${l}/index`)
+
+/** One "never" arrow: no file under a `from` imports anything under a `to`, except under an `except`. */
+interface NeverRule {
+  readonly from: readonly string[]
+  readonly to: readonly string[]
+  readonly except: readonly string[]
+  readonly why: string
+}
+
+interface ArchitectureDoc {
+  readonly roots: Readonly<Record<string, string>>
+  readonly parts: Readonly<Record<string, string>>
+  readonly never: readonly NeverRule[]
+}
+
+const ARCHITECTURE = JSON.parse(readFileSync(join(REPO, 'docs/architecture.json'), 'utf8')) as ArchitectureDoc
 
 interface SourceFile {
   /** Repo-relative, posix separators. */
@@ -33,7 +47,7 @@ interface ImportRef {
   readonly target: string
 }
 
-const under = (path: string, dir: string): boolean => path === dir || path.startsWith(`${dir}/`)
+const under = (path: string, dir: string): boolean => dir === '*' || path === dir || path.startsWith(`${dir}/`)
 
 function importsOf(file: SourceFile): ImportRef[] {
   const info = ts.preProcessFile(file.text, true, true)
@@ -47,25 +61,22 @@ function importsOf(file: SourceFile): ImportRef[] {
   return refs
 }
 
-/** Returns why `from` may not import `target`, or null when it may. */
-function ruleBroken(from: string, target: string): string | null {
-  for (const leaf of LEAVES) {
-    if (under(from, leaf) && !under(target, leaf)) return `${leaf} is a shared leaf and imports nothing else from the repo`
+/** Returns why `from` may not import `target` under `rules`, or null when it may. */
+function ruleBroken(rules: readonly NeverRule[], from: string, target: string): string | null {
+  for (const r of rules) {
+    if (!r.from.some((f) => under(from, f))) continue
+    if (!r.to.some((t) => under(target, t))) continue
+    if (r.except.some((e) => under(target, e))) continue
+    return r.why
   }
-  if (under(from, 'control-plane') && under(target, 'proxy') && !LEAF_ENTRIES.includes(target)) {
-    return 'control-plane may import from proxy/ only proxy/policy/index.js and proxy/identity/index.js'
-  }
-  if (under(from, 'proxy') && under(target, 'control-plane')) return 'proxy never imports control-plane'
-  if (MODULE_ROOTS.some((r) => under(from, r)) && under(target, 'cli')) return 'cli/ is the top layer: proxy and control-plane never import it'
-  if (under(target, 'test')) return 'product code never imports test/'
   return null
 }
 
-function importViolations(files: readonly SourceFile[]): string[] {
+function importViolations(files: readonly SourceFile[], rules: readonly NeverRule[] = ARCHITECTURE.never): string[] {
   const out: string[] = []
   for (const file of files) {
     for (const ref of importsOf(file)) {
-      const why = ruleBroken(file.path, ref.target)
+      const why = ruleBroken(rules, file.path, ref.target)
       if (why) out.push(`${file.path}:${ref.line} imports '${ref.specifier}': ${why}`)
     }
   }
@@ -140,6 +151,26 @@ describe('architecture (DESIGN.md §7)', () => {
     expect(importViolations(sources)).toEqual([])
   })
 
+  test('docs/architecture.json names every folder of proxy/ and control-plane/, and nothing else', () => {
+    const dirs = readModuleDirs().map((d) => d.dir).sort()
+    const parts = Object.keys(ARCHITECTURE.parts).sort()
+    expect(parts.filter((p) => !dirs.includes(p)).map((p) => `${p}: named in docs/architecture.json but not a folder with .ts files`)).toEqual([])
+    expect(dirs.filter((d) => !parts.includes(d)).map((d) => `${d}: a folder missing from docs/architecture.json parts`)).toEqual([])
+    for (const [part, owns] of Object.entries(ARCHITECTURE.parts)) expect(owns.length, `${part} says what it owns`).toBeGreaterThan(15)
+  })
+
+  test('every "never" rule names known parts or roots, and says why', () => {
+    const known = new Set(['*', 'test', ...Object.keys(ARCHITECTURE.roots), ...Object.keys(ARCHITECTURE.parts)])
+    const unknown: string[] = []
+    for (const r of ARCHITECTURE.never) {
+      for (const p of [...r.from, ...r.to]) if (!known.has(p)) unknown.push(p)
+      for (const e of r.except) if (!known.has(e.replace(/\/index$/, ''))) unknown.push(e)
+      expect(r.why.length).toBeGreaterThan(10)
+    }
+    expect(unknown).toEqual([])
+    expect(ARCHITECTURE.never.length).toBeGreaterThanOrEqual(6)
+  })
+
   test('every module directory under proxy/ and control-plane/ has an index.ts that says what it owns', () => {
     const dirs = readModuleDirs()
     expect(dirs.map((d) => d.dir)).toEqual(expect.arrayContaining(['proxy/policy', 'proxy/identity', 'control-plane/ca']))
@@ -148,7 +179,7 @@ describe('architecture (DESIGN.md §7)', () => {
 })
 
 describe('architecture rules catch violations (in-memory fixtures)', () => {
-  test('each rule reports the file, line and offending import; allowed imports pass', () => {
+  test('each rule of docs/architecture.json reports the file, line and offending import; allowed imports pass', () => {
     const files: SourceFile[] = [
       { path: 'proxy/policy/evaluate.ts', text: "import { z } from 'zod'\nimport { a } from './compile.js'\nimport { parseSpiffeId } from '../identity/index.js'\n" },
       { path: 'proxy/identity/peer.ts', text: "// import x from '../config/index.js' (comments do not count)\nexport async function f() {\n  return import('../config/load.js')\n}\n" },
@@ -172,6 +203,13 @@ describe('architecture rules catch violations (in-memory fixtures)', () => {
       "proxy/main.ts:1 imports '../cli/main.js': cli/ is the top layer: proxy and control-plane never import it",
       "control-plane/api/server.ts:1 imports '../../test/helpers/pki.js': product code never imports test/",
     ])
+  })
+
+  test('a "never" arrow added to the picture is enforced: the same imports, one more rule', () => {
+    const files: SourceFile[] = [{ path: 'proxy/telemetry/access-log.ts', text: "import type { AccessLogEntry } from '../stages/access-log.js'\nimport pino from 'pino'\n" }]
+    expect(importViolations(files)).toEqual([])
+    const extra: NeverRule = { from: ['proxy/telemetry'], to: ['proxy/stages'], except: [], why: 'telemetry serves the stages and never looks up at them' }
+    expect(importViolations(files, [...ARCHITECTURE.never, extra])).toEqual(["proxy/telemetry/access-log.ts:1 imports '../stages/access-log.js': telemetry serves the stages and never looks up at them"])
   })
 
   test('a module directory without index.ts, or whose index.ts does not open with a comment, is reported', () => {
