@@ -176,6 +176,15 @@ export interface MetricsSources {
   upstreamConnections(): Iterable<[cluster: string, active: number]>
 }
 
+/**
+ * prom-client's gauges named `*_total`, which `promtool check metrics` rejects ("non-counter metrics
+ * should not have "_total" suffix") and Prometheus' OpenMetrics parser reads as counters. Each one
+ * is the sum of the same gauge without the suffix, by `type` (the same list, counted), so nothing is
+ * lost: `sum(nodejs_active_handles)` is what `nodejs_active_handles_total` was (docs/observability.md).
+ * prom-client 15 can only prefix its defaults, not rename one, hence removal.
+ */
+export const DROPPED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const
+
 // Process metrics describe the process, not a sidecar: collected once (one event-loop monitor, one GC
 // observer) and shared by every sidecar's registry, however many run in the process.
 let processRegistry: Registry | null = null
@@ -183,6 +192,7 @@ function processMetrics(): Registry {
   if (processRegistry === null) {
     processRegistry = new Registry()
     collectDefaultMetrics({ register: processRegistry })
+    for (const name of DROPPED_DEFAULT_METRICS) processRegistry.removeSingleMetric(name)
   }
   return processRegistry
 }
