@@ -1,5 +1,6 @@
 import type net from 'node:net'
 import { FLAGS, proxyError, type Handler, type ProxyError, type RequestContext, type RouteTarget } from '../pipeline/index.js'
+import { bodyBytesForwarded } from '../http/index.js'
 import { RawRequest, RawResponse } from './exchange.js'
 import { chunkFrame, HeaderInjectionError, headerLines, responseHeadFacts, trailerLines } from './headers.js'
 import { RawPool, UpstreamConnectError, type ResponseHandler, type UpstreamConnection } from './pool.js'
@@ -143,6 +144,7 @@ function exchange(
       },
       onBody(chunk) {
         ctx.bytesSent += chunk.length
+        bodyBytesForwarded(chunk.length)
         const ok = downChunked ? res.writev(chunkFrame(chunk)) : res.write(chunk)
         if (!ok) holdUpstream()
       },
@@ -196,6 +198,7 @@ function exchange(
     req.attach({
       data(chunk) {
         ctx.bytesReceived += chunk.length
+        bodyBytesForwarded(chunk.length)
         let ok: boolean
         if (req.chunked) {
           up.cork()
@@ -236,8 +239,14 @@ function tunnel(ctx: RequestContext, req: RawRequest, res: RawResponse, upstream
     upstream.write(req.upgradeHead)
   }
   return new Promise((resolve) => {
-    down.on('data', (c: Buffer) => (ctx.bytesReceived += c.length))
-    upstream.on('data', (c: Buffer) => (ctx.bytesSent += c.length))
+    down.on('data', (c: Buffer) => {
+      ctx.bytesReceived += c.length
+      bodyBytesForwarded(c.length)
+    })
+    upstream.on('data', (c: Buffer) => {
+      ctx.bytesSent += c.length
+      bodyBytesForwarded(c.length)
+    })
     upstream.setTimeout(300_000, () => upstream.destroy())
     down.on('error', () => down.destroy())
     upstream.on('error', () => upstream.destroy())

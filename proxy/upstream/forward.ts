@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici'
 import { proxyError, FLAGS, type ProxyError, type RequestContext } from '../pipeline/index.js'
 import { isConnectPhaseError } from './pools.js'
 import { kDispatched, kParserError, type FrontSocket } from '../http/server.js'
+import { bodyBytesForwarded } from '../http/read-buffers.js'
 
 export interface ForwardOptions {
   /** Time to wait for the upstream's response headers (Envoy's route timeout): 504 UT. */
@@ -51,6 +52,7 @@ const nodeRes = (ctx: RequestContext): ServerResponse => ctx.res as ServerRespon
 async function* countingBody(ctx: RequestContext): AsyncGenerator<Buffer> {
   for await (const chunk of nodeReq(ctx) as AsyncIterable<Buffer>) {
     ctx.bytesReceived += chunk.length
+    bodyBytesForwarded(chunk.length)
     yield chunk
   }
 }
@@ -129,8 +131,14 @@ function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOpti
         const down = upgradeSocket!
         res.statusCode = statusCode
         writeUpgradeHead(down, statusCode, headers as Record<string, string | string[] | undefined>)
-        down.on('data', (c: Buffer) => (ctx.bytesReceived += c.length))
-        socket.on('data', (c: Buffer) => (ctx.bytesSent += c.length))
+        down.on('data', (c: Buffer) => {
+          ctx.bytesReceived += c.length
+          bodyBytesForwarded(c.length)
+        })
+        socket.on('data', (c: Buffer) => {
+          ctx.bytesSent += c.length
+          bodyBytesForwarded(c.length)
+        })
         down.pipe(socket)
         socket.pipe(down)
         let closed = 0
@@ -159,6 +167,7 @@ function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOpti
       },
       onResponseData(c, chunk) {
         ctx.bytesSent += chunk.length
+        bodyBytesForwarded(chunk.length)
         if (!res.write(chunk)) {
           c.pause()
           res.once('drain', () => c.resume())
