@@ -1,34 +1,22 @@
-import { createHash } from 'node:crypto'
 import type http from 'node:http'
-import { compile, mtlsModeFor, selectForWorkload, type MtlsMode, type PathNormalization, type PolicyDocument, type WorkloadPolicy } from './policy/index.js'
-import { createAdminServer, listenServer } from './admin/index.js'
+import type { Pool } from 'undici'
+import type { PolicyDocument, WorkloadPolicy } from './policy/index.js'
+import { certsDump, clustersDump, configDump, createAdminServer, listenServer } from './admin/index.js'
 import type { ClusterConfig, SidecarConfig } from './config/schema.js'
-import { parseDuration } from './config/schema.js'
+import { logInternalError, type Clock, type Logger } from './deps.js'
 import { createHttpFront, destroyUpgradedSockets } from './http/server.js'
-import { buildInboundHandler, InboundListener } from './inbound/index.js'
-import { buildOutboundHandler } from './outbound/index.js'
-import { proxyError, type Handler, type RouteTarget, type Stage } from './pipeline/index.js'
-import { createMetricsStage, createTraceStage, toAccessLogEntry, UNKNOWN_WORKLOAD, type AccessLogEntry, type AccessLogSink, type RoutedCluster, type WorkloadLabels } from './stages/index.js'
-import { parseSpiffeId } from './identity/index.js'
+import { InboundListener } from './inbound/index.js'
+import { proxyError } from './pipeline/index.js'
+import { toAccessLogEntry, type AccessLogEntry, type AccessLogSink } from './stages/index.js'
 import { createMetricsListener, createTracing, resolveTracingSettings, SidecarMetrics, type OtelEnv, type Tracing } from './telemetry/index.js'
-import { createJwtAuthenticator, JwksRegistry, type JwksRegistryOptions, type JwtOutcome } from './authn/index.js'
-import { compileRequestAuthn, jwtRulesForWorkload, type CompiledJwtRule } from './policy/index.js'
+import { JwksRegistry } from './authn/index.js'
 import { CredentialStore, type Credentials } from './tls/index.js'
 import { PoolRegistry } from './upstream/index.js'
 import { createRawFront, createRawUpstreamHandler, RawPoolRegistry, rawEngineUnavailable, type RawFront } from './engine-raw/index.js'
-import type { Pool } from 'undici'
+import { compileRuntime, effectiveJwtSettings, RuntimeStore, workloadName, type CompileEnv, type CompileInput, type EffectiveJwtSettings, type SidecarJwtOptions } from './runtime/index.js'
 
-export interface Clock {
-  now(): number
-}
-
-/** pino-compatible subset. */
-export interface Logger {
-  debug(obj: object, msg?: string): void
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
+export type { Clock, Logger, EffectiveJwtSettings, SidecarJwtOptions }
+export { effectiveJwtSettings }
 
 export interface SidecarDeps {
   readonly clock: Clock
@@ -43,22 +31,6 @@ export interface SidecarDeps {
   readonly otelEnv?: OtelEnv
   /** A ready tracer instead of the one config.telemetry.tracing describes (tests, benchmarks); null = off. */
   readonly tracing?: Tracing | null
-}
-
-export interface SidecarJwtOptions {
-  /** exp/nbf clock skew in seconds; default config.jwt.leeway (60s). */
-  readonly leewaySeconds?: number
-  /** Verified tokens kept per snapshot (LRU); default config.jwt.cacheSize (4096), 0 = off. */
-  readonly cacheSize?: number
-  /**
-   * Refresh interval, cooldown (default config.jwt.jwksRefresh / jwksCooldown), extra CAs, and
-   * `provided`: keys shipped by the control plane instead of fetched.
-   */
-  readonly jwks?: JwksRegistryOptions
-  /** Every JWT outcome (metric hook: remora_jwt_results_total{result,code}); must not throw. */
-  readonly onResult?: (outcome: JwtOutcome) => void
-  /** Every JWKS fetch attempt (metric hook); must not throw. */
-  readonly onJwksFetch?: (jwksUri: string, outcome: 'ok' | 'error') => void
 }
 
 export interface SidecarStartOptions {
@@ -78,16 +50,6 @@ export interface SnapshotInput {
   readonly clusters: readonly ClusterConfig[]
 }
 
-/**
- * Before the first snapshot every outbound lookup fails closed with 503 NC. It throws inside the
- * route stage, so the outer stages (access log, metrics, rescue) still see and answer the request.
- */
-class NoConfigRoutes extends Map<string, RoutedCluster> {
-  override get(): never {
-    throw proxyError('REMORA_ERR_NO_CONFIG', 'waiting for the first snapshot from the control plane')
-  }
-}
-
 /** A start-up failure that names the config field at fault (exit code 2). */
 export class StartupError extends Error {
   readonly code = 'REMORA_ERR_CONFIG_INVALID'
@@ -100,35 +62,10 @@ export class StartupError extends Error {
   }
 }
 
-/** Everything a request needs, compiled once per config/policy version and swapped atomically. */
-interface RuntimeState {
-  /** False until the first config: the static path starts configured, a control-plane sidecar does not. */
-  readonly configured: boolean
-  readonly version: string
-  readonly appliedAt: string
-  readonly policies: readonly PolicyDocument[]
-  readonly workloadPolicy: WorkloadPolicy
-  readonly mtlsMode: MtlsMode
-  readonly inbound: Handler
-  readonly outbound: Handler
-  readonly clusters: readonly RoutedCluster[]
-  readonly jwtRules: readonly CompiledJwtRule[]
-  readonly clusterConfigs: readonly ClusterConfig[]
-}
-
-const DEFAULT_TIMEOUT_MS = 15_000
-const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
-const IDLE_TIMEOUT_MS = 300_000
-/** The inbound target of a workload without inbound.app (a Job): port 0, never dialled (the listener refuses first). */
-const NO_INBOUND_APP = '127.0.0.1:0'
-
-function hostPortOf(address: string): number {
-  return Number(address.slice(address.lastIndexOf(':') + 1))
-}
-
 /**
- * One sidecar: inbound (:15006) and outbound (:15001) listeners, the admin endpoint (:15000), and
- * the compiled state they share. `start()` binds everything or nothing.
+ * One sidecar's lifecycle: inbound (:15006) and outbound (:15001) listeners, the admin endpoint
+ * (:15000), the metrics listener, and the runtime store they all read. `start()` binds everything or
+ * nothing; what a request runs on is compiled by proxy/runtime and swapped by its store.
  */
 export class Sidecar {
   readonly creds: CredentialStore
@@ -143,17 +80,15 @@ export class Sidecar {
   readonly tracing: Tracing | null
   /** The SPIFFE ID this sidecar runs as (the config names it; the certificate must match). */
   readonly selfId: string
+  readonly #env: CompileEnv
+  readonly #runtime: RuntimeStore
   #metricsServer: http.Server
-  #state: RuntimeState
   #inbound: InboundListener
   #outboundFront: http.Server | RawFront
   #inboundFront: http.Server | RawFront
-  /** The engine's terminal handler; undefined = the node:http engine's default. */
-  readonly #upstream: Handler | undefined
   #admin: http.Server
   #closed = false
   #started = false
-  readonly #swapListeners = new Set<(version: string) => void>()
 
   private constructor(
     readonly config: SidecarConfig,
@@ -165,7 +100,6 @@ export class Sidecar {
     this.creds = new CredentialStore(credentials)
     const raw = config.engine === 'raw'
     this.pools = raw ? new RawPoolRegistry(this.creds) : new PoolRegistry(this.creds)
-    this.#upstream = raw ? createRawUpstreamHandler() : undefined
     this.jwtSettings = effectiveJwtSettings(config, deps.jwt)
     this.jwks = new JwksRegistry(
       { ...deps.jwt?.jwks, refreshIntervalMs: this.jwtSettings.jwksRefreshMs, cooldownMs: this.jwtSettings.jwksCooldownMs },
@@ -174,8 +108,21 @@ export class Sidecar {
     this.metrics = telemetry.metrics
     this.tracing = telemetry.tracing
     this.selfId = `spiffe://${config.trustDomain}/ns/${config.workload.namespace}/sa/${config.workload.serviceAccount}`
-    this.#state = this.#build(policies, config.clusters, credentials !== null)
-    this.metrics.setConfigVersion(this.#state.version)
+    this.#env = {
+      config,
+      selfId: this.selfId,
+      pools: this.pools,
+      jwks: this.jwks,
+      jwtSettings: this.jwtSettings,
+      onJwtResult: deps.jwt?.onResult,
+      metrics: this.metrics,
+      tracing: this.tracing,
+      accessLog: deps.accessLog,
+      upstream: raw ? createRawUpstreamHandler() : undefined,
+      clock: deps.clock,
+      logger: deps.logger,
+    }
+    this.#runtime = new RuntimeStore(compileRuntime({ policies, clusters: config.clusters, configured: credentials !== null }, this.#env), this)
     this.metrics.attach({
       certExpirySeconds: () => (this.creds.hasCredentials ? (this.creds.current.notAfter.getTime() - deps.clock.now()) / 1000 : 0),
       upstreamConnections: () => this.#upstreamConnections(),
@@ -195,21 +142,21 @@ export class Sidecar {
       deps.accessLog(e)
     }
     const createFront = raw ? createRawFront : createHttpFront
-    const onInternalError = (err: unknown): void =>
-      deps.logger.error({ event: 'internal_error', err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'internal error')
-    this.#inboundFront = createFront({ direction: 'inbound', handler: () => this.#state.inbound, onParserError, onInternalError })
-    this.#outboundFront = createFront({ direction: 'outbound', handler: () => this.#state.outbound, onParserError, onInternalError })
+    const onInternalError = (err: unknown): void => logInternalError(deps.logger, err)
+    const rt = this.#runtime
+    this.#inboundFront = createFront({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError })
+    this.#outboundFront = createFront({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError })
     this.#inbound = new InboundListener({
       creds: this.creds,
       http: this.#inboundFront,
-      mtlsMode: () => this.#state.mtlsMode,
+      mtlsMode: () => rt.current.mtlsMode,
       onRefused: (reason, remote) => deps.logger.info({ event: 'inbound_connection_refused', reason, remote }, 'connection refused'),
       ...(config.inbound.app === undefined ? { refuseAll: 'this workload declares no inbound port (inbound.app is not set): nothing to forward to' } : {}),
     })
     this.#admin = createAdminServer({
       isLive: () => !this.#closed,
       isReady: () =>
-        this.#started && !this.#closed && this.#state.configured
+        this.#started && !this.#closed && rt.current.configured
           ? { ready: true, reason: 'listeners up, credentials loaded, config applied' }
           : { ready: false, reason: this.#closed ? 'shutting down' : this.#started ? 'no config yet: waiting for the first snapshot from the control plane' : 'starting' },
       configDump: () => this.configDump(),
@@ -276,20 +223,21 @@ export class Sidecar {
       deps.logger.warn({ event: 'metrics_listener_unavailable', port: c.telemetry.metrics.port, error: (err as NodeJS.ErrnoException).code ?? String(err) }, 'metrics port not bound; /metrics stays on the admin port')
     }
     sc.#started = true
-    deps.logger.info({ event: 'sidecar_started', identity: sc.selfId, engine: c.engine, ports: sc.ports, version: sc.#state.configured ? sc.#state.version : null }, 'remora sidecar started')
+    const st = sc.#runtime.current
+    deps.logger.info({ event: 'sidecar_started', identity: sc.selfId, engine: c.engine, ports: sc.ports, version: st.configured ? st.version : null }, 'remora sidecar started')
     return sc
   }
 
   get version(): string {
-    return this.#state.version
+    return this.#runtime.current.version
   }
 
   get workloadPolicy(): WorkloadPolicy {
-    return this.#state.workloadPolicy
+    return this.#runtime.current.workloadPolicy
   }
 
   get configured(): boolean {
-    return this.#state.configured
+    return this.#runtime.current.configured
   }
 
   /**
@@ -301,29 +249,27 @@ export class Sidecar {
   applySnapshot(snap: SnapshotInput, credentials?: Credentials): string {
     const prevCreds = this.creds.hasCredentials ? this.creds.current : null
     if (credentials) this.creds.update(credentials)
-    let next: RuntimeState
+    let version: string
     try {
-      next = this.#build(snap.policies, snap.clusters, true, snap.version)
+      version = this.#apply({ policies: snap.policies, clusters: snap.clusters, configured: true, version: snap.version })
     } catch (err) {
       if (credentials && prevCreds) this.creds.update(prevCreds)
       throw err
     }
-    this.#state = next
-    this.metrics.setConfigVersion(next.version)
-    this.#retainPools()
-    for (const fn of this.#swapListeners) fn(next.version)
-    this.deps.logger.info({ event: 'config_applied', version: next.version, policies: snap.policies.length, clusters: snap.clusters.length }, 'snapshot applied')
-    return next.version
+    this.deps.logger.info({ event: 'config_applied', version, policies: snap.policies.length, clusters: snap.clusters.length }, 'snapshot applied')
+    return version
   }
 
   /** Compiles a new policy set and swaps it in; in-flight requests finish on the old one. */
   applyPolicies(policies: readonly PolicyDocument[]): string {
-    const next = this.#build(policies, this.#state.clusterConfigs, true)
-    this.#state = next
-    this.metrics.setConfigVersion(next.version)
-    this.#retainPools()
-    for (const fn of this.#swapListeners) fn(next.version)
-    this.deps.logger.info({ event: 'config_applied', version: next.version, policies: policies.length }, 'policy set applied')
+    const version = this.#apply({ policies, clusters: this.#runtime.current.clusterConfigs, configured: true })
+    this.deps.logger.info({ event: 'config_applied', version, policies: policies.length }, 'policy set applied')
+    return version
+  }
+
+  #apply(input: CompileInput): string {
+    const next = compileRuntime(input, this.#env)
+    this.#runtime.swap(next)
     return next.version
   }
 
@@ -338,175 +284,26 @@ export class Sidecar {
   }
 
   *#upstreamConnections(): Iterable<[string, number]> {
-    for (const c of this.#state.clusters) for (const t of c.targets) yield [c.name, (t.dispatcher as Pool).stats.connected]
-    const app = this.#appTarget()
-    yield [app.cluster, (app.dispatcher as Pool).stats.connected]
+    const st = this.#runtime.current
+    for (const c of st.clusters) for (const t of c.targets) yield [c.name, (t.dispatcher as Pool).stats.connected]
+    yield [st.app.cluster, (st.app.dispatcher as Pool).stats.connected]
   }
 
-  /** The trace and metrics stages for one direction, with everything they label computed now. */
-  #observeStages(direction: 'inbound' | 'outbound', clusterConfigs: readonly ClusterConfig[]): Stage[] {
-    const c = this.config
-    const stages: Stage[] = []
-    const clusters = new Map<string, WorkloadLabels>()
-    const principals = new Map<string, string>()
-    if (direction === 'outbound') {
-      for (const cl of clusterConfigs) {
-        clusters.set(cl.name, clusterLabels(cl.name, cl.hosts, cl.identities))
-        if (cl.identities.length === 1) principals.set(cl.name, cl.identities[0]!)
-      }
-    }
-    if (this.tracing) stages.push(createTraceStage({ tracing: this.tracing, direction, jaegerUi: this.tracing.settings.jaegerUi, clusterPrincipals: principals }))
-    stages.push(createMetricsStage({ metrics: this.metrics, direction, self: selfLabels(c, this.selfId), clusters }))
-    return stages
-  }
-
+  /** Called after every swap with the new version (the store also publishes on diagnostics_channel). */
   onSwap(fn: (version: string) => void): () => void {
-    this.#swapListeners.add(fn)
-    return () => this.#swapListeners.delete(fn)
-  }
-
-  #retainPools(): void {
-    this.jwks.retain(this.#state.jwtRules)
-    const keep = new Set<Pool>()
-    for (const c of this.#state.clusters) for (const t of c.targets) keep.add(t.dispatcher as Pool)
-    keep.add(this.#appTarget().dispatcher as Pool)
-    this.pools.retain(keep)
-  }
-
-  #appTarget(): RouteTarget {
-    const c = this.config
-    // Without inbound.app the listener refuses every connection: this placeholder is never dialled.
-    const app = c.inbound.app ?? NO_INBOUND_APP
-    return {
-      cluster: `inbound|${hostPortOf(app)}||`,
-      address: app,
-      dispatcher: this.pools.plain(app, DEFAULT_CONNECT_TIMEOUT_MS),
-      timeoutMs: c.inbound.timeout ? parseDuration(c.inbound.timeout)! : DEFAULT_TIMEOUT_MS,
-      idleTimeoutMs: IDLE_TIMEOUT_MS,
-    }
-  }
-
-  #build(policies: readonly PolicyDocument[], clusterConfigs: readonly ClusterConfig[], configured: boolean, snapshotVersion?: string): RuntimeState {
-    const c = this.config
-    const set = compile(policies, { rootNamespace: c.policies.rootNamespace })
-    const wp = selectForWorkload(set, { namespace: c.workload.namespace, labels: c.workload.labels })
-    const appPort = hostPortOf(c.inbound.app ?? NO_INBOUND_APP)
-    const mtlsMode = mtlsModeFor(wp, appPort)
-    const jwtRules = jwtRulesForWorkload(compileRequestAuthn(policies, { rootNamespace: c.policies.rootNamespace }), { namespace: c.workload.namespace, labels: c.workload.labels }).rules
-    const jwtOpts = this.deps.jwt
-    const jwt =
-      jwtRules.length === 0
-        ? null
-        : createJwtAuthenticator(
-            jwtRules,
-            { leewaySeconds: this.jwtSettings.leewaySeconds, cacheSize: this.jwtSettings.cacheSize, sourceFor: (r) => this.jwks.sourceFor(r) },
-            { clock: this.deps.clock, logger: this.deps.logger },
-          )
-    // Every JWT outcome is counted (remora_jwt_validations_total{result}: ok, missing or the error code).
-    const onJwtResult = (_ctx: unknown, o: JwtOutcome): void => {
-      this.metrics.jwtResult(o.result === 'invalid' ? o.code : o.result)
-      jwtOpts?.onResult?.(o)
-    }
-    const clusters: RoutedCluster[] = clusterConfigs.map((cl) => ({
-      name: cl.name,
-      next: 0,
-      targets: cl.endpoints.map((address) => ({
-        cluster: cl.name,
-        address,
-        dispatcher: this.pools.mtls(
-          { address, identities: cl.identities, connectTimeoutMs: cl.connectTimeout ? parseDuration(cl.connectTimeout)! : DEFAULT_CONNECT_TIMEOUT_MS },
-          cl.name,
-        ),
-        timeoutMs: cl.timeout ? parseDuration(cl.timeout)! : DEFAULT_TIMEOUT_MS,
-        idleTimeoutMs: IDLE_TIMEOUT_MS,
-      })),
-    }))
-    const routes = configured ? new Map<string, RoutedCluster>() : new NoConfigRoutes()
-    clusterConfigs.forEach((cl, i) => {
-      for (const h of cl.hosts) routes.set(h.toLowerCase(), clusters[i]!)
-    })
-    const onInternalError = (err: unknown): void =>
-      this.deps.logger.error({ event: 'internal_error', err: err instanceof Error ? { name: err.name, message: err.message, stack: err.stack } : String(err) }, 'internal error')
-    const pathNormalization = c.pathNormalization as PathNormalization
-    const version =
-      snapshotVersion ??
-      createHash('sha256')
-        .update(JSON.stringify({ p: policies, c: clusterConfigs }))
-        .digest('hex')
-        .slice(0, 12)
-    return {
-      configured,
-      clusterConfigs,
-      version,
-      appliedAt: new Date(this.deps.clock.now()).toISOString(),
-      policies,
-      workloadPolicy: wp,
-      jwtRules,
-      mtlsMode,
-      clusters,
-      inbound: buildInboundHandler({
-        ownId: this.selfId,
-        pathNormalization,
-        mtlsMode,
-        policy: wp,
-        app: this.#appTarget(),
-        appPort,
-        jwt,
-        onJwtResult,
-        accessLog: this.deps.accessLog,
-        onInternalError,
-        observe: this.#observeStages('inbound', clusterConfigs),
-        upstream: this.#upstream,
-      }),
-      outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: this.deps.accessLog, onInternalError, observe: this.#observeStages('outbound', clusterConfigs), upstream: this.#upstream }),
-    }
+    return this.#runtime.onSwap((e) => fn(e.version))
   }
 
   configDump(): unknown {
-    const s = this.#state
-    return {
-      version: s.configured ? s.version : null,
-      appliedAt: s.configured ? s.appliedAt : null,
-      config: this.config, // file paths only; key material is never part of the config
-      identity: this.selfId,
-      clusters: s.clusterConfigs,
-      mtls: { mode: s.mtlsMode, policy: s.workloadPolicy.peerAuthn.policy },
-      authorizationPolicies: s.workloadPolicy.authzPolicies.map((p) => ({ policy: p.policy, action: p.action, dryRun: p.dryRun })),
-      policies: s.policies.map((p) => ({ kind: p.kind, namespace: p.metadata.namespace, name: p.metadata.name })),
-      // Issuers, locations and where keys come from; never a key or a token.
-      requestAuthentication: s.jwtRules.map((r) => ({ rule: r.id, issuer: r.issuer, audiences: r.audiences, jwks: r.jwksUri ?? 'inline', locations: r.locations, forwardOriginalToken: r.forwardOriginalToken })),
-      jwks: this.jwks.status(),
-      // The JWT settings in force (config.jwt unless the embedding code overrode a field).
-      jwtSettings: this.jwtSettings,
-    }
+    return configDump({ config: this.config, selfId: this.selfId, state: this.#runtime.current, jwks: this.jwks, jwtSettings: this.jwtSettings })
   }
 
   certsDump(): unknown {
-    if (!this.creds.hasCredentials) return { identity: null, reason: 'no workload certificate yet (waiting for the control plane)' }
-    const c = this.creds.current
-    return {
-      identity: c.identity.uri,
-      serial: c.serial,
-      notBefore: c.notBefore.toISOString(),
-      notAfter: c.notAfter.toISOString(),
-      expiresInSeconds: Math.round((c.notAfter.getTime() - this.deps.clock.now()) / 1000),
-      trustDomains: [...c.trustDomains],
-      trustBundle: c.trustBundle,
-    }
+    return certsDump(this.creds, this.deps.clock)
   }
 
   clustersDump(): unknown {
-    const stats = new Map(this.pools.stats().map((s) => [s.key, s]))
-    const statFor = (address: string): unknown => [...stats.values()].find((s) => s.key.includes(`|${address}|`)) ?? null
-    return {
-      inbound: { cluster: this.#appTarget().cluster, address: this.config.inbound.app ?? null, pool: this.config.inbound.app ? statFor(this.config.inbound.app) : null },
-      outbound: this.#state.clusters.map((cl) => ({
-        name: cl.name,
-        hosts: this.#state.clusterConfigs.find((x) => x.name === cl.name)?.hosts ?? [],
-        identities: this.#state.clusterConfigs.find((x) => x.name === cl.name)?.identities ?? [],
-        endpoints: cl.targets.map((t) => ({ address: t.address, timeoutMs: t.timeoutMs, pool: statFor(t.address) })),
-      })),
-    }
+    return clustersDump(this.config, this.#runtime.current, this.pools.stats())
   }
 
   async close(): Promise<void> {
@@ -555,50 +352,6 @@ const EMPTY_ENTRY: AccessLogEntry = {
   authz_reason: null,
   trace_id: null,
   span_id: null,
-}
-
-/** The JWT settings a sidecar runs with, in the units the authenticator and JWKS sources take. */
-export interface EffectiveJwtSettings {
-  readonly leewaySeconds: number
-  readonly cacheSize: number
-  readonly jwksRefreshMs: number
-  readonly jwksCooldownMs: number
-}
-
-/** config.jwt (already validated: the durations parse), with each field of `over` that is set winning. */
-export function effectiveJwtSettings(c: SidecarConfig, over: SidecarJwtOptions | undefined): EffectiveJwtSettings {
-  return {
-    leewaySeconds: over?.leewaySeconds ?? parseDuration(c.jwt.leeway)! / 1000,
-    cacheSize: over?.cacheSize ?? c.jwt.cacheSize,
-    jwksRefreshMs: over?.jwks?.refreshIntervalMs ?? parseDuration(c.jwt.jwksRefresh)!,
-    jwksCooldownMs: over?.jwks?.cooldownMs ?? parseDuration(c.jwt.jwksCooldown)!,
-  }
-}
-
-/** The workload's name as Istio's labels and the trace resource use it. */
-function workloadName(c: SidecarConfig): string {
-  return c.workload.name ?? c.workload.labels.app ?? c.workload.serviceAccount
-}
-
-function selfLabels(c: SidecarConfig, principal: string): WorkloadLabels {
-  const workload = workloadName(c)
-  const ns = c.workload.namespace
-  return { workload, namespace: ns, principal, app: c.workload.labels.app ?? workload, service: `${workload}.${ns}.svc.cluster.local`, serviceName: workload }
-}
-
-// A cluster's destination labels from its config: the longest host (the FQDN) as the service, and
-// workload/namespace from the SPIFFE ID secure naming requires, when there is exactly one.
-function clusterLabels(name: string, hosts: readonly string[], identities: readonly string[]): WorkloadLabels {
-  const service = hosts.map((h) => h.replace(/:\d+$/, '').toLowerCase()).reduce((a, b) => (b.length > a.length ? b : a), '')
-  const id = identities.length === 1 ? parseSpiffeId(identities[0]!) : null
-  return {
-    workload: id?.serviceAccount ?? UNKNOWN_WORKLOAD.workload,
-    namespace: id?.namespace ?? UNKNOWN_WORKLOAD.namespace,
-    principal: id?.uri ?? UNKNOWN_WORKLOAD.principal,
-    app: id?.serviceAccount ?? UNKNOWN_WORKLOAD.app,
-    service: service || name,
-    serviceName: name.split('.')[0] ?? name,
-  }
 }
 
 export { proxyError, toAccessLogEntry }

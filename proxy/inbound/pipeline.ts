@@ -1,16 +1,20 @@
 import type { MtlsMode, PathNormalization, WorkloadPolicy } from '../policy/index.js'
 import type { JwtAuthenticator, JwtOutcome } from '../authn/index.js'
-import { compose, type Stage, type Handler, type RequestContext, type RouteTarget } from '../pipeline/index.js'
+import { compose, type Handler, type RequestContext, type RouteTarget } from '../pipeline/index.js'
+import type { SidecarMetrics, Tracing } from '../telemetry/index.js'
 import {
   createAccessLogStage,
   createAuthnJwtStage,
   createAuthnMtlsStage,
   createAuthzStage,
   createInboundRouteStage,
+  createMetricsStage,
   createRescueStage,
   createSanitizeStage,
+  createTraceStage,
   createUpstreamHandler,
   type AccessLogSink,
+  type WorkloadLabels,
 } from '../stages/index.js'
 
 export interface InboundHandlerOptions {
@@ -23,13 +27,15 @@ export interface InboundHandlerOptions {
   readonly appPort: number
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
+  /** The tracer (null: tracing off, no trace stage) and the metric registry with this workload's labels. */
+  readonly tracing: Tracing | null
+  readonly metrics: SidecarMetrics
+  readonly self: WorkloadLabels
   /** The terminal handler of the forwarding engine; absent: the node:http engine's (undici pools). */
   readonly upstream?: Handler
   /** The workload's RequestAuthentication, compiled for this snapshot; null/absent: no JWT stage. */
   readonly jwt?: JwtAuthenticator | null
   readonly onJwtResult?: (ctx: RequestContext, outcome: JwtOutcome) => void
-  /** `trace` then `metrics` (either may be absent): observability sits right inside the access log. */
-  readonly observe?: readonly Stage[]
   readonly onDecision?: (ctx: RequestContext) => void
 }
 
@@ -48,7 +54,8 @@ export function buildInboundHandler(o: InboundHandlerOptions): Handler {
   return compose(
     [
       createAccessLogStage(o.accessLog),
-      ...(o.observe ?? []),
+      ...(o.tracing ? [createTraceStage({ tracing: o.tracing, direction: 'inbound', jaegerUi: o.tracing.settings.jaegerUi })] : []),
+      createMetricsStage({ metrics: o.metrics, direction: 'inbound', self: o.self }),
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'inbound', pathNormalization: o.pathNormalization, ownId: o.ownId }),
       createAuthnMtlsStage(o.mtlsMode),

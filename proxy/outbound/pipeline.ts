@@ -1,13 +1,17 @@
 import type { PathNormalization } from '../policy/index.js'
-import { compose, type Stage, type Handler } from '../pipeline/index.js'
+import { compose, type Handler } from '../pipeline/index.js'
+import type { SidecarMetrics, Tracing } from '../telemetry/index.js'
 import {
   createAccessLogStage,
+  createMetricsStage,
   createOutboundRouteStage,
   createRescueStage,
   createSanitizeStage,
+  createTraceStage,
   createUpstreamHandler,
   type AccessLogSink,
   type RouteTable,
+  type WorkloadLabels,
 } from '../stages/index.js'
 
 export interface OutboundHandlerOptions {
@@ -15,19 +19,31 @@ export interface OutboundHandlerOptions {
   readonly routes: RouteTable
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
+  /** The tracer (null: tracing off, no trace stage) and the metric registry with this workload's labels. */
+  readonly tracing: Tracing | null
+  readonly metrics: SidecarMetrics
+  readonly self: WorkloadLabels
+  /** Per cluster, computed when the config is compiled: its destination labels and, when it has exactly one, its identity. */
+  readonly clusterLabels: ReadonlyMap<string, WorkloadLabels>
+  readonly clusterPrincipals: ReadonlyMap<string, string>
   /** The terminal handler of the forwarding engine; absent: the node:http engine's (undici pools). */
   readonly upstream?: Handler
-  /** `trace` then `metrics` (either may be absent): observability sits right inside the access log. */
-  readonly observe?: readonly Stage[]
 }
 
-// Outer → inner: accessLog → trace (client span, injected upstream) → metrics (reporter=source)
-// → rescue → sanitize → route (Host → cluster → endpoint) → upstream (mTLS, secure naming).
+// Built once per config snapshot. Outer → inner (DESIGN.md §2):
+//   accessLog    outermost: one line per request, NR and UF included
+//   trace        client span, injected upstream (traceparent / b3 / uber-trace-id)
+//   metrics      Istio's request metrics, reporter=source, destination labels from the cluster
+//   rescue       the one place errors become responses
+//   sanitize     header hygiene + path normalization
+//   route        Host → cluster → endpoint (404 NR when none; 503 NC before the first snapshot)
+//   upstream     terminal: mTLS to the endpoint with secure naming
 export function buildOutboundHandler(o: OutboundHandlerOptions): Handler {
   return compose(
     [
       createAccessLogStage(o.accessLog),
-      ...(o.observe ?? []),
+      ...(o.tracing ? [createTraceStage({ tracing: o.tracing, direction: 'outbound', jaegerUi: o.tracing.settings.jaegerUi, clusterPrincipals: o.clusterPrincipals })] : []),
+      createMetricsStage({ metrics: o.metrics, direction: 'outbound', self: o.self, clusters: o.clusterLabels }),
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'outbound', pathNormalization: o.pathNormalization }),
       createOutboundRouteStage(o.routes),

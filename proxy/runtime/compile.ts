@@ -1,0 +1,159 @@
+import { createHash } from 'node:crypto'
+import { createJwtAuthenticator, type JwksRegistry, type JwtOutcome } from '../authn/index.js'
+import { parseDuration, type ClusterConfig, type SidecarConfig } from '../config/schema.js'
+import type { RawPoolRegistry } from '../engine-raw/index.js'
+import { buildInboundHandler } from '../inbound/index.js'
+import { buildOutboundHandler } from '../outbound/index.js'
+import { proxyError, type Handler, type RouteTarget } from '../pipeline/index.js'
+import { compile, compileRequestAuthn, jwtRulesForWorkload, mtlsModeFor, selectForWorkload, type CompiledJwtRule, type MtlsMode, type PathNormalization, type PolicyDocument, type WorkloadPolicy } from '../policy/index.js'
+import type { AccessLogSink, RoutedCluster, WorkloadLabels } from '../stages/index.js'
+import type { SidecarMetrics, Tracing } from '../telemetry/index.js'
+import type { PoolRegistry } from '../upstream/index.js'
+import { logInternalError, type Clock, type Logger } from '../deps.js'
+import type { EffectiveJwtSettings } from './jwt-settings.js'
+import { clusterLabels, selfLabels } from './labels.js'
+
+/** Everything a request needs, compiled once per config/policy version and swapped atomically. */
+export interface RuntimeState {
+  /** False until the first config: the static path starts configured, a control-plane sidecar does not. */
+  readonly configured: boolean
+  readonly version: string
+  readonly appliedAt: string
+  readonly policies: readonly PolicyDocument[]
+  readonly workloadPolicy: WorkloadPolicy
+  readonly mtlsMode: MtlsMode
+  readonly inbound: Handler
+  readonly outbound: Handler
+  readonly clusters: readonly RoutedCluster[]
+  readonly jwtRules: readonly CompiledJwtRule[]
+  readonly clusterConfigs: readonly ClusterConfig[]
+  /** The local app's target (its pool is kept across swaps). */
+  readonly app: RouteTarget
+}
+
+/** What the compiler builds with: fixed for the sidecar's life (pools and JWKS sources are shared across versions). */
+export interface CompileEnv {
+  readonly config: SidecarConfig
+  readonly selfId: string
+  readonly pools: PoolRegistry | RawPoolRegistry
+  readonly jwks: JwksRegistry
+  readonly jwtSettings: EffectiveJwtSettings
+  /** Called for every JWT outcome after it is counted (a test or metric hook). */
+  readonly onJwtResult?: (outcome: JwtOutcome) => void
+  readonly metrics: SidecarMetrics
+  readonly tracing: Tracing | null
+  readonly accessLog: AccessLogSink
+  /** The forwarding engine's terminal handler; undefined = the node:http engine's. */
+  readonly upstream: Handler | undefined
+  readonly clock: Clock
+  readonly logger: Logger
+}
+
+/** One config version's input: the policies, the outbound clusters, and whether it is a real config yet. */
+export interface CompileInput {
+  readonly policies: readonly PolicyDocument[]
+  readonly clusters: readonly ClusterConfig[]
+  readonly configured: boolean
+  /** The control plane's version; absent: a hash of the content (static and file-reload configs). */
+  readonly version?: string
+}
+
+const DEFAULT_TIMEOUT_MS = 15_000
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
+const IDLE_TIMEOUT_MS = 300_000
+/** The inbound target of a workload without inbound.app (a Job): port 0, never dialled (the listener refuses first). */
+const NO_INBOUND_APP = '127.0.0.1:0'
+
+const portOf = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1))
+
+/**
+ * Before the first snapshot every outbound lookup fails closed with 503 NC. It throws inside the
+ * route stage, so the outer stages (access log, metrics, rescue) still see and answer the request.
+ */
+class NoConfigRoutes extends Map<string, RoutedCluster> {
+  override get(): never {
+    throw proxyError('REMORA_ERR_NO_CONFIG', 'waiting for the first snapshot from the control plane')
+  }
+}
+
+/** The local app as a route target (its plain pool comes from the registry, so it is the same one every version). */
+export function appTarget(env: Pick<CompileEnv, 'config' | 'pools'>): RouteTarget {
+  const c = env.config
+  // Without inbound.app the listener refuses every connection: this placeholder is never dialled.
+  const app = c.inbound.app ?? NO_INBOUND_APP
+  return {
+    cluster: `inbound|${portOf(app)}||`,
+    address: app,
+    dispatcher: env.pools.plain(app, DEFAULT_CONNECT_TIMEOUT_MS),
+    timeoutMs: c.inbound.timeout ? parseDuration(c.inbound.timeout)! : DEFAULT_TIMEOUT_MS,
+    idleTimeoutMs: IDLE_TIMEOUT_MS,
+  }
+}
+
+/**
+ * The snapshot compiler: policies and clusters → the state every request runs on. Everything a
+ * request would otherwise look up (the workload's policies, mTLS mode, JWT rules, routes, pools,
+ * metric labels, both chains) is decided here, once per version. Throws when the input cannot be
+ * compiled; the caller keeps the old state (and NACKs).
+ */
+export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeState {
+  const c = env.config
+  const workload = { namespace: c.workload.namespace, labels: c.workload.labels }
+  const wp = selectForWorkload(compile(input.policies, { rootNamespace: c.policies.rootNamespace }), workload)
+  const app = appTarget(env)
+  const appPort = portOf(app.address)
+  const mtlsMode = mtlsModeFor(wp, appPort)
+  const jwtRules = jwtRulesForWorkload(compileRequestAuthn(input.policies, { rootNamespace: c.policies.rootNamespace }), workload).rules
+  const jwt =
+    jwtRules.length === 0
+      ? null
+      : createJwtAuthenticator(
+          jwtRules,
+          { leewaySeconds: env.jwtSettings.leewaySeconds, cacheSize: env.jwtSettings.cacheSize, sourceFor: (r) => env.jwks.sourceFor(r) },
+          { clock: env.clock, logger: env.logger },
+        )
+  // Every JWT outcome is counted (remora_jwt_validations_total{result}: ok, missing or the error code).
+  const onJwtResult = (_ctx: unknown, o: JwtOutcome): void => {
+    env.metrics.jwtResult(o.result === 'invalid' ? o.code : o.result)
+    env.onJwtResult?.(o)
+  }
+  const clusters: RoutedCluster[] = input.clusters.map((cl) => ({
+    name: cl.name,
+    next: 0,
+    targets: cl.endpoints.map((address) => ({
+      cluster: cl.name,
+      address,
+      dispatcher: env.pools.mtls({ address, identities: cl.identities, connectTimeoutMs: cl.connectTimeout ? parseDuration(cl.connectTimeout)! : DEFAULT_CONNECT_TIMEOUT_MS }, cl.name),
+      timeoutMs: cl.timeout ? parseDuration(cl.timeout)! : DEFAULT_TIMEOUT_MS,
+      idleTimeoutMs: IDLE_TIMEOUT_MS,
+    })),
+  }))
+  const routes = input.configured ? new Map<string, RoutedCluster>() : new NoConfigRoutes()
+  input.clusters.forEach((cl, i) => {
+    for (const h of cl.hosts) routes.set(h.toLowerCase(), clusters[i]!)
+  })
+  const labels = new Map<string, WorkloadLabels>()
+  const principals = new Map<string, string>()
+  for (const cl of input.clusters) {
+    labels.set(cl.name, clusterLabels(cl))
+    if (cl.identities.length === 1) principals.set(cl.name, cl.identities[0]!)
+  }
+  const onInternalError = (err: unknown): void => logInternalError(env.logger, err)
+  const pathNormalization = c.pathNormalization as PathNormalization
+  const self = selfLabels(c, env.selfId)
+  const telemetry = { tracing: env.tracing, metrics: env.metrics, self }
+  return {
+    configured: input.configured,
+    clusterConfigs: input.clusters,
+    version: input.version ?? createHash('sha256').update(JSON.stringify({ p: input.policies, c: input.clusters })).digest('hex').slice(0, 12),
+    appliedAt: new Date(env.clock.now()).toISOString(),
+    policies: input.policies,
+    workloadPolicy: wp,
+    jwtRules,
+    mtlsMode,
+    clusters,
+    app,
+    inbound: buildInboundHandler({ ownId: env.selfId, pathNormalization, mtlsMode, policy: wp, app, appPort, jwt, onJwtResult, accessLog: env.accessLog, onInternalError, ...telemetry, upstream: env.upstream }),
+    outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: env.accessLog, onInternalError, ...telemetry, clusterLabels: labels, clusterPrincipals: principals, upstream: env.upstream }),
+  }
+}
