@@ -1,10 +1,12 @@
-// Runs the real `remora` CLI in a child process (through tsx, so tests need no build).
+// Runs the real `remora` CLI in a child process (through tsx, so tests need no build; `built: true`
+// runs dist/cli/main.js as production does, for figures such as RSS that tsx's loader would blur).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const CLI = fileURLToPath(new URL('../../cli/main.ts', import.meta.url))
+const BUILT_CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 
 export interface Child {
   proc: ChildProcess
@@ -18,8 +20,9 @@ export interface Child {
   stop(): Promise<number>
 }
 
-export function runRemora(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+export function runRemora(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; built?: boolean } = {}): Child {
+  if (opts.built && !existsSync(BUILT_CLI)) throw new Error(`${BUILT_CLI} is missing: run npm run build first`)
+  const proc = spawn(process.execPath, opts.built ? [BUILT_CLI, ...args] : ['--import', 'tsx', CLI, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const child: Child = {
     proc,
     pid: proc.pid ?? 0,
