@@ -269,6 +269,16 @@ export const authzCases: AuthzCase[] = [
   { name: 'path confusion: %5C is rejected with 400 under MERGE_SLASHES', source: BEST, policies: [allow('allow-all', [{}])], request: { path: '/public%5C..%5Cadmin' }, expect: 'DENY', status: 400, policy: null },
   { name: 'path confusion: %2F is decoded under DECODE_AND_MERGE_SLASHES', source: BEST, pathNormalization: 'DECODE_AND_MERGE_SLASHES', policies: [denyAdmin], request: { path: '/admin%2Fusers' }, expect: 'DENY', policy: 'shop/deny-admin' },
   { name: 'path confusion: %2F is kept under BASE and does not match', source: BEST, pathNormalization: 'BASE', policies: [denyAdmin], request: { path: '/admin%2Fusers' }, expect: 'ALLOW', policy: null },
+  // issue 13: an escaped control character is refused before authorization, in every mode (Envoy refuses %00)
+  { name: 'path confusion: %00 is rejected with 400 under MERGE_SLASHES', source: BEST, policies: [denyAdmin], request: { path: '/admin%00.png' }, expect: 'DENY', status: 400, policy: null },
+  { name: 'path confusion: %00 is rejected with 400 under BASE', source: BEST, pathNormalization: 'BASE', policies: [denyAdmin], request: { path: '/admin%00.png' }, expect: 'DENY', status: 400, policy: null },
+  { name: 'path confusion: %00 is rejected with 400 under DECODE_AND_MERGE_SLASHES', source: BEST, pathNormalization: 'DECODE_AND_MERGE_SLASHES', policies: [denyAdmin], request: { path: '/admin%00.png' }, expect: 'DENY', status: 400, policy: null },
+  { name: 'path confusion: %0d%0a (header injection) is rejected with 400 under MERGE_SLASHES', source: BEST, policies: [denyAdmin], request: { path: '/admin%0d%0aSet-Cookie:%20x=1' }, expect: 'DENY', status: 400, policy: null },
+  { name: 'path confusion: %0D%0A is rejected with 400 under BASE', source: BEST, pathNormalization: 'BASE', policies: [denyAdmin], request: { path: '/admin%0D%0ASet-Cookie:%20x=1' }, expect: 'DENY', status: 400, policy: null },
+  { name: 'path confusion: %7F is rejected with 400 under DECODE_AND_MERGE_SLASHES', source: BEST, pathNormalization: 'DECODE_AND_MERGE_SLASHES', policies: [denyAdmin], request: { path: '/admin%7F' }, expect: 'DENY', status: 400, policy: null },
+  { name: 'path confusion: overlong %C0%80 (NUL) is rejected with 400', source: BEST, policies: [denyAdmin], request: { path: '/admin%C0%80.png' }, expect: 'DENY', status: 400, policy: null },
+  { name: 'path confusion: overlong %c0%ae%c0%ae (..) is rejected with 400', source: BEST, policies: [allow('allow-all', [{}])], request: { path: '/public/%c0%ae%c0%ae/admin' }, expect: 'DENY', status: 400, policy: null },
+  { name: 'path confusion: %2500 is not decoded twice and does not match /admin', source: BEST, policies: [denyAdmin], request: { path: '/admin%2500.png' }, expect: 'ALLOW', policy: null },
   { name: 'ALLOW-with-positive-matching: /public/../admin is not /public', source: BEST, policies: [allowPaths(['/public', '/public/*'])], request: { path: '/public/../admin' }, expect: 'DENY', policy: null },
   { name: 'DENY-with-negative-matching: notPaths ["/public"] denies /public/../admin', source: BEST, policies: [deny('deny-not-public', [to({ notPaths: ['/public'] })])], request: { path: '/public/../admin' }, expect: 'DENY', policy: 'shop/deny-not-public' },
 
