@@ -58,7 +58,11 @@ class DownstreamConnection implements DownstreamControl {
         this.#pairs = []
         this.#url = ''
         this.waitingSince = 0
-        const req = new RawRequest(METHODS[method ?? 1] ?? 'GET', target, raw, maj, min, keepAlive, upgrade, socket, this)
+        // llhttp also parses RTSP/ICE requests (ANNOUNCE … RTSP/1.0): a method outside node:http's
+        // table is not HTTP, and the pipeline answers it 400 before anything goes upstream.
+        const name = method === undefined ? undefined : METHODS[method]
+        const req = new RawRequest(name ?? 'UNKNOWN', target, raw, maj, min, keepAlive, upgrade, socket, this)
+        if (name === undefined) req.parserError = 'REMORA_ERR_BAD_REQUEST'
         const ex: Exchange = { req, res: new RawResponse(req, this) }
         this.#parsing = ex
         if (upgrade) this.#upgrade = ex

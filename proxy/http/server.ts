@@ -50,6 +50,8 @@ export function rawResponse(code: ProxyErrorCode): string {
   )
 }
 
+const HTTP_METHODS = new Set(http.METHODS)
+
 const upgradedSockets = new WeakMap<object, Set<Duplex>>()
 
 /** Destroys the sockets that left node:http through an Upgrade (WebSocket tunnels) on shutdown. */
@@ -78,7 +80,11 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
   const run = (ctx: RequestContext): void => {
     handler()(ctx).catch(() => ctx.res.destroy())
   }
-  const onRequest = (req: IncomingMessage, res: ServerResponse): void => run(createContext(direction, req, res, null))
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    // llhttp also parses RTSP/ICE requests (ANNOUNCE … RTSP/1.0); they are not HTTP: 400 before upstream.
+    if (!HTTP_METHODS.has(req.method ?? '')) (req.socket as FrontSocket)[kParserError] = 'REMORA_ERR_BAD_REQUEST'
+    run(createContext(direction, req, res, null))
+  }
   server.on('request', onRequest)
   server.on('checkContinue', onRequest) // the upstream stage answers 100 once the request is authorized
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
