@@ -1,6 +1,6 @@
-// `remora check --jwt`: JWT authentication exactly as the sidecar runs it (same authenticator,
-// same algorithm pinning and claim checks), with keys from `--jwks` or the rules' inline `jwks`:
-// the CLI never fetches a jwksUri. Returns what authz needs and what `-o json` prints as `authn`.
+// `remora check --jwt` / `--jwks`: JWT authentication exactly as the sidecar runs it (same
+// authenticator, same algorithm pinning and claim checks, over the request's headers and query),
+// with keys from `--jwks` or the rules' inline `jwks`: the CLI never fetches a jwksUri. Returns what authz needs and what `-o json` prints as `authn`.
 import { readFile } from 'node:fs/promises'
 import { createJwtAuthenticator, createStaticJwksSource, type JwksSource } from '../../proxy/authn/index.js'
 import { compileRequestAuthn, jwtRulesForWorkload, type JwtLocation, type PolicyDocument, type RequestAuth } from '../../proxy/policy/index.js'
@@ -14,7 +14,11 @@ export interface JwtCheck {
 }
 
 export interface JwtCheckInput {
-  readonly token: string
+  /** --jwt; undefined with --jwks alone: the request is authenticated as given (no token: unauthenticated). */
+  readonly token: string | undefined
+  /** The request's own header lines (--header) and query (from --path), as the sidecar's authenticator reads them. */
+  readonly rawHeaders: readonly string[]
+  readonly query: string
   readonly jwksFile: string | undefined
   readonly policies: readonly PolicyDocument[]
   readonly rootNamespace: string
@@ -59,8 +63,12 @@ export async function checkJwt(o: JwtCheckInput): Promise<JwtCheck> {
     { cacheSize: 0, sourceFor: (r) => (r.jwks ? createStaticJwksSource(r.jwks) : (fromFile ?? none(r.jwksUri!))) },
     { clock: { now: o.now ?? (() => Date.now()) } },
   )
-  const out = await a.authenticate(present(o.token, rules.flatMap((r) => r.locations)))
+  // --jwt adds the token where the rules look first to what the request already carries; a copy the
+  // request also carries is the sidecar's problem too (a repeated location is refused with 401).
+  const t = o.token !== undefined ? present(o.token, rules.flatMap((r) => r.locations)) : { rawHeaders: [], query: '' }
+  const query = t.query === '' ? o.query : o.query === '' ? t.query : `${o.query}&${t.query.slice(1)}`
+  const out = await a.authenticate({ rawHeaders: [...o.rawHeaders, ...t.rawHeaders], query })
   if (out.result === 'ok') return { authn: { result: 'ok', reason: null, principal: out.auth.principal }, auth: out.auth, detail: `verified by ${out.tokens[0]!.rule.id}` }
-  if (out.result === 'missing') return { authn: { result: 'missing', reason: null, principal: null }, auth: null, detail: 'no token in a configured location' }
+  if (out.result === 'missing') return { authn: { result: 'missing', reason: null, principal: null }, auth: null, detail: 'no token in a configured location: the request is unauthenticated' }
   return { authn: { result: 'invalid', reason: out.code, principal: null }, auth: null, detail: out.detail }
 }

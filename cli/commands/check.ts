@@ -19,6 +19,11 @@ import { UsageError, issueJson, loadPolicies, parseOutput, parsePathNormalizatio
 import { checkJwt } from './check-jwt.js'
 import { validateDocuments, type DocumentsValidation, type PathNormalization, type PolicySource } from '../../proxy/policy/index.js'
 import { ADMIN_FLAGS, callApi, resolveTarget, type AdminTarget } from '../admin-client.js'
+// The sidecar's own construction of the facts' headers: node:http's `req.headers` (as the raw
+// engine rebuilds it) and the authz stage's view of a repeated header. Using them, not a copy, keeps
+// `check` deciding on exactly what the sidecar decides on.
+import { headersObject } from '../../proxy/engine-raw/headers.js'
+import { policyHeaders } from '../../proxy/stages/authz.js'
 
 async function loadLivePolicies(t: AdminTarget, o: { trustDomains?: string[]; rootNamespace: string; pathNormalization: PathNormalization }): Promise<DocumentsValidation> {
   const r = await callApi(t, 'GET', '/v1/sources')
@@ -30,16 +35,20 @@ const USAGE = `usage: remora check (-f <file|dir>... | --server URL [--token T -
                     [--source-principal spiffe://<td>/ns/<ns>/sa/<sa>] [--source-ip 10.1.2.3] [--remote-ip <ip>]
                     [--host <authority>] [--port 80] [--dest-ip <ip>] [--sni <name>] [--header 'name: value']...
                     [--request-principal <iss>/<sub>] [--claims '{"groups":["admin"]}']
-                    [--jwt <token> [--jwks <jwks.json>]]
+                    [--jwt <token>] [--jwks <jwks.json>]
                     [--root-namespace ${DEFAULT_ROOT_NAMESPACE}] [--path-normalization ${PATH_NORMALIZATIONS.join('|')}]
                     [-o text|json]
 
 Defaults: --source-ip 127.0.0.1, --port 80, --host <app label>.<dest-namespace> (or localhost); no
 --source-principal means a plaintext caller. --path may carry a query; it is normalized as the
 sidecar would (default MERGE_SLASHES) and a path the sidecar rejects is reported as status 400.
+--header given twice is one repeated header, matched as the sidecar matches it.
 --jwt runs the workload's RequestAuthentication (from the policies given) on the token as the sidecar
 would: keys from --jwks or the rule's inline jwks, never fetched; an invalid token is status 401.
-Exit codes: 0 allow, 3 deny (401, 403 or 400), 2 bad input or invalid policies.`
+--jwks without --jwt runs it on the request as given: with no token (in --header or --path's query)
+the request is unauthenticated, as the sidecar decides it (403 where a principal is required).
+Each flag not marked ... is given once. Exit codes: 0 allow, 3 deny (401, 403 or 400), 2 bad input
+or invalid policies.`
 
 function parseLabels(v: string | undefined): Record<string, string> {
   const out: Record<string, string> = {}
@@ -48,22 +57,59 @@ function parseLabels(v: string | undefined): Record<string, string> {
     if (pair.trim() === '') continue
     const eq = pair.indexOf('=')
     if (eq <= 0) throw new UsageError(`--dest-labels: "${pair}" is not key=value`)
-    out[pair.slice(0, eq).trim()] = pair.slice(eq + 1).trim()
+    const k = pair.slice(0, eq).trim()
+    // A workload has one value per label: a second one would silently decide which policies apply.
+    if (k in out) throw new UsageError(`--dest-labels: ${k} is given twice`)
+    out[k] = pair.slice(eq + 1).trim()
   }
   return out
 }
 
-function parseHeaders(list: readonly string[] | undefined): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
+// RFC 9110 field names (tchar) and values without CR, LF or NUL: what node:http and llhttp accept.
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const BAD_VALUE = /[\r\n\0]/
+
+/** --header lines as Node's `req.rawHeaders`: name, value, … in the order given. */
+function parseHeaders(list: readonly string[] | undefined): string[] {
+  const raw: string[] = []
   for (const h of list ?? []) {
     const colon = h.indexOf(':')
     if (colon <= 0) throw new UsageError(`--header: "${h}" is not "name: value"`)
-    const name = h.slice(0, colon).trim().toLowerCase()
-    const value = h.slice(colon + 1).trim()
-    const prev = out[name]
-    out[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
+    const name = h.slice(0, colon).trim()
+    // llhttp strips the value's surrounding spaces and tabs, nothing else.
+    const value = h.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')
+    if (!FIELD_NAME.test(name)) throw new UsageError(`--header: "${name}" is not a header name`)
+    if (BAD_VALUE.test(value)) throw new UsageError(`--header: the value of ${name} carries CR, LF or NUL`)
+    raw.push(name, value)
   }
-  return out
+  return raw
+}
+
+/** facts.request.headers exactly as the sidecar builds them from the same header lines. */
+function factsHeaders(raw: readonly string[]): RequestFacts['request']['headers'] {
+  return policyHeaders(raw, headersObject(raw) as Record<string, string | string[] | undefined>)
+}
+
+/**
+ * `parseArgs` keeps the last of a repeated single-valued flag. For a decision tool that is a silent
+ * wrong answer (`--jwt A --jwt B` checks B only), so a repeat is an error.
+ */
+function rejectRepeats(tokens: readonly { kind: string; name?: string; rawName?: string }[], options: Readonly<Record<string, { type: string; multiple?: boolean }>>): void {
+  const seen = new Set<string>()
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.name === undefined || options[t.name]?.multiple) continue
+    if (seen.has(t.name)) throw new UsageError(`--${t.name} is given twice (only --header, -f and --trust-domain repeat)`)
+    seen.add(t.name)
+  }
+}
+
+/** The request as `-o json` prints it: credentials the caller passed as headers are not echoed. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie'])
+function printable(facts: RequestFacts | null): RequestFacts | null {
+  if (facts === null) return null
+  const headers: Record<string, string | string[] | undefined> = {}
+  for (const [k, v] of Object.entries(facts.request.headers)) headers[k] = CREDENTIAL_HEADERS.has(k) ? '[redacted]' : v
+  return { ...facts, request: { ...facts.request, headers } }
 }
 
 const SPIFFE = /^spiffe:\/\/([a-z0-9._-]+)((?:\/[A-Za-z0-9._-]+)*)$/
@@ -110,39 +156,38 @@ function parsePortArg(v: string | undefined): number {
 
 type CheckStatus = 200 | 401 | 403 | 400
 
+const OPTIONS = {
+  file: { type: 'string', short: 'f', multiple: true },
+  'dest-namespace': { type: 'string' },
+  'dest-labels': { type: 'string' },
+  'source-principal': { type: 'string' },
+  'source-ip': { type: 'string' },
+  'remote-ip': { type: 'string' },
+  method: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'dest-ip': { type: 'string' },
+  sni: { type: 'string' },
+  path: { type: 'string' },
+  header: { type: 'string', multiple: true },
+  'request-principal': { type: 'string' },
+  claims: { type: 'string' },
+  jwt: { type: 'string' },
+  jwks: { type: 'string' },
+  'trust-domain': { type: 'string', multiple: true },
+  'root-namespace': { type: 'string' },
+  'path-normalization': { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  help: { type: 'boolean', short: 'h' },
+  ...ADMIN_FLAGS,
+} as const
+
 export async function run(argv: string[]): Promise<number> {
   let values
   try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        file: { type: 'string', short: 'f', multiple: true },
-        'dest-namespace': { type: 'string' },
-        'dest-labels': { type: 'string' },
-        'source-principal': { type: 'string' },
-        'source-ip': { type: 'string' },
-        'remote-ip': { type: 'string' },
-        method: { type: 'string' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'dest-ip': { type: 'string' },
-        sni: { type: 'string' },
-        path: { type: 'string' },
-        header: { type: 'string', multiple: true },
-        'request-principal': { type: 'string' },
-        claims: { type: 'string' },
-        jwt: { type: 'string' },
-        jwks: { type: 'string' },
-        'trust-domain': { type: 'string', multiple: true },
-        'root-namespace': { type: 'string' },
-        'path-normalization': { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        help: { type: 'boolean', short: 'h' },
-        ...ADMIN_FLAGS,
-      },
-      allowPositionals: false,
-      strict: true,
-    }).values
+    const parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true, tokens: true })
+    rejectRepeats(parsed.tokens, OPTIONS)
+    values = parsed.values
   } catch (err) {
     console.error(`remora check: ${(err as Error).message}\n\n${USAGE}`)
     return 2
@@ -161,10 +206,8 @@ export async function run(argv: string[]): Promise<number> {
     const labels = parseLabels(values['dest-labels'])
     const src = parsePrincipal(values['source-principal'])
     const port = parsePortArg(values.port)
-    const facts0 = {
-      headers: parseHeaders(values.header),
-      auth: parseAuth(values['request-principal'], values.claims),
-    }
+    const rawHeaders = parseHeaders(values.header)
+    let auth = parseAuth(values['request-principal'], values.claims)
     const rootNamespace = values['root-namespace'] ?? DEFAULT_ROOT_NAMESPACE
     // --server: the live policy set from the control plane, through the same validate → compile path.
     const loaded =
@@ -177,12 +220,16 @@ export async function run(argv: string[]): Promise<number> {
       return 2
     }
     const wp = selectForWorkload(compile(loaded.policies, { rootNamespace }), { namespace, labels })
-    if (values.jwks !== undefined && values.jwt === undefined) throw new UsageError('--jwks needs --jwt <token>')
-    if (values.jwt !== undefined && values['request-principal'] !== undefined) throw new UsageError('--jwt and --request-principal are exclusive: the token gives the principal')
-    const jwtCheck = values.jwt !== undefined ? await checkJwt({ token: values.jwt, jwksFile: values.jwks, policies: loaded.policies, rootNamespace, workload: { namespace, labels } }) : null
-    if (jwtCheck) facts0.auth = jwtCheck.auth
+    const authn = values.jwt !== undefined || values.jwks !== undefined
+    if (authn && values['request-principal'] !== undefined) throw new UsageError(`${values.jwt !== undefined ? '--jwt' : '--jwks'} and --request-principal are exclusive: JWT authentication gives the principal`)
     const host = values.host ?? (labels.app ? `${labels.app}.${namespace}` : 'localhost')
     const normalized = normalizePath(values.path, mode)
+    // --jwt, or --jwks alone (the no-token row of a token matrix): authentication as the sidecar runs
+    // it, on the request's headers and query; no token found means an unauthenticated request.
+    const jwtCheck = authn
+      ? await checkJwt({ token: values.jwt, jwksFile: values.jwks, rawHeaders, query: normalized.ok ? normalized.query : '', policies: loaded.policies, rootNamespace, workload: { namespace, labels } })
+      : null
+    if (jwtCheck) auth = jwtCheck.auth
     let facts: RequestFacts | null = null
     let decision: Decision & { status: CheckStatus }
     let policies: ReturnType<typeof explain>['policies'] = []
@@ -209,9 +256,9 @@ export async function run(argv: string[]): Promise<number> {
           method: values.method,
           host,
           path: normalized.path,
-          headers: facts0.headers,
+          headers: factsHeaders(rawHeaders),
           ...(values.sni !== undefined ? { sni: values.sni } : {}),
-          auth: facts0.auth,
+          auth,
         },
       }
       const ex = explain(wp, facts)
@@ -238,7 +285,7 @@ export async function run(argv: string[]): Promise<number> {
             policies: policies.map((p) => ({ policy: p.policy, action: p.action, dryRun: p.dryRun, matched: p.matched, rule: p.ruleIndex, why: p.summary })),
             ...(jwtCheck ? { authn: jwtCheck.authn } : {}),
             mtls: { mode: mtls, policy: wp.peerAuthn.policy },
-            request: facts,
+            request: printable(facts),
             warnings: loaded.warnings.map(issueJson),
           },
           null,
