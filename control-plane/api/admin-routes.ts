@@ -47,7 +47,8 @@ export async function apply(ctx: ApiContext, req: http.IncomingMessage, res: htt
     results.push({ kind: doc.kind, namespace: doc.metadata.namespace ?? 'default', name: doc.metadata.name, result })
     if (result !== 'unchanged') writes.push([keys[i]!, text])
   }
-  if (!body.dryRun) for (const [k, t] of writes) await ctx.store.put(k, t)
+  // One write for the whole apply: neither a snapshot built meanwhile nor a crash sees part of it.
+  if (!body.dryRun) await ctx.store.putAll(writes)
   const version = body.dryRun ? ctx.publisher.version : await ctx.publisher.settle()
   sendJson(res, 200, { applied: results, dryRun: body.dryRun, version, warnings: r.warnings })
 }

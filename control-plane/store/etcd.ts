@@ -52,6 +52,15 @@ export class EtcdStore implements Store {
     await this.#client.put(ROOT + key).value(value)
   }
 
+  async putAll(entries: readonly (readonly [string, string])[]): Promise<void> {
+    if (entries.length === 0) return
+    for (const [k] of entries) checkKey(k)
+    // One transaction: every key at one revision (watchers get them in one response) or none. etcd
+    // caps a transaction at --max-txn-ops (128 by default): a larger set fails whole.
+    const ops = entries.map(([k, v]) => this.#client.put(ROOT + k).value(v))
+    await this.#client.if(ROOT + entries[0]![0], 'Mod', '>', -1).then(...ops).commit()
+  }
+
   async create(key: string, value: string): Promise<boolean> {
     checkKey(key)
     const r = await this.#client.if(ROOT + key, 'Create', '==', 0).then(this.#client.put(ROOT + key).value(value)).commit()

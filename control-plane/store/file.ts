@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { renameSync } from 'node:fs'
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile, open } from 'node:fs/promises'
 import { join, sep } from 'node:path'
 import { checkKey, underPrefix, type Store, type StoreEvent, type StoreWatch } from './types.js'
@@ -17,7 +18,8 @@ const hash = (v: string): string => createHash('sha256').update(v).digest('hex')
  * compares content hashes, so an editor's save or a `git pull` reaches the watchers within pollMs.
  * The scan reads only the folders someone watches, and only the files whose size, mtime or inode
  * changed since it last looked: a thousand registrations cost a thousand stat calls, not a
- * thousand reads and hashes, every pollMs.
+ * thousand reads and hashes, every pollMs. `putAll` is all-or-none across a crash: a journal names
+ * its temp files before the renames, and open() finishes a journal a crash left behind.
  */
 export class FileStore implements Store {
   readonly kind = 'file' as const
@@ -38,6 +40,10 @@ export class FileStore implements Store {
   readonly #lastWrite = new Map<string, number>()
   /** key → "size:mtimeNs:ino" when the scanner last read it. */
   readonly #stats = new Map<string, string>()
+  /** list() calls under way, and a putAll about to rename: a list never sees part of a putAll. */
+  #lists = 0
+  #listsDone: (() => void)[] = []
+  #committing: Promise<void> | null = null
 
   private constructor(dir: string, o: FileStoreOptions) {
     this.#dir = dir
@@ -49,6 +55,7 @@ export class FileStore implements Store {
     await mkdir(dir, { recursive: true, mode: 0o700 })
     const s = new FileStore(dir, o)
     await chmod(dir, 0o700)
+    await s.#recover()
     s.#known = new Map([...(await s.#readAll())].map(([k, v]) => [k, hash(v)]))
     return s
   }
@@ -109,7 +116,14 @@ export class FileStore implements Store {
   async list(prefix: string): Promise<Map<string, string>> {
     checkKey(prefix, true)
     const folder = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : ''
-    const all = await this.#readAll(folder)
+    while (this.#committing) await this.#committing
+    this.#lists++
+    let all
+    try {
+      all = await this.#readAll(folder)
+    } finally {
+      if (--this.#lists === 0) for (const done of this.#listsDone.splice(0)) done()
+    }
     return new Map([...all].filter(([k]) => underPrefix(k, prefix)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
   }
 
@@ -129,6 +143,59 @@ export class FileStore implements Store {
     }
     await rename(tmp, path)
     this.#changed(key, value)
+  }
+
+  async putAll(entries: readonly (readonly [string, string])[]): Promise<void> {
+    if (entries.length === 0) return
+    for (const [k] of entries) checkKey(k)
+    const moves: [tmp: string, path: string][] = []
+    try {
+      for (const [key, value] of entries) {
+        await this.#mkdirs(key)
+        const path = this.#path(key)
+        const tmp = join(path, '..', `.${randomBytes(6).toString('hex')}.tmp`)
+        await writeFile(tmp, value, { mode: 0o600 })
+        moves.push([tmp, path])
+      }
+    } catch (err) {
+      await Promise.all(moves.map(([tmp]) => rm(tmp, { force: true })))
+      throw err
+    }
+    // The commit point: once the journal exists, a crash is finished by the next open().
+    const rel = (p: string): string => p.slice(this.#dir.length + 1)
+    const journal = join(this.#dir, `.journal-${randomBytes(6).toString('hex')}.json`)
+    await writeFile(`${journal}.tmp`, JSON.stringify(moves.map(([t, p]) => [rel(t), rel(p)])), { mode: 0o600 })
+    await rename(`${journal}.tmp`, journal)
+    let release!: () => void
+    const committing = new Promise<void>((r) => (release = r))
+    while (this.#committing) await this.#committing
+    this.#committing = committing
+    try {
+      if (this.#lists > 0) await new Promise<void>((r) => this.#listsDone.push(r))
+      // Synchronous: nothing in this process runs between the first rename and the last.
+      for (const [tmp, path] of moves) renameSync(tmp, path)
+      for (const [key, value] of entries) this.#changed(key, value)
+    } finally {
+      this.#committing = null
+      release()
+    }
+    await rm(journal, { force: true })
+  }
+
+  /** Finishes the putAll a crash interrupted after its commit point (renames what is left), drops uncommitted journals. */
+  async #recover(): Promise<void> {
+    for (const name of await readdir(this.#dir)) {
+      const file = join(this.#dir, name)
+      if (/^\.journal-[0-9a-f]+\.json\.tmp$/.test(name)) await rm(file, { force: true })
+      if (!/^\.journal-[0-9a-f]+\.json$/.test(name)) continue
+      const moves = JSON.parse(await readFile(file, 'utf8')) as [string, string][]
+      for (const [tmp, path] of moves) {
+        await rename(join(this.#dir, tmp), join(this.#dir, path)).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err // ENOENT: renamed before the crash
+        })
+      }
+      await rm(file, { force: true })
+    }
   }
 
   async create(key: string, value: string): Promise<boolean> {

@@ -22,6 +22,12 @@ export interface Store {
   /** Every key under `prefix` (a key or a folder ending with `/`), sorted by key. */
   list(prefix: string): Promise<Map<string, string>>
   put(key: string, value: string): Promise<void>
+  /**
+   * Puts every entry as one write: a reader (a list, a watcher, another replica) sees all of them
+   * or none, and a crash part-way leaves all or none (an `apply` of several documents is never
+   * half-applied). Watchers hear of the keys together.
+   */
+  putAll(entries: readonly (readonly [key: string, value: string])[]): Promise<void>
   /** Puts only when the key does not exist yet; false when it did (first writer wins across replicas). */
   create(key: string, value: string): Promise<boolean>
   /** False when there was nothing to delete. */

@@ -132,3 +132,23 @@ test('file store: a same-size edit and a removal made behind its back both reach
   ])
   await s.close()
 })
+
+test('file store: a putAll a crash cut short after its journal is finished by the next open, one never committed is dropped', async () => {
+  const dir = await tmp()
+  const store = await FileStore.open(dir)
+  await store.put('policies/shop/AuthorizationPolicy/a.yaml', 'old a\n')
+  await store.close()
+  // As putAll leaves it when killed between its commit point and the last rename: a.yaml renamed, b.yaml not yet.
+  const folder = join(dir, 'policies', 'shop', 'AuthorizationPolicy')
+  await writeFile(join(folder, 'a.yaml'), 'new a\n')
+  await writeFile(join(folder, '.b1.tmp'), 'new b\n')
+  await writeFile(join(dir, '.journal-0a1b.json'), JSON.stringify([['policies/shop/AuthorizationPolicy/.a1.tmp', 'policies/shop/AuthorizationPolicy/a.yaml'], ['policies/shop/AuthorizationPolicy/.b1.tmp', 'policies/shop/AuthorizationPolicy/b.yaml']]))
+  // And one killed before its commit point: its journal is still a temp file, so nothing of it lands.
+  await writeFile(join(folder, '.c1.tmp'), 'c\n')
+  await writeFile(join(dir, '.journal-0c1d.json.tmp'), JSON.stringify([['policies/shop/AuthorizationPolicy/.c1.tmp', 'policies/shop/AuthorizationPolicy/c.yaml']]))
+  const again = await FileStore.open(dir)
+  expect(Object.fromEntries(await again.list('policies/'))).toEqual({ 'policies/shop/AuthorizationPolicy/a.yaml': 'new a\n', 'policies/shop/AuthorizationPolicy/b.yaml': 'new b\n' })
+  await expect(stat(join(dir, '.journal-0a1b.json'))).rejects.toThrow()
+  await expect(stat(join(dir, '.journal-0c1d.json.tmp'))).rejects.toThrow()
+  await again.close()
+})

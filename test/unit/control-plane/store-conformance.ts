@@ -79,6 +79,22 @@ export function storeConformance(name: string, open: () => Promise<StoreFixture>
       expect(await s.delete('d/k')).toBe(false)
     })
 
+    test('putAll writes every entry; a list made meanwhile sees all of them or none, and watchers hear each', async () => {
+      const keys = Array.from({ length: 20 }, (_, i) => `policies/shop/AuthorizationPolicy/g-${i}.yaml`)
+      const events: StoreEvent[] = []
+      const w = await s.watch('policies/', (e) => events.push(e))
+      let done = false
+      const seen = new Set<number>()
+      const writing = s.putAll(keys.map((k, i) => [k, `n: ${i}\n`] as const)).finally(() => (done = true))
+      while (!done) seen.add([...(await s.list('policies/shop/')).keys()].filter((k) => keys.includes(k)).length)
+      await writing
+      seen.add((await s.list('policies/shop/')).size)
+      expect([...seen].filter((n) => n !== 0 && n !== keys.length)).toEqual([])
+      for (const [i, k] of keys.entries()) expect(await s.get(k)).toBe(`n: ${i}\n`)
+      await until(() => keys.every((k) => events.some((e) => e.type === 'put' && e.key === k)), 'a put event for every key')
+      await w.close()
+    })
+
     test('values keep any UTF-8 text, newlines included', async () => {
       const v = 'a: "é ✓"\n---\nb: [1, 2]\n'
       await s.put('u/k', v)
