@@ -42,7 +42,8 @@ const USAGE = `usage: remora check (-f <file|dir>... | --server URL [--token T -
 Defaults: --source-ip 127.0.0.1, --port 80, --host <app label>.<dest-namespace> (or localhost); no
 --source-principal means a plaintext caller. --path may carry a query; it is normalized as the
 sidecar would (default MERGE_SLASHES) and a path the sidecar rejects is reported as status 400.
---header given twice is one repeated header, matched as the sidecar matches it.
+--header given twice is one repeated header, matched as the sidecar matches it; --host is the Host
+header (lower-cased for host matching, as the sidecar does), so --header host is refused.
 --jwt runs the workload's RequestAuthentication (from the policies given) on the token as the sidecar
 would: keys from --jwks or the rule's inline jwks, never fetched; an invalid token is status 401.
 --jwks without --jwt runs it on the request as given: with no token (in --header or --path's query)
@@ -79,6 +80,7 @@ function parseHeaders(list: readonly string[] | undefined): string[] {
     // llhttp strips the value's surrounding spaces and tabs, nothing else.
     const value = h.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')
     if (!FIELD_NAME.test(name)) throw new UsageError(`--header: "${name}" is not a header name`)
+    if (name.toLowerCase() === 'host') throw new UsageError('--header host: give the authority with --host (a request has one Host)')
     if (BAD_VALUE.test(value)) throw new UsageError(`--header: the value of ${name} carries CR, LF or NUL`)
     raw.push(name, value)
   }
@@ -206,7 +208,7 @@ export async function run(argv: string[]): Promise<number> {
     const labels = parseLabels(values['dest-labels'])
     const src = parsePrincipal(values['source-principal'])
     const port = parsePortArg(values.port)
-    const rawHeaders = parseHeaders(values.header)
+    const headerLines = parseHeaders(values.header)
     let auth = parseAuth(values['request-principal'], values.claims)
     const rootNamespace = values['root-namespace'] ?? DEFAULT_ROOT_NAMESPACE
     // --server: the live policy set from the control plane, through the same validate → compile path.
@@ -222,7 +224,10 @@ export async function run(argv: string[]): Promise<number> {
     const wp = selectForWorkload(compile(loaded.policies, { rootNamespace }), { namespace, labels })
     const authn = values.jwt !== undefined || values.jwks !== undefined
     if (authn && values['request-principal'] !== undefined) throw new UsageError(`${values.jwt !== undefined ? '--jwt' : '--jwks'} and --request-principal are exclusive: JWT authentication gives the principal`)
-    const host = values.host ?? (labels.app ? `${labels.app}.${namespace}` : 'localhost')
+    // As the sidecar: the authority is the Host header, lower-cased, and Host is one of the headers.
+    const authority = values.host ?? (labels.app ? `${labels.app}.${namespace}` : 'localhost')
+    const host = authority.toLowerCase()
+    const rawHeaders = ['host', authority, ...headerLines]
     const normalized = normalizePath(values.path, mode)
     // --jwt, or --jwks alone (the no-token row of a token matrix): authentication as the sidecar runs
     // it, on the request's headers and query; no token found means an unauthenticated request.

@@ -21,6 +21,7 @@ spec:
   rules:
     - when: [{ key: "request.headers[x-user]", values: [mallory] }]
     - when: [{ key: "request.headers[user-agent]", values: [evil] }]
+    - when: [{ key: "request.headers[host]", values: [blocked.shop] }]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -85,7 +86,8 @@ describe('a DENY on request.headers[x-user] in [mallory]', () => {
 test('-o json shows the repeated header as the sidecar builds it: one value per name, names in lower case', async () => {
   const r = await check(['X-User: alice', 'x-user: mallory', 'x-other: 1'], ['-o', 'json'])
   const headers = (JSON.parse(r.out) as { request: { request: { headers: Record<string, unknown> } } }).request.request.headers
-  expect(Object.keys(headers).sort()).toEqual(['x-other', 'x-user'])
+  expect(Object.keys(headers).sort()).toEqual(['host', 'x-other', 'x-user'])
+  expect(headers.host).toBe('orders.shop')
   expect(typeof headers['x-user']).toBe('string')
   expect(headers['x-user']).toMatch(/^alice, ?mallory$/)
 })
@@ -99,6 +101,7 @@ test('credentials passed as headers are not echoed by -o json', async () => {
 test('bad input exits 2: a header name that is not a token, a value with CR/LF, a flag that does not repeat given twice, a label given twice', async () => {
   expect((await check(['x user: a'])).code).toBe(2)
   expect((await check(['x-user: a\r\nx-admin: 1'])).code).toBe(2)
+  expect((await check(['host: evil.shop'])).code).toBe(2) // the authority is --host: a request has one Host
   for (const twice of [
     ['--method', 'POST'],
     ['--path', '/admin'],
@@ -114,17 +117,20 @@ test('bad input exits 2: a header name that is not a token, a value with CR/LF, 
   expect(labels.err).toContain('--dest-labels: app is given twice')
 })
 
-// Rows of header lines: the CLI's decision must be the sidecar's, whatever evaluate() decides.
-const ROWS: string[][] = [
-  ['x-user: mallory'],
-  ['x-user: alice'],
-  ['x-user: alice', 'x-user: mallory'],
-  ['x-user: mallory', 'x-user: alice'],
-  ['X-User: alice', 'x-user: mallory'],
-  ['x-user: alice, mallory'],
-  ['x-user: alice', 'x-user: bob'],
-  ['user-agent: good', 'user-agent: evil'], // node:http keeps the first user-agent in req.headers
-  ['user-agent: evil', 'user-agent: good'],
+// Rows of header lines (and the Host): the CLI's decision must be the sidecar's, whatever evaluate() decides.
+const ROWS: { lines: string[]; host?: string }[] = [
+  { lines: ['x-user: mallory'] },
+  { lines: ['x-user: alice'] },
+  { lines: ['x-user: alice', 'x-user: mallory'] },
+  { lines: ['x-user: mallory', 'x-user: alice'] },
+  { lines: ['X-User: alice', 'x-user: mallory'] },
+  { lines: ['x-user: alice, mallory'] },
+  { lines: ['x-user: alice', 'x-user: bob'] },
+  { lines: ['user-agent: good', 'user-agent: evil'] }, // node:http keeps the first user-agent in req.headers
+  { lines: ['user-agent: evil', 'user-agent: good'] },
+  { lines: [], host: 'blocked.shop' }, // Host is one of the headers policies see
+  { lines: [], host: 'Blocked.Shop' },
+  { lines: ['x-user: alice'], host: 'other.shop' },
 ]
 
 for (const engine of ['raw', 'node-http'] as const) {
@@ -144,11 +150,11 @@ for (const engine of ['raw', 'node-http'] as const) {
     })
 
     for (const row of ROWS) {
-      test(row.join(' | '), async () => {
+      test([`host: ${row.host ?? 'orders.shop'}`, ...row.lines].join(' | '), async () => {
         const before = app.hits
-        const reply = await rawExchange(sc.inbound, `GET /orders HTTP/1.1\r\nhost: orders.shop\r\n${row.map((h) => `${h}\r\n`).join('')}connection: close\r\n\r\n`)
+        const reply = await rawExchange(sc.inbound, `GET /orders HTTP/1.1\r\nhost: ${row.host ?? 'orders.shop'}\r\n${row.lines.map((h) => `${h}\r\n`).join('')}connection: close\r\n\r\n`)
         const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(reply)?.[1])
-        const cli = await check(row, ['-o', 'json'])
+        const cli = await check(row.lines, ['-o', 'json', ...(row.host ? ['--host', row.host] : [])])
         expect([200, 403]).toContain(status)
         expect((JSON.parse(cli.out) as { status: number }).status).toBe(status)
         expect(cli.code).toBe(status === 200 ? 0 : 3)
