@@ -81,8 +81,17 @@ export interface ResponseHeadFacts {
   keepAliveMs: number | null
 }
 
-/** Filters an upstream response's raw pairs (from llhttp, so no CR/LF inside). */
-export function responseHeadFacts(raw: readonly string[], drop: ReadonlySet<string> | null): ResponseHeadFacts {
+/** The sidecar's own response headers (as `sanitize`'s isSidecarOwnedHeader): an app may not send them. */
+function isOwned(k: string): boolean {
+  return k.startsWith('x-remora-') || k.startsWith('x-envoy-')
+}
+
+/**
+ * Filters an upstream response's raw pairs (from llhttp, so no CR/LF inside). `dropOwned` (the
+ * inbound listener: the upstream is the local app) also removes `x-remora-*` and `x-envoy-*`, so an
+ * app cannot imitate a sidecar's denial (`x-remora-response-flags: AZ`, `x-remora-denied-by`).
+ */
+export function responseHeadFacts(raw: readonly string[], drop: ReadonlySet<string> | null, dropOwned = false): ResponseHeadFacts {
   let named: string[] | null = null
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.length === 10 && raw[i]!.toLowerCase() === 'connection') (named ??= []).push(...raw[i + 1]!.toLowerCase().split(',').map((s) => s.trim()))
@@ -100,7 +109,7 @@ export function responseHeadFacts(raw: readonly string[], drop: ReadonlySet<stri
       const m = /timeout=(\d+)/i.exec(raw[i + 1]!)
       if (m) keepAliveMs = Number(m[1]) * 1000
     }
-    if (HOP_BY_HOP.has(k) || k === 'content-length' || (named !== null && named.includes(k)) || (drop !== null && drop.has(k))) continue
+    if (HOP_BY_HOP.has(k) || k === 'content-length' || (named !== null && named.includes(k)) || (drop !== null && drop.has(k)) || (dropOwned && isOwned(k))) continue
     lines += `${name}: ${raw[i + 1]}\r\n`
   }
   return { lines, contentLength, chunked, keepAliveMs }

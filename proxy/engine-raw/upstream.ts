@@ -119,7 +119,7 @@ function exchange(
         clearTimeout(timer)
         ctx.upstreamMs = performance.now() - t0
         upstreamKeepAlive = keepAlive
-        const facts = responseHeadFacts(raw, null)
+        const facts = responseHeadFacts(raw, null, ctx.direction === 'inbound') // the app may not send x-remora-*/x-envoy-*
         keepAliveHintMs = facts.keepAliveMs
         if (statusCode === 101 && isUpgrade) {
           if (upgrade === null) return -1 // a 101 nobody asked for: protocol error

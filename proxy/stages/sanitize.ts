@@ -5,7 +5,11 @@ import { proxyError, type Handler, type RequestContext, type Stage } from '../pi
 // Header hygiene and path normalization, before anything (authz, routing) looks at the request.
 // Hop-by-hop fields (RFC 9110 §7.6.1) and any field named in `Connection` are removed; the
 // caller's XFCC is always dropped (only this sidecar may assert a peer identity); `Expect` is
-// answered by the sidecar (Envoy's default), so it is not forwarded.
+// answered by the sidecar (Envoy's default), so it is not forwarded. Every `x-remora-*` and
+// `x-envoy-*` header is the sidecar's own namespace: a caller's copy is dropped here, before any
+// stage reads the request (Envoy strips its internal headers from external requests), so the app
+// can trust each one it receives. What the sidecar sets for the app (XFCC, x-forwarded-proto,
+// x-request-id, trace context; JWT outputs in authnJwt) is set after this.
 const DROP = new Set([
   'connection',
   'keep-alive',
@@ -20,6 +24,11 @@ const DROP = new Set([
   'x-forwarded-client-cert',
   'host',
 ])
+
+/** `x-remora-*` / `x-envoy-*` (lower-case name): the sidecar's own headers, never taken from a caller or an app. */
+export function isSidecarOwnedHeader(k: string): boolean {
+  return k.charCodeAt(0) === 120 /* x */ && k.charCodeAt(1) === 45 /* - */ && (k.startsWith('x-remora-') || k.startsWith('x-envoy-'))
+}
 
 export interface SanitizeOptions {
   readonly direction: 'inbound' | 'outbound'
@@ -78,7 +87,7 @@ export function createSanitizeStage(opts: SanitizeOptions): Stage {
       const named = conn ? conn.toLowerCase().split(',').map((s) => s.trim()) : null
       const out: Record<string, string | string[]> = {}
       for (const k in h) {
-        if (DROP.has(k)) continue
+        if (DROP.has(k) || isSidecarOwnedHeader(k)) continue
         const v = h[k]
         if (v === undefined) continue
         if (named !== null && named.includes(k)) continue

@@ -16,13 +16,16 @@ export interface ForwardOptions {
 // RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection. Names listed in `Connection` go too.
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-authenticate', 'proxy-authorization'])
 
-function responseHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+// From the local app (inbound), the sidecar's own x-remora-* / x-envoy-* are dropped too: an app cannot imitate a denial.
+const isOwned = (k: string): boolean => k.startsWith('x-remora-') || k.startsWith('x-envoy-')
+
+function responseHeaders(h: Record<string, string | string[] | undefined>, fromApp: boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   const conn = h.connection
   const named = conn ? new Set(String(conn).toLowerCase().split(',').map((s) => s.trim())) : null
   for (const k in h) {
     const v = h[k]
-    if (v === undefined || HOP_BY_HOP.has(k) || (named && named.has(k))) continue
+    if (v === undefined || HOP_BY_HOP.has(k) || (named && named.has(k)) || (fromApp && isOwned(k))) continue
     out[k] = v
   }
   return out
@@ -64,11 +67,11 @@ function hasRequestBody(ctx: RequestContext): boolean {
   return cl !== undefined && cl !== '0'
 }
 
-function writeUpgradeHead(socket: Duplex, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+function writeUpgradeHead(socket: Duplex, statusCode: number, headers: Record<string, string | string[] | undefined>, fromApp: boolean): void {
   let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`
   for (const k in headers) {
     const v = headers[k]
-    if (v === undefined || k === 'connection' || k === 'upgrade' || k === 'keep-alive') continue
+    if (v === undefined || k === 'connection' || k === 'upgrade' || k === 'keep-alive' || (fromApp && isOwned(k))) continue
     for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`
   }
   head += `connection: upgrade\r\nupgrade: ${String(headers.upgrade ?? 'websocket')}\r\n\r\n`
@@ -130,7 +133,7 @@ function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOpti
         ctx.upstreamMs = performance.now() - t0
         const down = upgradeSocket!
         res.statusCode = statusCode
-        writeUpgradeHead(down, statusCode, headers as Record<string, string | string[] | undefined>)
+        writeUpgradeHead(down, statusCode, headers as Record<string, string | string[] | undefined>, ctx.direction === 'inbound')
         down.on('data', (c: Buffer) => {
           ctx.bytesReceived += c.length
           bodyBytesForwarded(c.length)
@@ -158,7 +161,7 @@ function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOpti
         if (statusCode < 200) return // 1xx: 100-continue is answered by the sidecar itself
         started = true
         ctx.upstreamMs = performance.now() - t0
-        const out = responseHeaders(headers as Record<string, string | string[] | undefined>)
+        const out = responseHeaders(headers as Record<string, string | string[] | undefined>, ctx.direction === 'inbound')
         if (upgradeSocket) out.connection = 'close'
         // A failed response links to its trace for mesh peers (the `trace` stage sets traceLink).
         if (statusCode >= 500 && ctx.traceLink !== null && ctx.peer !== null) out['x-remora-trace'] = ctx.traceLink

@@ -9,6 +9,7 @@ import type { AccessLogEntry } from '../../proxy/stages/index.js'
 import { createTestPki, type Leaf, type TestPki } from '../helpers/pki.js'
 import { mtlsRequest, plainRequest, rawExchange, startSidecar, until, type Reply, type RequestOptions, type TestSidecar } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
+import { createTestKey, jwks, signJws, type TestKey } from '../helpers/jwt.js'
 
 const MODES: readonly PathNormalization[] = ['BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES']
 
@@ -231,5 +232,210 @@ describe('the app receives the normalized path, never the raw one (both engines)
     expect(statusLine(out)).toBe(`HTTP/1.1 403 ${http.STATUS_CODES[403]}`)
     expect(out).toMatch(/x-remora-response-flags: AZ/i)
     expect(app.hits).toBe(hits)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Findings 2 and 5: headers the sidecar owns, and facts that occur more than once. One pair with a
+// RequestAuthentication and the policies below; its app echoes what it received, and /spoof
+// answers with headers that imitate a sidecar's denial.
+
+const ISS = 'https://issuer.bypass.test'
+const ISS2 = 'https://second.bypass.test'
+
+function usersPolicies(k1: TestKey, k2: TestKey): string {
+  return `
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: { name: jwt, namespace: shop }
+spec:
+  jwtRules:
+    - issuer: ${ISS}
+      jwks: '${JSON.stringify(jwks(k1))}'
+      outputPayloadToHeader: x-jwt-payload
+      outputClaimToHeaders: [{ header: x-group, claim: group }]
+    - issuer: ${ISS2}
+      jwks: '${JSON.stringify(jwks(k2))}'
+      fromHeaders: [{ name: x-token }]
+      fromParams: [tok]
+      fromCookies: [session]
+      forwardOriginalToken: true
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-users, namespace: shop }
+spec:
+  action: DENY
+  rules:
+    - when: [{ key: "request.headers[x-user]", values: [mallory] }]
+    - when: [{ key: "request.headers[x-team]", values: ["red*"] }]
+    - when: [{ key: "request.headers[x-tag]", values: ["*-evil"] }]
+    - when: [{ key: "request.headers[user-agent]", values: [evilbot] }]
+    - when: [{ key: "request.auth.claims[scope]", values: [admin] }]
+    - when: [{ key: "request.auth.claims[permission]", values: [delete] }]
+    - from: [{ source: { remoteIpBlocks: ["127.0.0.1/32"] } }]
+      to: [{ operation: { paths: ["/no-loopback"] } }]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: allow-users, namespace: shop }
+spec:
+  action: ALLOW
+  rules:
+    - to: [{ operation: { paths: ["/public*", "/no-loopback", "/spoof*"] } }]
+    - to: [{ operation: { paths: ["/internal"] } }]
+      when: [{ key: "request.headers[x-envoy-internal]", values: ["true"] }]
+    - to: [{ operation: { paths: ["/remora"] } }]
+      when: [{ key: "request.headers[x-remora-trusted]", values: ["*"] }]
+    - to: [{ operation: { paths: ["/group"] } }]
+      when: [{ key: "request.headers[x-group]", values: [admin] }]
+    - to: [{ operation: { paths: ["/json"] } }]
+      when: [{ key: "request.headers[content-type]", values: [application/json] }]
+    - to: [{ operation: { paths: ["/scoped"] } }]
+      when: [{ key: "request.auth.claims[scope]", values: [read] }]
+    - from: [{ source: { remoteIpBlocks: ["10.0.0.0/8"] } }]
+      to: [{ operation: { paths: ["/from-ten"] } }]
+`
+}
+
+const SPOOF = {
+  'x-remora-response-flags': 'AZ',
+  'x-remora-error-code': 'REMORA_ERR_AUTHZ_DENIED',
+  'x-remora-denied-by': 'deny: spoofed by the app',
+  'x-remora-trace': 'http://evil.example/trace/1',
+  'x-envoy-upstream-service-time': '1',
+  'x-envoy-overloaded': 'true',
+}
+
+let k1: TestKey
+let k2: TestKey
+let usersApp: Upstream
+let users: Pair
+
+const token = (k: TestKey, iss: string, claims: Record<string, unknown> = {}): string =>
+  signJws({ alg: 'EdDSA', kid: k.kid, typ: 'JWT' }, { iss, sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600, ...claims }, { key: k })
+
+beforeAll(async () => {
+  k1 = createTestKey('k1', 'EdDSA', 'k1')
+  k2 = createTestKey('k2', 'EdDSA', 'k2')
+  usersApp = await startUpstream((req, res) => {
+    if ((req.url ?? '').startsWith('/spoof')) {
+      res.writeHead(req.url === '/spoof/500' ? 500 : 200, { 'content-type': 'text/plain', ...SPOOF })
+      res.end('app')
+      return
+    }
+    res.setHeader('content-type', 'application/json')
+    res.end(JSON.stringify({ url: req.url, headers: req.headers }))
+  })
+  const payments = await startSidecar({ pki, serviceAccount: 'payments', app: usersApp.address, policies: usersPolicies(k1, k2) })
+  const orders = await startSidecar({
+    pki,
+    serviceAccount: 'orders',
+    app: '127.0.0.1:1',
+    clusters: [{ name: 'payments.shop', hosts: ['payments'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: ['spiffe://cluster.local/ns/shop/sa/payments'] }],
+  })
+  users = { payments, orders }
+})
+
+afterAll(async () => {
+  await users?.orders.close()
+  await users?.payments.close()
+  await usersApp?.close()
+})
+
+/** One request through `via`; the reply, the access log line of the sidecar that decided, and what the app got (or null). */
+async function attempt(via: Via, o: RequestOptions): Promise<{ res: Reply; line: AccessLogEntry; seen: (typeof usersApp.requests)[number] | null }> {
+  const hits = usersApp.hits
+  let res: Reply | null = null
+  const line = await logged(users.payments, async () => (res = await send(users, via, o)))
+  return { res: res!, line, seen: usersApp.hits > hits ? usersApp.requests.at(-1)! : null }
+}
+
+function expectDenied(r: Awaited<ReturnType<typeof attempt>>, status: 403 | 401 = 403): void {
+  expect(r.res.status).toBe(status)
+  const flag = status === 403 ? 'AZ' : 'JW'
+  expect(r.res.headers['x-remora-response-flags']).toBe(flag)
+  expect(r.line.response_flags).toBe(flag)
+  expect(r.seen).toBeNull()
+}
+
+function expectAllowed(r: Awaited<ReturnType<typeof attempt>>): void {
+  expect(r.res.status).toBe(200)
+  expect(r.line.response_flags).toBe('-')
+  expect(r.seen).not.toBeNull()
+}
+
+const INTERNAL_SENT = {
+  'x-remora-denied-by': 'forged',
+  'X-Remora-Response-Flags': 'AZ',
+  'x-remora-trusted': 'yes',
+  'x-remora-anything': 'x',
+  'x-envoy-internal': 'true',
+  'X-Envoy-Original-Path': '/admin',
+  'x-envoy-force-trace': 'true',
+  'x-envoy-external-address': '10.1.2.3',
+}
+
+describe('finding 2: headers the sidecar owns', () => {
+  for (const via of VIAS) {
+    test(`${via}: every x-remora-* and x-envoy-* header a caller sends is stripped before the app`, async () => {
+      const r = await attempt(via, { path: '/public', headers: { ...INTERNAL_SENT, 'x-other': 'kept' } })
+      expectAllowed(r)
+      const names = r.seen!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase())
+      expect(names.filter((n) => n.startsWith('x-remora-') || n.startsWith('x-envoy-'))).toEqual([])
+      expect(r.seen!.headers['x-other']).toBe('kept') // the allow twin: an ordinary header passes
+    })
+
+    test(`${via}: a forged x-envoy-internal or x-remora-* header never satisfies a policy (403 AZ); the twin path is allowed`, async () => {
+      expectDenied(await attempt(via, { path: '/internal', headers: { 'x-envoy-internal': 'true' } }))
+      expectDenied(await attempt(via, { path: '/remora', headers: { 'x-remora-trusted': 'yes' } }))
+      expectAllowed(await attempt(via, { path: '/public/internal', headers: { 'x-envoy-internal': 'true' } }))
+    })
+
+    test(`${via}: the headers the sidecar sets for the app are set after stripping (x-forwarded-proto, x-request-id, XFCC)`, async () => {
+      const r = await attempt(via, { path: '/public', headers: { 'x-forwarded-client-cert': 'By=spiffe://evil;URI=spiffe://cluster.local/ns/shop/sa/admin', 'x-forwarded-proto': 'https' } })
+      expectAllowed(r)
+      const h = r.seen!.headers
+      expect(h['x-request-id']).toBeTruthy()
+      if (via === 'inbound plaintext') {
+        expect(h['x-forwarded-client-cert']).toBeUndefined()
+        expect(h['x-forwarded-proto']).toBe('http')
+      } else {
+        // a verified peer: XFCC names it (the outbound sidecar, or the mTLS caller), never the forged one
+        expect(h['x-forwarded-client-cert']).toMatch(/^By=spiffe:\/\/cluster\.local\/ns\/shop\/sa\/payments;Hash=[0-9a-f]+;URI=spiffe:\/\/cluster\.local\/ns\/shop\/sa\/orders$/)
+      }
+    })
+
+    test(`${via}: a forged JWT output header (x-group, x-jwt-payload) without a token never reaches the app nor satisfies a policy`, async () => {
+      expectDenied(await attempt(via, { path: '/group', headers: { 'x-group': 'admin', 'x-jwt-payload': 'e30' } }))
+      const r = await attempt(via, { path: '/public', headers: { 'x-group': 'admin', 'x-jwt-payload': 'e30' } })
+      expectAllowed(r)
+      expect(r.seen!.headers['x-group']).toBeUndefined()
+      expect(r.seen!.headers['x-jwt-payload']).toBeUndefined()
+      // the twin: a verified token sets them, and the policy sees the verified value
+      const ok = await attempt(via, { path: '/group', headers: { authorization: `Bearer ${token(k1, ISS, { group: 'admin' })}`, 'x-group': 'forged' } })
+      expectAllowed(ok)
+      expect(ok.seen!.headers['x-group']).toBe('admin')
+    })
+  }
+
+  test('inbound mTLS: x-remora-* and x-envoy-* response headers from the app never reach the caller (it cannot imitate a denial)', async () => {
+    for (const path of ['/spoof', '/spoof/500']) {
+      const r = await attempt('inbound mTLS', { path })
+      expect(r.seen).not.toBeNull()
+      for (const k of Object.keys(SPOOF)) expect(r.res.headers[k], `${path}: ${k}`).toBeUndefined()
+      expect(r.res.headers['content-type']).toBe('text/plain') // the twin: the app's other headers pass
+      expect(r.res.body).toBe('app')
+    }
+  })
+
+  test('outbound: the caller sees the real denial of the peer sidecar (x-remora-denied-by), never the app\'s imitation', async () => {
+    const spoof = await attempt('outbound', { path: '/spoof' })
+    expect(spoof.res.status).toBe(200)
+    for (const k of Object.keys(SPOOF)) expect(spoof.res.headers[k]).toBeUndefined()
+    const real = await attempt('outbound', { path: '/internal' })
+    expect(real.res.status).toBe(403)
+    expect(real.res.headers['x-remora-response-flags']).toBe('AZ')
+    expect(real.res.headers['x-remora-denied-by']).toMatch(/no ALLOW policy matched/)
   })
 })
