@@ -1,4 +1,5 @@
 import { validateDocuments, type PolicyDocument, type PolicyIssue, type PolicySource } from '../../proxy/policy/index.js'
+import { policyId } from '../../proxy/snapshot/index.js'
 
 /** Policies from outside the store (`--source kubernetes`): the feed delivers the whole valid set each time it changes. */
 export interface PolicyFeed {
@@ -31,7 +32,7 @@ export function createPolicySetValidator(o: { trustDomain: string; rootNamespace
       cache.set(source, { text, v })
       r.errors.push(...v.errors)
       for (const doc of v.policies) {
-        const id = `${doc.kind} ${doc.metadata.namespace}/${doc.metadata.name}`
+        const id = policyId(doc)
         const first = seen.get(id)
         if (first !== undefined) {
           r.errors.push({ code: 'REMORA_ERR_POLICY_DUPLICATE', severity: 'error', path: 'metadata.name', message: `${id} is already defined at ${first}`, source })

@@ -1,18 +1,11 @@
 import { createHash } from 'node:crypto'
-import { deflateRawSync } from 'node:zlib'
-import { CompactSign } from 'jose'
 import type { PolicyDocument } from '../../proxy/policy/index.js'
-import { SIGNING_ALG, type SigningKey } from '../ca/index.js'
+import { signSnapshotPayload, type SnapshotCluster } from '../../proxy/snapshot/index.js'
+import type { SigningKey } from '../ca/index.js'
 
-export const SNAPSHOT_TYP = 'remora-snapshot+jws'
-
-/** An outbound cluster as sidecars receive it (the SidecarConfig cluster shape). */
-export interface SnapshotCluster {
-  readonly name: string
-  readonly hosts: readonly string[]
-  readonly endpoints: readonly string[]
-  readonly identities: readonly string[]
-}
+// Building and signing a snapshot; the wire contract (typ, algorithm, zip, schema) is
+// proxy/snapshot's, the one the sidecars verify with.
+export { SNAPSHOT_TYP, type SnapshotCluster } from '../../proxy/snapshot/index.js'
 
 /** One complete config; the same for every sidecar (each selects the policies for its workload). */
 export interface SnapshotPayload {
@@ -31,7 +24,7 @@ export interface SnapshotPayload {
 export interface SignedSnapshot {
   readonly version: string
   readonly payload: SnapshotPayload
-  /** Compact JWS (ES256, typ remora-snapshot+jws) over the payload's JSON. */
+  /** Compact JWS (ES256, typ remora-snapshot+jws, deflated) over the payload's JSON. */
   readonly jws: string
 }
 
@@ -61,13 +54,6 @@ export function buildSnapshot(input: {
   }
 }
 
-/**
- * The payload is signed deflated (`zip: "DEF"`, a critical header: a sidecar that does not know it
- * refuses the snapshot instead of misreading it). Snapshots are repetitive JSON: 100 policies and
- * 100 clusters shrink ~13×, and the control plane writes each snapshot once per connected sidecar.
- */
 export async function signSnapshot(payload: SnapshotPayload, key: SigningKey): Promise<SignedSnapshot> {
-  const body = deflateRawSync(Buffer.from(JSON.stringify(payload)))
-  const jws = await new CompactSign(body).setProtectedHeader({ alg: SIGNING_ALG, kid: key.kid, typ: SNAPSHOT_TYP, zip: 'DEF', crit: ['zip'] }).sign(key.privateKey, { crit: { zip: true } })
-  return { version: payload.version, payload, jws }
+  return { version: payload.version, payload, jws: await signSnapshotPayload(payload, key) }
 }

@@ -1,43 +1,21 @@
 import { z } from 'zod'
 import { PATH_NORMALIZATIONS } from '../policy/path.js'
+import { ClusterSchema, durationSchema, formatPath, hostPortSchema, parseDuration, type ClusterConfig } from '../snapshot/index.js'
+
+// The cluster schema and the duration/host:port parsers are the snapshot contract's (one schema for
+// sidecar.yaml and the wire); re-exported here for the config's users.
+export { ClusterSchema, formatPath, parseDuration, type ClusterConfig }
+export { parseHostPort } from '../snapshot/index.js'
 
 // SidecarConfig: the one schema every source (file, flags, control plane) passes through.
 // Strict objects everywhere: an unknown field is an error, never ignored.
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/
-export function parseDuration(v: string): number | null {
-  const m = DURATION.exec(v)
-  if (!m) return null
-  const n = Number(m[1])
-  const unit = m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 3_600_000
-  return Math.round(n * unit)
-}
-
-const duration = z.string().refine((v) => parseDuration(v) !== null, { message: 'expected a duration like 500ms, 15s, 1m' })
+const duration = durationSchema
+const hostPort = hostPortSchema
 const port = z.number({ message: 'expected a port number' }).int('expected an integer port').min(0, 'expected a port 0-65535').max(65535, 'expected a port 0-65535')
-const hostPort = z.string().refine((v) => parseHostPort(v) !== null, { message: 'expected host:port' })
 const dns1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
 const name = z.string().regex(dns1123, 'expected a DNS-1123 label (lower-case letters, digits, "-")')
-const hostName = z.string().min(1).regex(/^[A-Za-z0-9*]([-A-Za-z0-9.*]*[A-Za-z0-9])?(:\d{1,5})?$/, 'expected a host name, optionally with :port')
 const spiffeIdish = z.string().regex(/^spiffe:\/\/[a-z0-9._-]+\/\S+$/, 'expected a SPIFFE ID (spiffe://<trust-domain>/<path>)')
-
-export function parseHostPort(v: string): { host: string; port: number } | null {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v)
-  if (!m) return null
-  const p = Number(m[2])
-  if (p < 1 || p > 65535) return null
-  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!
-  return { host, port: p }
-}
-
-export const ClusterSchema = z.strictObject({
-  name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'expected a cluster name like payments.shop'),
-  hosts: z.array(hostName).min(1, 'expected at least one host'),
-  endpoints: z.array(hostPort),
-  identities: z.array(spiffeIdish).min(1, 'expected at least one SPIFFE identity (secure naming)'),
-  timeout: duration.optional(),
-  connectTimeout: duration.optional(),
-})
 
 export const TRACE_EXPORTERS = ['otlp', 'otlp-grpc', 'jaeger', 'none'] as const
 export const TRACE_PROPAGATORS = ['tracecontext', 'baggage', 'b3', 'b3multi', 'jaeger'] as const
@@ -202,17 +180,6 @@ export const SidecarConfigSchema = z.strictObject({
 
 export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>
 export type SidecarConfig = z.output<typeof SidecarConfigSchema>
-export type ClusterConfig = z.output<typeof ClusterSchema>
-
-/** `clusters[0].endpoints[1]` from a zod path. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = ''
-  for (const seg of path) {
-    if (typeof seg === 'number') out += `[${seg}]`
-    else out += out ? `.${String(seg)}` : String(seg)
-  }
-  return out || '(root)'
-}
 
 export interface ConfigIssue {
   path: string

@@ -1,6 +1,7 @@
 // The sidecar's control-plane client (xDS's role): bootstrap with a join token, the signed snapshot
 // stream (verify → validate with proxy/policy → swap → ACK/NACK), renewal, persisted last good
-// state. Never imports control-plane/: the wire format is validated here, at the boundary.
+// state (client.ts orchestrates transport.ts, apply.ts and renewal.ts). Never imports control-plane/:
+// the wire contract is proxy/snapshot's, shared with the control plane.
 export { ControlPlaneClient, type ControlPlaneClientDeps, type ControlPlaneClientOptions, type SnapshotTarget } from './client.js'
 export { XDS_ERRORS, XdsError, type XdsErrorCode } from './errors.js'
 export { checkSnapshot, verifySnapshot, importPinnedKey, SNAPSHOT_TYP, type CheckedSnapshot, type SnapshotPayload } from './snapshot.js'

@@ -1,0 +1,53 @@
+import { z } from 'zod'
+
+// The outbound cluster as sidecar.yaml and the control plane's snapshots both carry it: one schema
+// for the file and the wire, so a cluster the control plane sends is checked exactly as a static one.
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/
+
+/** `500ms`, `15s`, `1m`, `24h` → ms, or null. */
+export function parseDuration(v: string): number | null {
+  const m = DURATION.exec(v)
+  if (!m) return null
+  const n = Number(m[1])
+  const unit = m[2] === 'ms' ? 1 : m[2] === 's' ? 1000 : m[2] === 'm' ? 60_000 : 3_600_000
+  return Math.round(n * unit)
+}
+
+/** `host:port` or `[v6]:port` (port 1-65535), or null. */
+export function parseHostPort(v: string): { host: string; port: number } | null {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(v)
+  if (!m) return null
+  const p = Number(m[2])
+  if (p < 1 || p > 65535) return null
+  const host = m[1]!.startsWith('[') ? m[1]!.slice(1, -1) : m[1]!
+  return { host, port: p }
+}
+
+export const durationSchema = z.string().refine((v) => parseDuration(v) !== null, { message: 'expected a duration like 500ms, 15s, 1m' })
+export const hostPortSchema = z.string().refine((v) => parseHostPort(v) !== null, { message: 'expected host:port' })
+const hostName = z.string().min(1).regex(/^[A-Za-z0-9*]([-A-Za-z0-9.*]*[A-Za-z0-9])?(:\d{1,5})?$/, 'expected a host name, optionally with :port')
+const spiffeIdish = z.string().regex(/^spiffe:\/\/[a-z0-9._-]+\/\S+$/, 'expected a SPIFFE ID (spiffe://<trust-domain>/<path>)')
+
+export const ClusterSchema = z.strictObject({
+  name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'expected a cluster name like payments.shop'),
+  hosts: z.array(hostName).min(1, 'expected at least one host'),
+  endpoints: z.array(hostPortSchema),
+  identities: z.array(spiffeIdish).min(1, 'expected at least one SPIFFE identity (secure naming)'),
+  timeout: durationSchema.optional(),
+  connectTimeout: durationSchema.optional(),
+})
+
+export type ClusterConfig = z.output<typeof ClusterSchema>
+/** A cluster as the control plane writes it into a snapshot. */
+export type SnapshotCluster = z.input<typeof ClusterSchema>
+
+/** `clusters[0].endpoints[1]` from a zod path. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = ''
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`
+    else out += out ? `.${String(seg)}` : String(seg)
+  }
+  return out || '(root)'
+}

@@ -1,0 +1,20 @@
+// SHARED LEAF: the snapshot contract both sides use, written once: the wire schema (payload and
+// clusters), `typ`, the pinned algorithm, signing and verification, and the checks a sidecar runs
+// before a swap (the policy duplicate check included). Imports only proxy/policy/index.js from the
+// repo; the control plane imports this index.
+export { ClusterSchema, durationSchema, hostPortSchema, formatPath, parseDuration, parseHostPort, type ClusterConfig, type SnapshotCluster } from './clusters.js'
+export {
+  MAX_SNAPSHOT_BYTES,
+  SNAPSHOT_ALG,
+  SNAPSHOT_TYP,
+  SnapshotPayloadSchema,
+  checkSnapshot,
+  importPinnedKey,
+  policyId,
+  signSnapshotPayload,
+  verifySnapshotJws,
+  type CheckedSnapshot,
+  type SnapshotPayload,
+  type SnapshotRefusal,
+  type SnapshotResult,
+} from './contract.js'
