@@ -18,7 +18,7 @@ import { callApi, type AdminTarget } from '../../../cli/admin-client.js'
 import { budget, MODE, recordFigures } from '../budget.js'
 import { rmDir, startMeshSidecar, type MeshSidecar } from '../../helpers/control-plane.js'
 import { freePort, startUpstream, type Upstream } from '../../helpers/upstream.js'
-import { ALLOW_FRONTEND, adminTarget, converged, joinToken, outcomesText, partialGroups, percentile, policyGroup, policyNames, startControlPlaneProcess, startProbe, type ControlPlaneProcess } from './lib.js'
+import { ALLOW_FRONTEND, adminTarget, converged, routes, joinToken, outcomesText, partialGroups, percentile, policyGroup, policyNames, startControlPlaneProcess, startProbe, type ControlPlaneProcess } from './lib.js'
 
 const ROUNDS = budget(6, 18)
 const GROUP = 20 // documents per apply
@@ -54,6 +54,7 @@ beforeAll(async () => {
   }
   const r = await callApi(admin, 'POST', '/v1/apply', { sources: [{ source: 'allow.yaml', text: ALLOW_FRONTEND }] })
   expect(r.status).toBe(200)
+  await routes(sidecars[1]!, 'orders.shop')
   await converged(sidecars, cpVersion)
 }, 120_000)
 

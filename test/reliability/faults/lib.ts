@@ -63,6 +63,8 @@ export interface ProbeSummary {
   /** ms from the probe's start of the first and last failure (null when none). */
   firstFailureMs: number | null
   lastFailureMs: number | null
+  /** Wall-clock time (ms) and outcome of the first 100 failures, to line them up with the fault. */
+  failuresAt: [at: number, outcome: string][]
 }
 
 export interface Probe {
@@ -79,7 +81,7 @@ export interface Probe {
  */
 export function startProbe(from: number, o: { host: string; path?: string; gapMs?: number; headers?: Record<string, string> }): Probe {
   const t0 = Date.now()
-  const s: ProbeSummary = { requests: 0, outcomes: {}, failures: 0, firstFailureMs: null, lastFailureMs: null }
+  const s: ProbeSummary = { requests: 0, outcomes: {}, failures: 0, firstFailureMs: null, lastFailureMs: null, failuresAt: [] }
   const waiters = new Set<(outcome: string) => void>()
   let running = true
   const loop = (async () => {
@@ -99,6 +101,7 @@ export function startProbe(from: number, o: { host: string; path?: string; gapMs
         const at = Date.now() - t0
         s.firstFailureMs ??= at
         s.lastFailureMs = at
+        if (s.failuresAt.length < 100) s.failuresAt.push([Date.now(), outcome])
       }
       for (const w of [...waiters]) w(outcome)
       await new Promise((r) => setTimeout(r, o.gapMs ?? 20))
@@ -143,6 +146,15 @@ export async function converged(sidecars: readonly MeshSidecar[], version: () =>
     const want = await version()
     if (want !== null && sidecars.every((s) => s.client.lastGoodVersion === want)) return Date.now() - start
     if (Date.now() - start > timeoutMs) throw new Error(`not converged on ${want}: ${JSON.stringify(sidecars.map((s) => [s.spiffeId, s.client.lastGoodVersion]))}`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
+
+/** Until `s` routes to the cluster `name` (discovery settles after the registrations: a version can exist without it). */
+export async function routes(s: MeshSidecar, name: string, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (!(s.sidecar.configDump() as { clusters: { name: string }[] }).clusters.some((c) => c.name === name)) {
+    if (Date.now() > end) throw new Error(`${s.spiffeId} has no cluster ${name}`)
     await new Promise((r) => setTimeout(r, 25))
   }
 }
