@@ -9,21 +9,17 @@ import {
   explain,
   formatPolicyIssue,
   mtlsModeFor,
-  normalizePath,
   selectForWorkload,
   type Decision,
   type RequestAuth,
   type RequestFacts,
 } from '../../proxy/policy/index.js'
 import { UsageError, issueJson, loadPolicies, parseOutput, parsePathNormalization } from './validate.js'
-import { checkJwt } from './check-jwt.js'
+import { jwtCheckFrom, prepareJwt } from './check-jwt.js'
 import { validateDocuments, type DocumentsValidation, type PathNormalization, type PolicySource } from '../../proxy/policy/index.js'
 import { ADMIN_FLAGS, callApi, resolveTarget, type AdminTarget } from '../admin-client.js'
-// The sidecar's own construction of the facts' headers: node:http's `req.headers` (as the raw
-// engine rebuilds it) and the authz stage's view of a repeated header. Using them, not a copy, keeps
-// `check` deciding on exactly what the sidecar decides on.
-import { headersObject } from '../../proxy/engine-raw/headers.js'
-import { policyHeaders } from '../../proxy/stages/authz.js'
+import { parseSpiffeId } from '../../proxy/identity/index.js'
+import { checkRequestView } from './check-request.js'
 
 async function loadLivePolicies(t: AdminTarget, o: { trustDomains?: string[]; rootNamespace: string; pathNormalization: PathNormalization }): Promise<DocumentsValidation> {
   const r = await callApi(t, 'GET', '/v1/sources')
@@ -42,8 +38,10 @@ const USAGE = `usage: remora check (-f <file|dir>... | --server URL [--token T -
 Defaults: --source-ip 127.0.0.1, --port 80, --host <app label>.<dest-namespace> (or localhost); no
 --source-principal means a plaintext caller. --path may carry a query; it is normalized as the
 sidecar would (default MERGE_SLASHES) and a path the sidecar rejects is reported as status 400.
---header given twice is one repeated header, matched as the sidecar matches it; --host is the Host
-header (lower-cased for host matching, as the sidecar does), so --header host is refused.
+The request goes through the sidecar's own inbound stages (sanitize, JWT authentication) before
+authorization, so policies see the headers the sidecar's authz sees: --header given twice is one
+repeated header; x-remora-* and x-envoy-* headers are dropped as at the sidecar; --host is the Host
+header (--header host is refused).
 --jwt runs the workload's RequestAuthentication (from the policies given) on the token as the sidecar
 would: keys from --jwks or the rule's inline jwks, never fetched; an invalid token is status 401.
 --jwks without --jwt runs it on the request as given: with no token (in --header or --path's query)
@@ -85,11 +83,6 @@ function parseHeaders(list: readonly string[] | undefined): string[] {
     raw.push(name, value)
   }
   return raw
-}
-
-/** facts.request.headers exactly as the sidecar builds them from the same header lines. */
-function factsHeaders(raw: readonly string[]): RequestFacts['request']['headers'] {
-  return policyHeaders(raw, headersObject(raw) as Record<string, string | string[] | undefined>)
 }
 
 /**
@@ -156,8 +149,6 @@ function parsePortArg(v: string | undefined): number {
   return Number(v)
 }
 
-type CheckStatus = 200 | 401 | 403 | 400
-
 const OPTIONS = {
   file: { type: 'string', short: 'f', multiple: true },
   'dest-namespace': { type: 'string' },
@@ -209,7 +200,7 @@ export async function run(argv: string[]): Promise<number> {
     const src = parsePrincipal(values['source-principal'])
     const port = parsePortArg(values.port)
     const headerLines = parseHeaders(values.header)
-    let auth = parseAuth(values['request-principal'], values.claims)
+    const auth = parseAuth(values['request-principal'], values.claims)
     const rootNamespace = values['root-namespace'] ?? DEFAULT_ROOT_NAMESPACE
     // --server: the live policy set from the control plane, through the same validate → compile path.
     const loaded =
@@ -224,56 +215,47 @@ export async function run(argv: string[]): Promise<number> {
     const wp = selectForWorkload(compile(loaded.policies, { rootNamespace }), { namespace, labels })
     const authn = values.jwt !== undefined || values.jwks !== undefined
     if (authn && values['request-principal'] !== undefined) throw new UsageError(`${values.jwt !== undefined ? '--jwt' : '--jwks'} and --request-principal are exclusive: JWT authentication gives the principal`)
-    // As the sidecar: the authority is the Host header, lower-cased, and Host is one of the headers.
+    // Host first, as clients send it; the sidecar's sanitize stage takes the authority from it.
     const authority = values.host ?? (labels.app ? `${labels.app}.${namespace}` : 'localhost')
-    const host = authority.toLowerCase()
-    const rawHeaders = ['host', authority, ...headerLines]
-    const normalized = normalizePath(values.path, mode)
-    // --jwt, or --jwks alone (the no-token row of a token matrix): authentication as the sidecar runs
-    // it, on the request's headers and query; no token found means an unauthenticated request.
-    const jwtCheck = authn
-      ? await checkJwt({ token: values.jwt, jwksFile: values.jwks, rawHeaders, query: normalized.ok ? normalized.query : '', policies: loaded.policies, rootNamespace, workload: { namespace, labels } })
+    // --jwt, or --jwks alone (the no-token row of a token matrix): the workload's authenticator in
+    // the sidecar's authnJwt stage, on the request's headers and query; no token is unauthenticated.
+    const jwt = authn
+      ? await prepareJwt({ token: values.jwt, jwksFile: values.jwks, rawHeaders: ['host', authority, ...headerLines], target: values.path, policies: loaded.policies, rootNamespace, workload: { namespace, labels } })
       : null
-    if (jwtCheck) auth = jwtCheck.auth
+    const peerId = src.principal !== null ? parseSpiffeId(src.principal) : null
+    const view = await checkRequestView({
+      method: values.method,
+      target: jwt?.target ?? values.path,
+      rawHeaders: jwt?.rawHeaders ?? ['host', authority, ...headerLines],
+      peer: peerId ? { ...peerId, certHash: '' } : null,
+      sourceIp: values['source-ip'] ?? '127.0.0.1',
+      destinationPort: port,
+      pathNormalization: mode,
+      authenticator: jwt?.authenticator ?? null,
+    })
+    const jwtCheck = jwt ? jwtCheckFrom(jwt, view.jwt) : null
     let facts: RequestFacts | null = null
-    let decision: Decision & { status: CheckStatus }
+    let decision: Decision & { status: number }
     let policies: ReturnType<typeof explain>['policies'] = []
-    if (!normalized.ok) {
-      decision = {
-        action: 'DENY',
-        status: 400,
-        policy: null,
-        ruleIndex: null,
-        reason: `rejected before authorization (400): ${normalized.reason}`,
-        dryRun: [],
-        audit: null,
-      }
+    if (!view.ok) {
+      // As the sidecar: a request it cannot take (path, Host) is answered first, then a bad token.
+      const reason = view.status === 401 && jwtCheck ? `rejected by JWT authentication (401): ${jwtCheck.authn.reason}: ${jwtCheck.detail}` : `rejected before authorization (${view.status}): ${view.reason}`
+      decision = { action: 'DENY', status: view.status, policy: null, ruleIndex: null, reason, dryRun: [], audit: null }
     } else {
+      const f = view.facts
       facts = {
-        source: {
-          principal: src.principal,
-          namespace: src.namespace,
-          ip: values['source-ip'] ?? '127.0.0.1',
-          ...(values['remote-ip'] !== undefined ? { remoteIp: values['remote-ip'] } : {}),
-        },
-        destination: { port, ...(values['dest-ip'] !== undefined ? { ip: values['dest-ip'] } : {}) },
+        source: { ...f.source, ...(values['remote-ip'] !== undefined ? { remoteIp: values['remote-ip'] } : {}) },
+        destination: { ...f.destination, ...(values['dest-ip'] !== undefined ? { ip: values['dest-ip'] } : {}) },
         request: {
-          method: values.method,
-          host,
-          path: normalized.path,
-          headers: factsHeaders(rawHeaders),
+          ...f.request,
           ...(values.sni !== undefined ? { sni: values.sni } : {}),
-          auth,
+          // --request-principal/--claims stand in for a JWT the sidecar verified (no authnJwt stage then).
+          auth: authn ? f.request.auth : auth,
         },
       }
       const ex = explain(wp, facts)
       decision = { ...ex.decision, status: ex.decision.action === 'ALLOW' ? 200 : 403 }
       policies = ex.policies
-    }
-    // As the sidecar: a path it cannot normalize is 400 first, then a bad token 401, then authz.
-    if (jwtCheck?.authn.result === 'invalid' && decision.status !== 400) {
-      decision = { action: 'DENY', status: 401, policy: null, ruleIndex: null, reason: `rejected by JWT authentication (401): ${jwtCheck.authn.reason}: ${jwtCheck.detail}`, dryRun: [], audit: null }
-      policies = []
     }
     const mtls = mtlsModeFor(wp, port)
     if (output === 'json') {

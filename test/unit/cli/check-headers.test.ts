@@ -22,6 +22,8 @@ spec:
     - when: [{ key: "request.headers[x-user]", values: [mallory] }]
     - when: [{ key: "request.headers[user-agent]", values: [evil] }]
     - when: [{ key: "request.headers[host]", values: [blocked.shop] }]
+    - when: [{ key: "request.headers[x-remora-user]", values: [mallory] }]
+    - when: [{ key: "request.headers[x-envoy-user]", values: [mallory] }]
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -86,8 +88,11 @@ describe('a DENY on request.headers[x-user] in [mallory]', () => {
 test('-o json shows the repeated header as the sidecar builds it: one value per name, names in lower case', async () => {
   const r = await check(['X-User: alice', 'x-user: mallory', 'x-other: 1'], ['-o', 'json'])
   const headers = (JSON.parse(r.out) as { request: { request: { headers: Record<string, unknown> } } }).request.request.headers
-  expect(Object.keys(headers).sort()).toEqual(['host', 'x-other', 'x-user'])
+  // sanitize adds what the app receives from the sidecar (x-forwarded-proto, x-request-id).
+  expect(Object.keys(headers).filter((k) => k.startsWith('x-user') || k.startsWith('x-other') || k === 'host').sort()).toEqual(['host', 'x-other', 'x-user'])
+  expect(Object.keys(headers).every((k) => k === k.toLowerCase())).toBe(true)
   expect(headers.host).toBe('orders.shop')
+  expect(headers['x-forwarded-proto']).toBe('http')
   expect(typeof headers['x-user']).toBe('string')
   expect(headers['x-user']).toMatch(/^alice, ?mallory$/)
 })
@@ -131,6 +136,10 @@ const ROWS: { lines: string[]; host?: string }[] = [
   { lines: [], host: 'blocked.shop' }, // Host is one of the headers policies see
   { lines: [], host: 'Blocked.Shop' },
   { lines: ['x-user: alice'], host: 'other.shop' },
+  // Headers the sidecar owns: what authorization sees of a caller's copy must be the same in both.
+  { lines: ['x-remora-user: mallory'] },
+  { lines: ['x-envoy-user: mallory'] },
+  { lines: ['connection: x-user', 'x-user: mallory'] },
 ]
 
 for (const engine of ['raw', 'node-http'] as const) {
