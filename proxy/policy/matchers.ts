@@ -134,6 +134,38 @@ export function matchString(m: StringMatcher, v: string): boolean {
   return false
 }
 
+/**
+ * A header value as Istio's generated regex `^v$|^v,.*|.*,v,.*|.*,v$` sees it: the whole value, or
+ * any comma-separated element (a repeated header arrives joined with ","). Elements lose their
+ * optional whitespace (SP, HTAB): one line `a, b` is the same list as two lines (RFC 9110 §5.3).
+ * Splits only when the value holds a comma, so the common case is one matchString().
+ */
+export function matchListValue(m: StringMatcher, v: string): boolean {
+  if (matchString(m, v)) return true
+  let comma = v.indexOf(',')
+  if (comma === -1) return false
+  let start = 0
+  for (;;) {
+    const end = comma === -1 ? v.length : comma
+    let a = start
+    let b = end
+    while (a < b && isOws(v.charCodeAt(a))) a++
+    while (b > a && isOws(v.charCodeAt(b - 1))) b--
+    if (matchString(m, v.slice(a, b))) return true
+    if (comma === -1) return false
+    start = comma + 1
+    comma = v.indexOf(',', start)
+  }
+}
+
+const isOws = (c: number): boolean => c === 32 || c === 9
+
+/** A space-delimited claim (`scope: "read write"`) as Envoy's normalize_payload turns it into a list. */
+function matchSpaceList(m: StringMatcher, v: string): boolean {
+  for (const e of v.split(' ')) if (e !== '' && matchString(m, e)) return true
+  return false
+}
+
 function matchCidrs(cidrs: readonly Cidr[], ip: IpAddr | null): boolean {
   if (ip === null) return false
   for (let i = 0; i < cidrs.length; i++) if (cidrContains(cidrs[i]!, ip)) return true
@@ -205,8 +237,14 @@ export interface FieldPred {
   /** request.headers "*": Envoy's present_match (the header exists, even empty). */
   readonly headerPresent: boolean
   readonly claims: readonly string[] | null
+  /** The claim is `scope` or `permission`: a string value is a space-delimited list (Istio). */
+  readonly spaceList: boolean
   readonly pairs: readonly RequestPrincipalPair[] | null
 }
+
+// Istio has jwt_authn normalize these top-level claims into lists (space_delimited_claims), so
+// `request.auth.claims[scope]` matches one scope of "read write", never the whole string.
+const SPACE_DELIMITED_CLAIMS: ReadonlySet<string> = new Set(['scope', 'permission'])
 
 const AUTH_KINDS: ReadonlySet<FieldKind> = new Set(['requestPrincipal', 'audiences', 'presenter', 'claims'])
 
@@ -265,6 +303,7 @@ function pred(kind: FieldKind, neg: boolean, section: RuleSection, entry: number
     header: arg?.header ?? null,
     headerPresent,
     claims: arg?.claims ?? null,
+    spaceList: arg?.claims !== undefined && arg.claims.length === 1 && SPACE_DELIMITED_CLAIMS.has(arg.claims[0]!),
     pairs,
   }
 }
@@ -326,8 +365,8 @@ function headerValue(c: EvalContext, name: string): string | undefined {
 }
 
 /** A JWT claim value matches when it is a matching string, or a list with a matching string. */
-function claimMatches(m: StringMatcher, v: unknown): boolean {
-  if (typeof v === 'string') return matchString(m, v)
+function claimMatches(m: StringMatcher, v: unknown, spaceList = false): boolean {
+  if (typeof v === 'string') return spaceList ? matchSpaceList(m, v) : matchString(m, v)
   if (Array.isArray(v)) {
     for (const e of v) if (typeof e === 'string' && matchString(m, e)) return true
   }
@@ -369,7 +408,7 @@ function positive(p: FieldPred, c: EvalContext): boolean {
       return matchCidrs(p.cidrs!, c.dstIp)
     case 'header': {
       const h = headerValue(c, p.header!)
-      return h !== undefined && (p.headerPresent || matchString(p.str!, h))
+      return h !== undefined && (p.headerPresent || matchListValue(p.str!, h))
     }
     case 'sni':
       return matchString(p.str!, c.facts.request.sni ?? '')
@@ -385,7 +424,7 @@ function positive(p: FieldPred, c: EvalContext): boolean {
     case 'presenter':
       return c.auth !== null && c.auth.presenter !== null && matchString(p.str!, c.auth.presenter)
     case 'claims':
-      return c.auth !== null && claimMatches(p.str!, claimValue(c, p.claims!))
+      return c.auth !== null && claimMatches(p.str!, claimValue(c, p.claims!), p.spaceList)
   }
 }
 

@@ -101,6 +101,9 @@ async function logged(sc: TestSidecar, fn: () => Promise<unknown>): Promise<Acce
 
 const statusLine = (raw: string): string => raw.split('\r\n')[0] ?? ''
 
+/** Headers with repeated lines (node:http sends one line per array element, for any name). */
+const lines = (h: Record<string, string | string[]>): http.OutgoingHttpHeaders => h
+
 // ---------------------------------------------------------------------------------------------
 // Finding 1: control characters in the path
 
@@ -438,4 +441,115 @@ describe('finding 2: headers the sidecar owns', () => {
     expect(real.res.headers['x-remora-response-flags']).toBe('AZ')
     expect(real.res.headers['x-remora-denied-by']).toMatch(/no ALLOW policy matched/)
   })
+})
+
+describe('finding 5: a fact that occurs more than once', () => {
+  for (const via of VIAS) {
+    test(`${via}: DENY x-user in [mallory] catches either copy of a repeated header, and one "alice, mallory" line`, async () => {
+      expectDenied(await attempt(via, { path: '/public', headers: { 'x-user': ['alice', 'mallory'] } }))
+      expectDenied(await attempt(via, { path: '/public', headers: { 'x-user': ['mallory', 'alice'] } }))
+      expectDenied(await attempt(via, { path: '/public', headers: { 'x-user': 'alice, mallory' } }))
+      expectDenied(await attempt(via, { path: '/public', headers: { 'x-team': ['blue', 'red-2'] } }))
+      expectDenied(await attempt(via, { path: '/public', headers: { 'x-tag': 'ok, very-evil' } }))
+      const twin = await attempt(via, { path: '/public', headers: { 'x-user': ['alice', 'bob'] } })
+      expectAllowed(twin)
+      expect(twin.seen!.headers['x-user']).toBe('alice, bob')
+    })
+
+    test(`${via}: a field both engines keep only the first of: the policy decides on the copy the app gets`, async () => {
+      // DENY user-agent evilbot: a second copy never reaches the app (dropped), the first one is decided on
+      expectDenied(await attempt(via, { path: '/public', headers: lines({ 'user-agent': ['evilbot', 'good'] }) }))
+      const ua = await attempt(via, { path: '/public', headers: lines({ 'user-agent': ['good', 'evilbot'] }) })
+      expectAllowed(ua)
+      expect(ua.seen!.rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1]!.toLowerCase() === 'user-agent')).toEqual(['good'])
+      // ALLOW content-type application/json: a JSON copy behind another type cannot unlock it
+      expectDenied(await attempt(via, { path: '/json', method: 'POST', body: '{}', headers: lines({ 'content-type': ['text/xml', 'application/json'] }) }))
+      const json = await attempt(via, { path: '/json', method: 'POST', body: '{}', headers: lines({ 'content-type': ['application/json', 'text/xml'] }) })
+      expectAllowed(json)
+      expect(json.seen!.headers['content-type']).toBe('application/json')
+    })
+
+    test(`${via}: scope is a space-delimited list (Istio): DENY scope admin catches "read admin"; ALLOW scope read admits "read write"`, async () => {
+      expectDenied(await attempt(via, { path: '/public', headers: { authorization: `Bearer ${token(k1, ISS, { scope: 'read admin' })}` } }))
+      expectDenied(await attempt(via, { path: '/public', headers: { authorization: `Bearer ${token(k1, ISS, { permission: 'list delete' })}` } }))
+      expectAllowed(await attempt(via, { path: '/scoped', headers: { authorization: `Bearer ${token(k1, ISS, { scope: 'read write' })}` } }))
+      expectDenied(await attempt(via, { path: '/scoped', headers: { authorization: `Bearer ${token(k1, ISS, { scope: 'write' })}` } }))
+    })
+
+    test(`${via}: two Authorization headers → 401 JW whichever copy is valid; the app never sees an unverified token`, async () => {
+      const good = `Bearer ${token(k1, ISS)}`
+      const forged = `Bearer ${token(k2, ISS)}` // signed by a key the issuer does not have
+      if (via === 'outbound') {
+        // The outbound sidecar forwards the first copy only (node:http's rule for Authorization, kept
+        // by the raw engine): the peer verifies exactly that one, and consumes it.
+        const first = await attempt(via, { path: '/public', headers: lines({ authorization: [good, forged] }) })
+        expectAllowed(first)
+        expect(first.seen!.rawHeaders.filter((_, i, a) => i % 2 === 0 && a[i]!.toLowerCase() === 'authorization')).toEqual([])
+        expectDenied(await attempt(via, { path: '/public', headers: lines({ authorization: [forged, good] }) }), 401)
+      } else {
+        expectDenied(await attempt(via, { path: '/public', headers: lines({ authorization: [good, forged] }) }), 401)
+        expectDenied(await attempt(via, { path: '/public', headers: lines({ authorization: [forged, good] }) }), 401)
+        expectDenied(await attempt(via, { path: '/public', headers: lines({ authorization: ['Basic dTpw', good] }) }), 401)
+      }
+      const one = await attempt(via, { path: '/public', headers: { authorization: good } })
+      expectAllowed(one)
+      expect(one.seen!.headers.authorization).toBeUndefined() // forwardOriginalToken false: the verified token is consumed
+    })
+
+    test(`${via}: a repeated fromHeaders header, fromParams parameter or fromCookies cookie → 401 JW; one copy passes`, async () => {
+      const t = token(k2, ISS2)
+      expectDenied(await attempt(via, { path: '/public', headers: { 'x-token': [t, t] } }), 401)
+      expectDenied(await attempt(via, { path: `/public?tok=${t}&tok=${t}` }), 401)
+      expectDenied(await attempt(via, { path: `/public?tok=${t}&t%6Fk=x` }), 401)
+      expectDenied(await attempt(via, { path: '/public', headers: { cookie: `session=${t}; session=x` } }), 401)
+      expectDenied(await attempt(via, { path: '/public', headers: { cookie: [`session=${t}`, 'session=x'] } }), 401)
+      const h = await attempt(via, { path: '/public', headers: { 'x-token': t } })
+      expectAllowed(h)
+      expect(h.seen!.headers['x-token']).toBe(t) // forwardOriginalToken: exactly the verified copy
+      const q = await attempt(via, { path: `/public?tok=${t}&a=1` })
+      expectAllowed(q)
+      expect(q.seen!.url).toBe(`/public?tok=${t}&a=1`)
+      const c = await attempt(via, { path: '/public', headers: { cookie: `a=1; session=${t}` } })
+      expectAllowed(c)
+      expect(c.seen!.headers.cookie).toBe(`a=1; session=${t}`)
+    })
+
+    test(`${via}: X-Forwarded-For never chooses the remote IP (no trusted hops): a spoofed one neither escapes a DENY nor unlocks an ALLOW`, async () => {
+      expectDenied(await attempt(via, { path: '/no-loopback', headers: { 'x-forwarded-for': '10.1.2.3', 'x-envoy-external-address': '10.1.2.3' } }))
+      expectDenied(await attempt(via, { path: '/from-ten', headers: { 'x-forwarded-for': '10.1.2.3, 10.4.5.6' } }))
+      expectAllowed(await attempt(via, { path: '/public', headers: { 'x-forwarded-for': '10.1.2.3' } }))
+    })
+  }
+})
+
+describe('finding 5: Host and framing facts that occur more than once (400 DPE, app never reached)', () => {
+  const cases: [string, string, number][] = [
+    ['two Host headers', 'GET /public HTTP/1.1\r\nHost: payments\r\nHost: payments\r\n\r\n', 400],
+    ['two Host headers, one empty', 'GET /public HTTP/1.1\r\nHost: payments\r\nHost:\r\n\r\n', 400],
+    ['two different Content-Lengths', 'POST /public HTTP/1.1\r\nHost: payments\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd', 400],
+    ['a Content-Length list', 'POST /public HTTP/1.1\r\nHost: payments\r\nContent-Length: 3, 3\r\n\r\nabc', 400],
+    ['Transfer-Encoding before Content-Length', 'POST /public HTTP/1.1\r\nHost: payments\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n', 400],
+    ['Transfer-Encoding chunked twice', 'POST /public HTTP/1.1\r\nHost: payments\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+  ]
+  for (const via of VIAS) {
+    for (const [name, raw, status] of cases) {
+      test(`${via}: ${name} → ${status}`, async () => {
+        const hits = usersApp.hits
+        const out = await sendRaw(users, via, raw)
+        expect(statusLine(out)).toBe(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}`)
+        expect(out).toMatch(/x-remora-response-flags: DPE/i)
+        expect(usersApp.hits).toBe(hits)
+      })
+    }
+
+    test(`${via}: absolute-form wins over Host: policy and app both see the absolute-form authority`, async () => {
+      const hits = usersApp.hits
+      const denied = await sendRaw(users, via, 'GET http://payments/no-loopback HTTP/1.1\r\nHost: elsewhere\r\nConnection: close\r\n\r\n')
+      expect(statusLine(denied)).toBe('HTTP/1.1 403 Forbidden')
+      expect(usersApp.hits).toBe(hits)
+      const ok = await sendRaw(users, via, 'GET http://payments/public HTTP/1.1\r\nHost: elsewhere\r\nConnection: close\r\n\r\n')
+      expect(statusLine(ok)).toBe('HTTP/1.1 200 OK')
+      expect(usersApp.requests.at(-1)!.headers.host).toBe('payments')
+    })
+  }
 })

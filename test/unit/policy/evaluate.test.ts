@@ -157,3 +157,69 @@ describe('explain()', () => {
     expect(ex.policies[0]!.summary).toContain('rules[0].when[0].values did not match (no request principal: JWT not validated)')
   })
 })
+
+// Issue 13, finding 5: a fact that occurs more than once. Istio matches a repeated header against
+// its values joined with "," and its generated regex `^v$|^v,.*|.*,v,.*|.*,v$` lets any element
+// match; remora also trims optional whitespace (one line `a, b` is the same list per RFC 9110).
+describe('repeated facts', () => {
+  const withHeaders = (headers: Record<string, string | string[]>): RequestFacts => ({ ...req(), request: { ...req().request, headers } })
+  const denyWhen = (values: Record<string, unknown>) => ap('deny-h', { action: 'DENY', rules: [{ when: [{ key: 'request.headers[x-user]', ...values }] }] })
+  const decide = (p: unknown, headers: Record<string, string | string[]>) => evaluate(workload(p), withHeaders(headers)).action
+
+  test.each<[string, string | string[], 'ALLOW' | 'DENY']>([
+    ['alice,mallory', 'alice,mallory', 'DENY'],
+    ['mallory,alice', 'mallory,alice', 'DENY'],
+    ['alice, mallory (one line, OWS)', 'alice, mallory', 'DENY'],
+    ['alice,\tmallory ,bob (HTAB and SP)', 'alice,\tmallory ,bob', 'DENY'],
+    ['two copies [alice, mallory]', ['alice', 'mallory'], 'DENY'],
+    ['two copies [mallory, alice]', ['mallory', 'alice'], 'DENY'],
+    ['the twin: alice,bob', 'alice,bob', 'ALLOW'],
+    ['the twin: not-mallory,malloryx', 'not-mallory,malloryx', 'ALLOW'],
+    ['the twin: mallory as a substring of one element', 'xmallory y', 'ALLOW'],
+  ])('exact DENY values: [mallory] against %s → %s', (_n, v, want) => {
+    expect(decide(denyWhen({ values: ['mallory'] }), { 'x-user': v })).toBe(want)
+  })
+
+  test('the whole joined value still matches (Istio: ^v$), so "a,b" matches two copies a and b', () => {
+    expect(decide(denyWhen({ values: ['alice,mallory'] }), { 'x-user': ['alice', 'mallory'] })).toBe('DENY')
+  })
+
+  test('prefix and suffix match any element', () => {
+    expect(decide(denyWhen({ values: ['mal*'] }), { 'x-user': 'alice, mallory' })).toBe('DENY')
+    expect(decide(denyWhen({ values: ['*lory'] }), { 'x-user': 'mallory ,alice' })).toBe('DENY')
+    expect(decide(denyWhen({ values: ['mal*'] }), { 'x-user': 'alice, bob' })).toBe('ALLOW')
+  })
+
+  test('notValues is the negation of that match: any element equal to the value counts as the value', () => {
+    const p = denyWhen({ notValues: ['alice'] })
+    expect(decide(p, { 'x-user': 'mallory, alice' })).toBe('ALLOW')
+    expect(decide(p, { 'x-user': 'mallory, bob' })).toBe('DENY')
+  })
+
+  test('ALLOW values: any element can match (Istio semantics), never a substring', () => {
+    const p = ap('allow-h', { rules: [{ when: [{ key: 'request.headers[x-user]', values: ['alice'] }] }] })
+    expect(decide(p, { 'x-user': 'bob, alice' })).toBe('ALLOW')
+    expect(decide(p, { 'x-user': 'bob, alicex' })).toBe('DENY')
+  })
+
+  const scoped = (claim: string, values: string[], action = 'DENY') => ap('claim', { action, rules: [{ when: [{ key: `request.auth.claims[${claim}]`, values }] }] })
+  const withClaims = (claims: Record<string, unknown>): RequestFacts => ({ ...req(), request: { ...req().request, auth: { principal: 'iss/alice', audiences: [], presenter: null, claims } } })
+
+  test('scope and permission are space-delimited lists, as Istio normalizes them (space_delimited_claims)', () => {
+    expect(evaluate(workload(scoped('scope', ['admin'])), withClaims({ scope: 'read admin' })).action).toBe('DENY')
+    expect(evaluate(workload(scoped('permission', ['delete'])), withClaims({ permission: 'read  delete' })).action).toBe('DENY')
+    expect(evaluate(workload(scoped('scope', ['admin'])), withClaims({ scope: 'read write' })).action).toBe('ALLOW')
+    expect(evaluate(workload(scoped('scope', ['read'], 'ALLOW')), withClaims({ scope: 'read write' })).action).toBe('ALLOW')
+    expect(evaluate(workload(scoped('scope', ['read'], 'ALLOW')), withClaims({ scope: ['read', 'write'] })).action).toBe('ALLOW')
+  })
+
+  test('other string claims are matched whole (Istio splits only scope and permission)', () => {
+    expect(evaluate(workload(scoped('role', ['admin'])), withClaims({ role: 'read admin' })).action).toBe('ALLOW')
+    expect(evaluate(workload(scoped('role', ['read admin'])), withClaims({ role: 'read admin' })).action).toBe('DENY')
+  })
+
+  test('list claims (groups, aud) and nested claims match any element', () => {
+    expect(evaluate(workload(scoped('groups', ['admin'])), withClaims({ groups: ['dev', 'admin'] })).action).toBe('DENY')
+    expect(evaluate(workload(scoped('org][teams', ['red'])), withClaims({ org: { teams: ['blue', 'red'] } })).action).toBe('DENY')
+  })
+})
