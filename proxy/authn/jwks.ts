@@ -134,6 +134,10 @@ export class RemoteJwksSource implements JwksSource {
     this.#lastAttempt = this.deps.clock.now()
     const p = this.#load().finally(() => {
       this.#inflight = null
+      // The cooldown counts from the end of an attempt: an endpoint that hangs until the timeout
+      // is not asked again at once (with timeout ≥ cooldown it was, back to back, and every token
+      // with an unknown kid, which anyone can mint, waited the whole timeout).
+      this.#lastAttempt = this.deps.clock.now()
     })
     this.#inflight = p
     return p

@@ -44,12 +44,17 @@ export function signJws(header: Record<string, unknown>, payload: Record<string,
   return `${input}.${sig.toString('base64url')}`
 }
 
+/** How /jwks answers: `ok` serves `body`; the others are a broken issuer (the reliability faults). */
+export type JwksServerMode = 'ok' | 'hang' | 'not-json' | 'not-jwks' | 'error-500'
+
 export interface JwksServer {
   readonly url: string
   readonly port: number
   hits: number
   /** What /jwks serves; change it to rotate keys. */
   body: unknown
+  /** `hang`: never answers (the request stays open until close); `not-json`: 200 with text; `not-jwks`: 200 with JSON that is no key set; `error-500`. */
+  mode: JwksServerMode
   close(): Promise<void>
 }
 
@@ -60,6 +65,7 @@ export async function startJwksServer(body: unknown): Promise<JwksServer> {
     port: 0,
     hits: 0,
     body,
+    mode: 'ok',
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections()
@@ -69,7 +75,11 @@ export async function startJwksServer(body: unknown): Promise<JwksServer> {
   const server = http.createServer((req, res) => {
     s.hits++
     if (req.url !== '/jwks') return void res.writeHead(404).end()
+    if (s.mode === 'hang') return
+    if (s.mode === 'error-500') return void res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error')
     res.setHeader('content-type', 'application/json')
+    if (s.mode === 'not-json') return void res.end('<html>502 Bad Gateway</html>')
+    if (s.mode === 'not-jwks') return void res.end(JSON.stringify({ issuer: 'https://issuer.example', jwks_uri: 'https://issuer.example/jwks', keys: 'none' }))
     res.end(JSON.stringify(s.body))
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
