@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { HOP_BY_HOP, isSidecarOwnedHeader } from '../engines/common/index.js'
 
 // Header dictionaries and heads for the raw engine. Stages see `req.headers` exactly as node:http
 // builds it (so both engines make the same decisions); heads going out are rebuilt from data.
@@ -41,8 +42,6 @@ export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
   return out as IncomingHttpHeaders
 }
 
-// RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection; framing fields are re-made per hop.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-authenticate', 'proxy-authorization'])
 
 const UNSAFE_VALUE = /[\r\n\0]/
 
@@ -81,11 +80,6 @@ export interface ResponseHeadFacts {
   keepAliveMs: number | null
 }
 
-/** The sidecar's own response headers (as `sanitize`'s isSidecarOwnedHeader): an app may not send them. */
-function isOwned(k: string): boolean {
-  return k.startsWith('x-remora-') || k.startsWith('x-envoy-')
-}
-
 /**
  * Filters an upstream response's raw pairs (from llhttp, so no CR/LF inside). `dropOwned` (the
  * inbound listener: the upstream is the local app) also removes `x-remora-*` and `x-envoy-*`, so an
@@ -109,7 +103,7 @@ export function responseHeadFacts(raw: readonly string[], drop: ReadonlySet<stri
       const m = /timeout=(\d+)/i.exec(raw[i + 1]!)
       if (m) keepAliveMs = Number(m[1]) * 1000
     }
-    if (HOP_BY_HOP.has(k) || k === 'content-length' || (named !== null && named.includes(k)) || (drop !== null && drop.has(k)) || (dropOwned && isOwned(k))) continue
+    if (HOP_BY_HOP.has(k) || k === 'content-length' || (named !== null && named.includes(k)) || (drop !== null && drop.has(k)) || (dropOwned && isSidecarOwnedHeader(k))) continue
     lines += `${name}: ${raw[i + 1]}\r\n`
   }
   return { lines, contentLength, chunked, keepAliveMs }

@@ -2,6 +2,7 @@ import net from 'node:net'
 import type { UpstreamPool } from '../pipeline/index.js'
 import { createMtlsDialer, type CredentialStore } from '../tls/index.js'
 import { closeParser, createParser, type ParseError, type Parser } from './llhttp.js'
+import { splitAddress } from '../engines/common/index.js'
 
 export interface RawMtlsKey {
   readonly address: string // host:port
@@ -341,11 +342,6 @@ export class RawPool implements UpstreamPool {
   }
 }
 
-function splitAddress(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':')
-  const host = address.slice(0, i)
-  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(i + 1)) }
-}
 
 /**
  * The raw engine's upstream pools, keyed like the node:http engine's (endpoint AND expected

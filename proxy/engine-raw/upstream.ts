@@ -1,6 +1,6 @@
 import type net from 'node:net'
-import { FLAGS, proxyError, type Handler, type ProxyError, type RequestContext, type RouteTarget } from '../pipeline/index.js'
-import { bodyBytesForwarded } from '../http/index.js'
+import { FLAGS, proxyError, responseExtras, type Handler, type ProxyError, type RequestContext, type RouteTarget } from '../pipeline/index.js'
+import { bodyBytesForwarded, tunnel as pipeTunnel, upstreamFailure } from '../engines/common/index.js'
 import { RawRequest, RawResponse } from './exchange.js'
 import { chunkFrame, HeaderInjectionError, headerLines, responseHeadFacts, trailerLines } from './headers.js'
 import { RawPool, UpstreamConnectError, type ResponseHandler, type UpstreamConnection } from './pool.js'
@@ -8,9 +8,7 @@ import { RawPool, UpstreamConnectError, type ResponseHandler, type UpstreamConne
 const CRLF = '\r\n'
 
 function connectError(err: unknown): ProxyError {
-  if (err instanceof UpstreamConnectError) {
-    return err.secureNaming ? proxyError('REMORA_ERR_UPSTREAM_SECURE_NAMING', err.message, err) : proxyError('REMORA_ERR_UPSTREAM_CONNECT', `reset reason: ${err.reason}`, err)
-  }
+  if (err instanceof UpstreamConnectError) return upstreamFailure(err.secureNaming ? { kind: 'secure-naming', message: err.message } : { kind: 'connect', reason: err.reason }, err)
   return proxyError('REMORA_ERR_UPSTREAM_CONNECT', undefined, err)
 }
 
@@ -104,7 +102,7 @@ function exchange(
     const timer = setTimeout(() => {
       if (!settle()) return
       conn.destroy()
-      reject(proxyError('REMORA_ERR_UPSTREAM_TIMEOUT'))
+      reject(upstreamFailure({ kind: 'timeout' }))
     }, route.timeoutMs)
 
     res.onAbort = () => {
@@ -137,8 +135,7 @@ function exchange(
           downChunked = true
           framing = 'transfer-encoding: chunked\r\n'
         } else closeDelimited = true
-        // A failed response links to its trace for mesh peers (the `trace` stage sets traceLink).
-        const extra = statusCode >= 500 && ctx.traceLink !== null && ctx.peer !== null ? { 'x-remora-trace': ctx.traceLink } : null
+        const extra = responseExtras(ctx, statusCode, false)
         if (!res.writeProxiedHead(statusCode, statusMessage, facts.lines, framing, extra, closeDelimited)) holdUpstream()
         return ctx.method === 'HEAD' ? 1 : 0
       },
@@ -164,7 +161,7 @@ function exchange(
         if (!res.headersSent) {
           if (!parse && mayRetry) return resolve('retry')
           const code = (err as { code?: string }).code
-          reject(parse ? proxyError('REMORA_ERR_UPSTREAM_PROTOCOL', undefined, err) : proxyError('REMORA_ERR_UPSTREAM_RESET', code ? `reset reason: ${code}` : undefined, err))
+          reject(upstreamFailure(parse ? { kind: 'protocol' } : { kind: 'reset', reason: code }, err))
           return
         }
         // Headers already went out: the only honest signal left is a reset.
@@ -238,30 +235,5 @@ function tunnel(ctx: RequestContext, req: RawRequest, res: RawResponse, upstream
     ctx.bytesReceived += req.upgradeHead.length
     upstream.write(req.upgradeHead)
   }
-  return new Promise((resolve) => {
-    down.on('data', (c: Buffer) => {
-      ctx.bytesReceived += c.length
-      bodyBytesForwarded(c.length)
-    })
-    upstream.on('data', (c: Buffer) => {
-      ctx.bytesSent += c.length
-      bodyBytesForwarded(c.length)
-    })
-    upstream.setTimeout(300_000, () => upstream.destroy())
-    down.on('error', () => down.destroy())
-    upstream.on('error', () => upstream.destroy())
-    let closed = false
-    const done = (): void => {
-      if (closed) return
-      closed = true
-      upstream.destroy()
-      down.destroy()
-      resolve()
-    }
-    down.once('close', done)
-    upstream.once('close', done)
-    down.pipe(upstream)
-    upstream.pipe(down)
-    upstream.resume()
-  })
+  return pipeTunnel(ctx, down, upstream)
 }

@@ -2,5 +2,4 @@
 // (smuggling-safe framing, 60 KiB header limit) and the per-connection/per-request context.
 // It builds on pipeline/ and the identity leaf only; listeners, stages and upstream build on it.
 export { createHttpFront, MAX_HEADER_BYTES, kParserError, kDispatched, parserErrorCode, rawResponse, type FrontSocket, type HttpFrontOptions } from './server.js'
-export { bodyBytesForwarded, RECLAIM_STEP_BYTES } from './read-buffers.js'
 export { createContext, setConnectionInfo, type ConnectionInfo, type ContextRequest } from './context.js'

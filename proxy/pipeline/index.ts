@@ -1,8 +1,8 @@
 // The request pipeline: Stage/Handler types, compose(), the RequestContext every stage sees,
-// response flags and the proxy's error catalog. Imports nothing from other proxy modules
+// response flags, the proxy's error catalog and the response rules (responseExtras). Imports nothing from other proxy modules
 // except the shared leaves (policy, identity).
 export * from './types.js'
 export { compose } from './compose.js'
 export { FLAGS, type ResponseFlag } from './flags.js'
 export { ProxyError, PROXY_ERRORS, proxyError, type ProxyErrorCode, type ProxyErrorDef } from './errors.js'
-export { sendProxyResponse } from './respond.js'
+export { responseExtras, sendProxyResponse } from './respond.js'

@@ -1,5 +1,5 @@
 import type { ProxyError } from './errors.js'
-import type { DownstreamResponse } from './types.js'
+import type { DownstreamResponse, RequestContext } from './types.js'
 
 /**
  * Writes a proxy-generated response: the status, the flag in `x-remora-response-flags`, the
@@ -25,4 +25,21 @@ export function sendProxyResponse(res: DownstreamResponse, err: ProxyError, extr
   res.writeHead(err.status, headers)
   res.end(body)
   return Buffer.byteLength(body)
+}
+
+/**
+ * The response rules every engine and the `rescue` stage apply, written once: headers the sidecar
+ * adds to a response on its way out, proxied (`generated` false) or its own (`generated` true).
+ * - `x-remora-denied-by`: the reason of an authorization denial, only to a caller with a verified
+ *   mesh identity;
+ * - `x-remora-trace`: the link to this request's trace (sampled spans with --jaeger-ui), only to a
+ *   mesh peer, on the sidecar's own answers and on proxied 5xx.
+ * Returns null when nothing is added (the common case: no allocation).
+ */
+export function responseExtras(ctx: RequestContext, status: number, generated: boolean): Record<string, string> | null {
+  if (ctx.peer === null) return null
+  let out: Record<string, string> | null = null
+  if (generated && ctx.decision !== null && ctx.decision.action === 'DENY') (out ??= {})['x-remora-denied-by'] = ctx.decision.reason
+  if (ctx.traceLink !== null && (generated || status >= 500)) (out ??= {})['x-remora-trace'] = ctx.traceLink
+  return out
 }

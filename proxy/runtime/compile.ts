@@ -10,6 +10,7 @@ import type { AccessLogSink, RoutedCluster, WorkloadLabels } from '../stages/ind
 import type { SidecarMetrics, Tracing } from '../telemetry/index.js'
 import type { PoolRegistry } from '../upstream/index.js'
 import { logInternalError, type Clock, type Logger } from '../deps.js'
+import { portOf } from '../engines/common/index.js'
 import type { EffectiveJwtSettings } from './jwt-settings.js'
 import { clusterLabels, selfLabels } from './labels.js'
 
@@ -63,8 +64,6 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
 const IDLE_TIMEOUT_MS = 300_000
 /** The inbound target of a workload without inbound.app (a Job): port 0, never dialled (the listener refuses first). */
 const NO_INBOUND_APP = '127.0.0.1:0'
-
-const portOf = (address: string): number => Number(address.slice(address.lastIndexOf(':') + 1))
 
 /**
  * Before the first snapshot every outbound lookup fails closed with 503 NC. It throws inside the

@@ -1,6 +1,6 @@
 import { evaluate, type RequestFacts, type WorkloadPolicy } from '../policy/index.js'
 import { proxyError, type Handler, type RequestContext, type Stage } from '../pipeline/index.js'
-import { isSidecarOwnedHeader } from './sanitize.js'
+import { HOP_BY_HOP as HOP_BY_HOP_FIELDS, isSidecarOwnedHeader } from '../engines/common/index.js'
 
 export interface AuthzStageOptions {
   readonly policy: WorkloadPolicy
@@ -12,7 +12,7 @@ export interface AuthzStageOptions {
 
 // Hop-by-hop fields are not forwarded, yet policies may test them (`request.headers[upgrade]`), as
 // Envoy's RBAC sees them: they come from the request as received.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-authorization', 'proxy-authenticate', 'expect'])
+const HOP_BY_HOP: ReadonlySet<string> = new Set([...HOP_BY_HOP_FIELDS, 'expect'])
 
 /**
  * Headers as authorization sees them: those the app will receive (`ctx.headers`, after `sanitize`

@@ -1,4 +1,4 @@
-import { FLAGS, ProxyError, proxyError, sendProxyResponse, type Handler, type RequestContext, type Stage } from '../pipeline/index.js'
+import { FLAGS, ProxyError, proxyError, responseExtras, sendProxyResponse, type Handler, type RequestContext, type Stage } from '../pipeline/index.js'
 
 export interface RescueOptions {
   /** Called for errors that are not ProxyErrors (bugs): logged without request data. */
@@ -19,12 +19,8 @@ export function createRescueStage(opts: RescueOptions = {}): Stage {
         ctx.errorCode = pe.code
         ctx.errorDetail = pe.detail ?? null
         if (ctx.res.destroyed || ctx.flags.includes(FLAGS.DownstreamConnectionTermination)) return
-        const extra: Record<string, string> = {}
-        // The reason for a denial goes only to callers with a verified mesh identity.
-        if (ctx.peer && ctx.decision && ctx.decision.action === 'DENY') extra['x-remora-denied-by'] = ctx.decision.reason
-        // So is the link to this request's trace (set only for sampled spans with --jaeger-ui).
-        if (ctx.peer && ctx.traceLink) extra['x-remora-trace'] = ctx.traceLink
-        ctx.bytesSent += sendProxyResponse(ctx.res, pe, extra)
+        // The denial's reason and the trace link, for mesh peers only (the rules in responseExtras).
+        ctx.bytesSent += sendProxyResponse(ctx.res, pe, responseExtras(ctx, pe.status, true) ?? undefined)
       }
     }
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { normalizePath, type PathNormalization } from '../policy/index.js'
 import { proxyError, type Handler, type RequestContext, type Stage } from '../pipeline/index.js'
+import { HOP_BY_HOP, isSidecarOwnedHeader } from '../engines/common/index.js'
 
 // Header hygiene and path normalization, before anything (authz, routing) looks at the request.
 // Hop-by-hop fields (RFC 9110 §7.6.1) and any field named in `Connection` are removed; the
@@ -10,25 +11,9 @@ import { proxyError, type Handler, type RequestContext, type Stage } from '../pi
 // stage reads the request (Envoy strips its internal headers from external requests), so the app
 // can trust each one it receives. What the sidecar sets for the app (XFCC, x-forwarded-proto,
 // x-request-id, trace context; JWT outputs in authnJwt) is set after this.
-const DROP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'trailer',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'expect',
-  'x-forwarded-client-cert',
-  'host',
-])
+const DROP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'expect', 'x-forwarded-client-cert', 'host'])
 
-/** `x-remora-*` / `x-envoy-*` (lower-case name): the sidecar's own headers, never taken from a caller or an app. */
-export function isSidecarOwnedHeader(k: string): boolean {
-  return k.charCodeAt(0) === 120 /* x */ && k.charCodeAt(1) === 45 /* - */ && (k.startsWith('x-remora-') || k.startsWith('x-envoy-'))
-}
+export { isSidecarOwnedHeader }
 
 export interface SanitizeOptions {
   readonly direction: 'inbound' | 'outbound'

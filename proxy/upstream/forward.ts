@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex, Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { proxyError, FLAGS, type ProxyError, type RequestContext } from '../pipeline/index.js'
+import { FLAGS, proxyError, responseExtras, type ProxyError, type RequestContext } from '../pipeline/index.js'
 import { isConnectPhaseError } from './pools.js'
 import { kDispatched, kParserError, type FrontSocket } from '../http/server.js'
-import { bodyBytesForwarded } from '../http/read-buffers.js'
+import { bodyBytesForwarded, connectionNamed, isSidecarOwnedHeader, passesResponseHeader, tunnel, upstreamFailure } from '../engines/common/index.js'
 
 export interface ForwardOptions {
   /** Time to wait for the upstream's response headers (Envoy's route timeout): 504 UT. */
@@ -13,19 +13,12 @@ export interface ForwardOptions {
   readonly idleTimeoutMs: number
 }
 
-// RFC 9110 §7.6.1 hop-by-hop fields, plus Proxy-Connection. Names listed in `Connection` go too.
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'transfer-encoding', 'upgrade', 'trailer', 'proxy-authenticate', 'proxy-authorization'])
-
-// From the local app (inbound), the sidecar's own x-remora-* / x-envoy-* are dropped too: an app cannot imitate a denial.
-const isOwned = (k: string): boolean => k.startsWith('x-remora-') || k.startsWith('x-envoy-')
-
 function responseHeaders(h: Record<string, string | string[] | undefined>, fromApp: boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
-  const conn = h.connection
-  const named = conn ? new Set(String(conn).toLowerCase().split(',').map((s) => s.trim())) : null
+  const named = connectionNamed(h.connection)
   for (const k in h) {
     const v = h[k]
-    if (v === undefined || HOP_BY_HOP.has(k) || (named && named.has(k)) || (fromApp && isOwned(k))) continue
+    if (v === undefined || !passesResponseHeader(k, named, fromApp)) continue
     out[k] = v
   }
   return out
@@ -35,17 +28,14 @@ function responseHeaders(h: Record<string, string | string[] | undefined>, fromA
 export function upstreamError(err: unknown): ProxyError {
   const e = err as { code?: string; name?: string; message?: string }
   const code = e?.code ?? ''
-  if (code === 'REMORA_ERR_UPSTREAM_SECURE_NAMING') return proxyError('REMORA_ERR_UPSTREAM_SECURE_NAMING', e.message, err)
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return proxyError('REMORA_ERR_UPSTREAM_TIMEOUT', undefined, err)
-  if (isConnectPhaseError(err)) {
-    const reason = code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect timeout' : code || 'TLS handshake failed'
-    return proxyError('REMORA_ERR_UPSTREAM_CONNECT', `reset reason: ${reason}`, err)
-  }
+  if (code === 'REMORA_ERR_UPSTREAM_SECURE_NAMING') return upstreamFailure({ kind: 'secure-naming', message: e.message ?? '' }, err)
+  if (code === 'UND_ERR_HEADERS_TIMEOUT') return upstreamFailure({ kind: 'timeout' }, err)
+  if (isConnectPhaseError(err)) return upstreamFailure({ kind: 'connect', reason: code === 'UND_ERR_CONNECT_TIMEOUT' ? 'connect timeout' : code || 'TLS handshake failed' }, err)
   if (e?.name === 'HTTPParserError' || code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_HEADERS_OVERFLOW' || e?.message === 'bad upgrade') {
-    return proxyError('REMORA_ERR_UPSTREAM_PROTOCOL', undefined, err)
+    return upstreamFailure({ kind: 'protocol' }, err)
   }
-  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return proxyError('REMORA_ERR_BAD_FRAMING', 'request body length does not match Content-Length', err)
-  return proxyError('REMORA_ERR_UPSTREAM_RESET', code ? `reset reason: ${code}` : undefined, err)
+  if (code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return upstreamFailure({ kind: 'request-framing' }, err)
+  return upstreamFailure({ kind: 'reset', reason: code || undefined }, err)
 }
 
 // This is the node:http engine: its front made the context, so req/res are node's own objects.
@@ -71,7 +61,7 @@ function writeUpgradeHead(socket: Duplex, statusCode: number, headers: Record<st
   let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\n`
   for (const k in headers) {
     const v = headers[k]
-    if (v === undefined || k === 'connection' || k === 'upgrade' || k === 'keep-alive' || (fromApp && isOwned(k))) continue
+    if (v === undefined || k === 'connection' || k === 'upgrade' || k === 'keep-alive' || (fromApp && isSidecarOwnedHeader(k))) continue
     for (const one of Array.isArray(v) ? v : [v]) head += `${k}: ${one}\r\n`
   }
   head += `connection: upgrade\r\nupgrade: ${String(headers.upgrade ?? 'websocket')}\r\n\r\n`
@@ -134,28 +124,7 @@ function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOpti
         const down = upgradeSocket!
         res.statusCode = statusCode
         writeUpgradeHead(down, statusCode, headers as Record<string, string | string[] | undefined>, ctx.direction === 'inbound')
-        down.on('data', (c: Buffer) => {
-          ctx.bytesReceived += c.length
-          bodyBytesForwarded(c.length)
-        })
-        socket.on('data', (c: Buffer) => {
-          ctx.bytesSent += c.length
-          bodyBytesForwarded(c.length)
-        })
-        down.pipe(socket)
-        socket.pipe(down)
-        let closed = 0
-        const done = (): void => {
-          if (++closed === 1) {
-            socket.destroy()
-            down.destroy()
-            resolve()
-          }
-        }
-        socket.once('close', done)
-        down.once('close', done)
-        socket.on('error', () => socket.destroy())
-        down.on('error', () => down.destroy())
+        void tunnel(ctx, down, socket).then(resolve)
       },
       onResponseStart(c, statusCode, headers, statusMessage) {
         if (statusCode < 200) return // 1xx: 100-continue is answered by the sidecar itself
@@ -163,8 +132,8 @@ function dispatch(ctx: RequestContext, dispatcher: Dispatcher, opts: ForwardOpti
         ctx.upstreamMs = performance.now() - t0
         const out = responseHeaders(headers as Record<string, string | string[] | undefined>, ctx.direction === 'inbound')
         if (upgradeSocket) out.connection = 'close'
-        // A failed response links to its trace for mesh peers (the `trace` stage sets traceLink).
-        if (statusCode >= 500 && ctx.traceLink !== null && ctx.peer !== null) out['x-remora-trace'] = ctx.traceLink
+        const extra = responseExtras(ctx, statusCode, false)
+        if (extra !== null) Object.assign(out, extra)
         res.writeHead(statusCode, statusMessage || undefined, out)
         if (res.writableNeedDrain) c.pause()
       },

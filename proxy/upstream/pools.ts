@@ -1,6 +1,7 @@
 import net from 'node:net'
 import { Pool, type buildConnector } from 'undici'
 import { createMtlsDialer, type CredentialStore } from '../tls/index.js'
+import { splitAddress } from '../engines/common/index.js'
 
 export interface MtlsPoolKey {
   readonly address: string // host:port
@@ -20,11 +21,6 @@ export function isConnectPhaseError(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { [kConnectPhase]?: boolean })[kConnectPhase] === true
 }
 
-function splitAddress(address: string): { host: string; port: number } {
-  const i = address.lastIndexOf(':')
-  const host = address.slice(0, i)
-  return { host: host.startsWith('[') ? host.slice(1, -1) : host, port: Number(address.slice(i + 1)) }
-}
 
 const POOL_OPTIONS = {
   keepAliveTimeout: 30_000,

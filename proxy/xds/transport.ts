@@ -1,4 +1,5 @@
 import https from 'node:https'
+import { splitAddress } from '../engines/common/index.js'
 import { secureNamingCheck } from '../tls/index.js'
 
 /** The certificate the transport presents (mTLS routes) and the trust bundle it adds to the configured CA. */
@@ -57,7 +58,7 @@ export class ControlPlaneTransport {
 
   /** POSTs `body` as JSON; resolves with the status and the parsed JSON (null when the body is not JSON). */
   request(address: string, path: string, body: unknown, o: { mtls: boolean; timeoutMs?: number }): Promise<{ status: number; json: unknown }> {
-    const [host, port] = splitAddress(address)
+    const { host, port } = splitAddress(address)
     return new Promise((resolve, reject) => {
       const payload = JSON.stringify(body)
       const req = https.request(
@@ -96,7 +97,7 @@ export class ControlPlaneTransport {
    * caller's backoff resets). A stream with no frame (not even a ping) for `idleMs` is cut.
    */
   openStream(address: string, body: unknown, idleMs: number, h: StreamHandlers): Promise<boolean> {
-    const [host, port] = splitAddress(address)
+    const { host, port } = splitAddress(address)
     const payload = JSON.stringify(body)
     return new Promise((resolve, reject) => {
       let frames = false
@@ -166,8 +167,3 @@ export class ControlPlaneTransport {
   }
 }
 
-function splitAddress(address: string): [string, number] {
-  const i = address.lastIndexOf(':')
-  const host = address.slice(0, i)
-  return [host.startsWith('[') ? host.slice(1, -1) : host, Number(address.slice(i + 1))]
-}

@@ -17,7 +17,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js'
 //
 // What the limit guards: the body bytes in flight are a few MiB (back-pressure on every hop); the
 // rest is the read buffers Node allocates per socket read and V8 frees only when it collects the
-// young generation. Without proxy/http/read-buffers.ts asking for that every 8 MiB, Node 26 (V8 14)
+// young generation. Without proxy/engines/common/read-buffers.ts asking for that every 8 MiB, Node 26 (V8 14)
 // let them pile up to its 64 MiB external-memory soft limit: 57–70 MiB of growth per sidecar.
 const MiB = 1024 * 1024
 const LIMIT = 64 * MiB
