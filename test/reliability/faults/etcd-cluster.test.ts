@@ -125,10 +125,12 @@ interface KillFigures {
   /** Kill → the end of the last failed apply (0 when none failed). */
   lastErrorMs: number
   maxLatencyMs: number
+  /** Per replica (A, B): kill → its first ok apply, and its slowest apply in the window. */
+  perReplica: string
 }
 
 function figuresFor(results: ApplyResult[], member: TestEtcdMember, role: string, killedAt: number, until: number): KillFigures {
-  const inWindow = results.filter((r) => r.end >= killedAt && r.start <= until)
+  const inWindow = results.filter((r) => r.end >= killedAt && r.end <= until)
   const failed = inWindow.filter((r) => !r.ok)
   const firstOk = inWindow.find((r) => r.ok && r.start >= killedAt)
   const errors: Record<string, number> = {}
@@ -141,6 +143,13 @@ function figuresFor(results: ApplyResult[], member: TestEtcdMember, role: string
     firstOkMs: firstOk ? firstOk.end - killedAt : NaN,
     lastErrorMs: failed.length ? Math.max(...failed.map((f) => f.end)) - killedAt : 0,
     maxLatencyMs: Math.max(...inWindow.map((r) => r.end - r.start)),
+    perReplica: [0, 1]
+      .map((via) => {
+        const mine = inWindow.filter((r) => r.via === via)
+        const ok = mine.find((r) => r.ok && r.start >= killedAt)
+        return `${via === 0 ? 'A' : 'B'}: ${ok ? ok.end - killedAt : '—'} / ${mine.length ? Math.max(...mine.map((r) => r.end - r.start)) : '—'}`
+      })
+      .join(', '),
   }
 }
 
@@ -159,12 +168,16 @@ describe(`fault: a 3-member etcd cluster loses a follower, then its leader, unde
     await follower.kill()
     await recovered(loop.results, t1, RECOVERED_MS)
     kills.push(figuresFor(loop.results, follower, 'follower', t1, Date.now()))
+    const r1 = Date.now()
     await follower.restart()
+    const rejoinedMs = Date.now() - r1
 
     // 2. With the follower back, the leader dies: the two left elect a new one.
     await new Promise((r) => setTimeout(r, STEADY_MS))
     const leader2 = await cluster.waitForLeader()
     const t2 = Date.now()
+    // Applies that ended while the follower was restarting and rejoining (up to the leader kill).
+    const rejoin = loop.results.filter((r) => r.end >= r1 && r.end < t2)
     await leader2.kill()
     const elected = await cluster.waitForLeader()
     const electionMs = Date.now() - t2
@@ -207,8 +220,11 @@ describe(`fault: a 3-member etcd cluster loses a follower, then its leader, unde
             [`${k.role} (${k.member}) killed: applies failed`, `${k.failed}${k.failed ? ` (${k.errors})` : ''}`],
             [`${k.role} killed: kill → first apply ok / → last failure (ms)`, `${k.firstOkMs} / ${k.lastErrorMs}`],
             [`${k.role} killed: slowest apply meanwhile (ms)`, k.maxLatencyMs],
+            [`${k.role} killed, per replica: kill → first ok / slowest apply (ms)`, k.perReplica],
           ]),
         ),
+        'follower restarted: healthy after (ms)': rejoinedMs,
+        'follower restarting and rejoining: applies failed / slowest (ms)': `${rejoin.filter((r) => !r.ok).length} / ${Math.max(...rejoin.map((r) => r.end - r.start))}`,
         'leader killed: kill → new leader elected (ms)': `${electionMs} (${elected.name})`,
         'applies answered 200 missing from etcd': lost.length,
         'groups in etcd in part (half-applied)': partialGroups(stored, GROUP).length,
