@@ -180,7 +180,7 @@ describe(`fault: a JWKS endpoint that hangs or answers garbage (${MODE})`, () =>
         '"none": the sidecar never had a key from it; "cached": it had, then the endpoint broke.',
       figures,
       verdict: `with no key: every token refused with 401 JW REMORA_ERR_JWT_JWKS_UNAVAILABLE within the ${FETCH_TIMEOUT_MS} ms fetch timeout, never a hang, and no token is left to authorization (403 / 200); with a cached key: known tokens keep validating, an unknown kid is refused; recovery within about one cooldown once the endpoint is healthy`,
-      table: { columns: ['endpoint answers', 'key', 'token requests saw', 'slowest answer (ms; cached: known / unknown kid)', 'no token: /secure / /public', 'recovery once healthy (ms)'], rows },
+      table: { columns: ['endpoint answers', 'key', 'token requests saw', 'slowest answer (ms; cached: known / unknown kid)', 'no token: /secure / /public', 'recovery once healthy (ms) / refetch attempts while broken'], rows },
     })
   })
 })
