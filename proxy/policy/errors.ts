@@ -89,7 +89,7 @@ export const POLICY_ISSUES = {
   },
   REMORA_ERR_POLICY_BAD_HEADER_NAME: {
     severity: 'error',
-    description: 'A fromHeaders, fromCookies or output header name is not a valid name, or is one the sidecar owns (host, x-forwarded-client-cert, x-remora-*…).',
+    description: 'A fromHeaders, fromCookies or output header name is not a valid name, or is one the sidecar owns (host, x-forwarded-client-cert, x-remora-*, x-envoy-*…).',
   },
   REMORA_ERR_POLICY_BAD_DURATION: { severity: 'error', description: 'A jwtRule timeout is not a duration in 1ms..60s ("5s", "500ms").' },
   // --- warnings: accepted, but probably not what was meant ---

@@ -164,7 +164,8 @@ const RESERVED_HEADERS = new Set([
 export function headerNameProblem(v: string, output: boolean): string | null {
   if (!TOKEN_CHARS.test(v)) return `"${v}" is not a valid HTTP header name`
   const l = v.toLowerCase()
-  if (RESERVED_HEADERS.has(l) || l.startsWith('x-remora-')) return `"${v}" is a header the sidecar owns`
+  // x-remora-* and x-envoy-* are the sidecar's namespace, stripped at ingress: a token there never arrives, an output there would be hidden from policies.
+  if (RESERVED_HEADERS.has(l) || l.startsWith('x-remora-') || l.startsWith('x-envoy-')) return `"${v}" is a header the sidecar owns`
   if (output && (l === 'authorization' || l === 'cookie')) return `"${v}" cannot receive JWT output`
   return null
 }
