@@ -2,11 +2,11 @@ import type http from 'node:http'
 import type { Pool } from 'undici'
 import type { PolicyDocument, WorkloadPolicy } from './policy/index.js'
 import { certsDump, clustersDump, configDump, createAdminServer, listenServer } from './admin/index.js'
-import type { ClusterConfig, SidecarConfig } from './config/schema.js'
+import { frontLimits, type ClusterConfig, type SidecarConfig } from './config/schema.js'
 import { logInternalError, type Clock, type Logger } from './deps.js'
 import { createHttpFront, destroyUpgradedSockets } from './http/server.js'
 import { InboundListener } from './inbound/index.js'
-import { proxyError } from './pipeline/index.js'
+import { PROXY_ERRORS, proxyError, type ProxyErrorCode } from './pipeline/index.js'
 import { toAccessLogEntry, type AccessLogEntry, type AccessLogSink } from './stages/index.js'
 import { createMetricsListener, createTracing, resolveTracingSettings, SidecarMetrics, type OtelEnv, type Tracing } from './telemetry/index.js'
 import { JwksRegistry } from './authn/index.js'
@@ -133,7 +133,7 @@ export class Sidecar {
         ...EMPTY_ENTRY,
         start_time: new Date(deps.clock.now()).toISOString(),
         direction,
-        response_code: code === 'REMORA_ERR_HEADERS_TOO_LARGE' ? 431 : 400,
+        response_code: PROXY_ERRORS[code as ProxyErrorCode]?.status ?? 400,
         response_flags: 'DPE',
         error_code: code,
         downstream_remote_address: remote,
@@ -144,8 +144,8 @@ export class Sidecar {
     const createFront = raw ? createRawFront : createHttpFront
     const onInternalError = (err: unknown): void => logInternalError(deps.logger, err)
     const rt = this.#runtime
-    this.#inboundFront = createFront({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError })
-    this.#outboundFront = createFront({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError })
+    this.#inboundFront = createFront({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'inbound') })
+    this.#outboundFront = createFront({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'outbound') })
     this.#inbound = new InboundListener({
       creds: this.creds,
       http: this.#inboundFront,

@@ -93,6 +93,45 @@ export const JwtSettingsSchema = z.strictObject({
   jwksCooldown: boundedDuration(1_000, 3_600_000, 'expected a duration 1s..1h, like 30s').default(JWT_SETTINGS_DEFAULTS.jwksCooldown),
 })
 
+// Downstream limits of both fronts (docs/forwarding.md#limits). Envoy's names and, where Envoy has
+// one, its default; the request head timeout is Envoy's request_headers_timeout, which Envoy leaves
+// off: remora bounds it (10 s) because a sidecar's callers write a head in one go, and a head that
+// trickles for longer is holding a connection, not sending a request (slowloris).
+export const LIMITS_DEFAULTS = { requestHeadersTimeout: '10s', idleTimeout: '60s', streamIdleTimeout: '5m', maxRequestHeadersCount: 100, maxRequestHeadersKb: 60 } as const
+const count = (min: number, max: number, what: string) =>
+  z.number({ message: `expected ${what} ${min}..${max}` }).int(`expected a whole number of ${what} ${min}..${max}`).min(min, `expected ${what} ${min}..${max}`).max(max, `expected ${what} ${min}..${max}`)
+
+export const LimitsSchema = z.strictObject({
+  /** A request head must be complete this long after its first byte (a new connection: after accept); else 408. */
+  requestHeadersTimeout: boundedDuration(100, 3_600_000, 'expected a duration 100ms..1h, like 10s').default(LIMITS_DEFAULTS.requestHeadersTimeout),
+  /** A keep-alive connection with no request in flight and none started is closed (no answer) after this. */
+  idleTimeout: boundedDuration(100, 86_400_000, 'expected a duration 100ms..24h, like 60s').default(LIMITS_DEFAULTS.idleTimeout),
+  /** No byte in either direction while a request is in flight (Envoy's stream_idle_timeout): closed. */
+  streamIdleTimeout: boundedDuration(1_000, 86_400_000, 'expected a duration 1s..24h, like 5m').default(LIMITS_DEFAULTS.streamIdleTimeout),
+  /** Header lines per request (Envoy's max_request_headers_count); more is a 431. */
+  maxRequestHeadersCount: count(1, 8192, 'headers').default(LIMITS_DEFAULTS.maxRequestHeadersCount),
+  /** Request line and headers together, in KiB (Envoy's max_request_headers_kb); more is a 431. */
+  maxRequestHeadersKb: count(1, 8192, 'KiB').default(LIMITS_DEFAULTS.maxRequestHeadersKb),
+})
+
+/**
+ * Header lines the inbound front accepts beyond maxRequestHeadersCount: those the calling sidecar
+ * adds (x-request-id, x-forwarded-proto, traceparent/tracestate, b3, uber-trace-id, baggage), so a
+ * request the caller's own sidecar accepted is not refused one hop later by the peer's.
+ */
+export const INBOUND_HEADERS_ALLOWANCE = 16
+
+/** The limits as a front takes them (milliseconds, bytes). */
+export function frontLimits(l: z.output<typeof LimitsSchema>, direction: 'inbound' | 'outbound' = 'outbound'): { requestHeadersTimeoutMs: number; idleTimeoutMs: number; streamIdleTimeoutMs: number; maxRequestHeadersCount: number; maxRequestHeadersBytes: number } {
+  return {
+    requestHeadersTimeoutMs: parseDuration(l.requestHeadersTimeout)!,
+    idleTimeoutMs: parseDuration(l.idleTimeout)!,
+    streamIdleTimeoutMs: parseDuration(l.streamIdleTimeout)!,
+    maxRequestHeadersCount: l.maxRequestHeadersCount + (direction === 'inbound' ? INBOUND_HEADERS_ALLOWANCE : 0),
+    maxRequestHeadersBytes: l.maxRequestHeadersKb * 1024,
+  }
+}
+
 export const ENGINES = ['raw', 'node-http'] as const
 
 export const SidecarConfigSchema = z.strictObject({
@@ -176,6 +215,8 @@ export const SidecarConfigSchema = z.strictObject({
   telemetry: TelemetrySchema.default({ tracing: { maxQueueSize: 2048 }, metrics: { port: 15090, bind: '0.0.0.0' } }),
   /** JWT authentication (RequestAuthentication): leeway, verified-token cache, JWKS refresh (docs/jwt.md). */
   jwt: JwtSettingsSchema.default({ ...JWT_SETTINGS_DEFAULTS }),
+  /** Downstream limits of both fronts: head timeout, idle timeouts, header count and size (docs/forwarding.md#limits). */
+  limits: LimitsSchema.default({ ...LIMITS_DEFAULTS }),
 })
 
 export type SidecarConfigInput = z.input<typeof SidecarConfigSchema>

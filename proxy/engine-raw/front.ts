@@ -1,13 +1,9 @@
 import net from 'node:net'
 import type { Direction, Handler, ProxyErrorCode } from '../pipeline/index.js'
-import { createContext, MAX_HEADER_BYTES, parserErrorCode, rawResponse, type HttpFrontOptions } from '../http/index.js'
+import { createContext, parserErrorCode, rawResponse, type HttpFrontOptions } from '../http/index.js'
+import { DEFAULT_FRONT_LIMITS, timeoutSweepMs, type FrontLimits } from '../http/server.js'
 import { closeParser, createParser, METHODS, type ParseError, type Parser } from './llhttp.js'
 import { RawRequest, RawResponse, type DownstreamControl } from './exchange.js'
-
-/** No bytes in either direction for this long: the connection is closed (as the node:http front). */
-const IDLE_TIMEOUT_MS = 300_000
-/** A connection waiting for a (complete) request head this long is closed: node:http's keepAliveTimeout and headersTimeout. */
-const HEAD_TIMEOUT_MS = 60_000
 
 interface Exchange {
   readonly req: RawRequest
@@ -16,7 +12,9 @@ interface Exchange {
 
 /**
  * One downstream connection: llhttp finds each request's head and body boundaries, the pipeline
- * runs per request, one at a time (pipelined requests wait, and reading pauses meanwhile).
+ * runs per request, one at a time. Pipelined requests are not parsed ahead: the parser stops at the
+ * end of each message, what follows stays unparsed (`#backlog`, at most one socket read) and reading
+ * pauses until the request in hand is answered, so 10,000 pipelined requests cost one at a time.
  */
 class DownstreamConnection implements DownstreamControl {
   readonly #parser: Parser
@@ -40,14 +38,32 @@ class DownstreamConnection implements DownstreamControl {
   /** An Upgrade request parsed on this connection: llhttp stops once it is complete. */
   #upgrade: Exchange | null = null
   #closed = false
-  /** performance.now() since when this connection waits for a request head; 0 while a request is in hand. */
-  waitingSince = performance.now()
+  /** Bytes read after a message end while a request was in hand: parsed once it is answered. */
+  #backlog: Buffer | null = null
+  /** The caller's FIN arrived while a backlog was waiting. */
+  #ended = false
+  /** A header-count refusal from onHeadersComplete (llhttp reports it as HPE_CB_HEADERS_COMPLETE). */
+  #limitError: ProxyErrorCode | null = null
+  /** performance.now() since when a request head is awaited (accept, or a head's first byte); 0 when none is. */
+  headSince = performance.now()
+  /** A byte of the awaited head has arrived: its timeout is a 408, not a silent close. */
+  headStarted = false
+  /** performance.now() since when a keep-alive connection has had nothing in flight and nothing started; 0 otherwise. */
+  idleSince = 0
 
   constructor(
     readonly front: RawFront,
     readonly socket: net.Socket,
   ) {
-    this.#parser = createParser('request', MAX_HEADER_BYTES, {
+    const limits = front.limits
+    const maxHeaderFields = limits.maxRequestHeadersCount * 2
+    this.#parser = createParser('request', limits.maxRequestHeadersBytes, {
+      onMessageBegin: () => {
+        // Node's headersTimeout restarts at a head's first byte too: the two engines keep one rule.
+        this.headSince = performance.now()
+        this.headStarted = true
+        this.idleSince = 0
+      },
       onHeaders: (pairs, url) => {
         for (const p of pairs) this.#pairs.push(p)
         this.#url += url
@@ -57,7 +73,13 @@ class DownstreamConnection implements DownstreamControl {
         const target = url ?? this.#url
         this.#pairs = []
         this.#url = ''
-        this.waitingSince = 0
+        this.headSince = 0
+        this.headStarted = false
+        if (raw.length > maxHeaderFields) {
+          // Refused whole, before a request exists: no stage ever sees a copy the app would not.
+          this.#limitError = 'REMORA_ERR_TOO_MANY_HEADERS'
+          return -1
+        }
         // llhttp also parses RTSP/ICE requests (ANNOUNCE … RTSP/1.0): a method outside node:http's
         // table is not HTTP, and the pipeline answers it 400 before anything goes upstream.
         const name = method === undefined ? undefined : METHODS[method]
@@ -74,7 +96,9 @@ class DownstreamConnection implements DownstreamControl {
           this.#rawLeft = req.contentLength
           return 2
         }
-        return 0
+        // A request without a body: stop at its end too, so that a pipelined one behind it is not
+        // parsed before this one is answered (#consume keeps the rest as the backlog).
+        return upgrade || req.chunked ? 0 : 2
       },
       onBody: (chunk) => this.#parsing?.req.pushBody(chunk),
       onMessageComplete: () => {
@@ -91,7 +115,7 @@ class DownstreamConnection implements DownstreamControl {
       },
     })
     socket.setNoDelay(true)
-    socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy())
+    socket.setTimeout(limits.streamIdleTimeoutMs, () => socket.destroy())
     socket.on('data', this.#onData)
     socket.on('end', this.#onEnd)
     socket.on('error', () => socket.destroy())
@@ -104,6 +128,11 @@ class DownstreamConnection implements DownstreamControl {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#stopped) return
+    if (this.#backlog !== null) {
+      // A read that was under way when reading paused: behind the backlog, in order.
+      this.#backlog = Buffer.concat([this.#backlog, chunk])
+      return
+    }
     this.#consume(chunk)
     this.#next()
     this.#applyHold()
@@ -113,6 +142,11 @@ class DownstreamConnection implements DownstreamControl {
   #consume(chunk: Buffer): void {
     let buf = chunk
     while (buf.length > 0 && !this.#stopped) {
+      if (this.#rawLeft === 0 && this.#parsing === null && this.#queue.length > 0) {
+        // Between messages with a request in hand: the rest waits, unparsed (reading is paused).
+        this.#backlog = buf
+        return
+      }
       if (this.#rawLeft > 0) {
         const ex = this.#parsing!
         const n = Math.min(this.#rawLeft, buf.length)
@@ -144,13 +178,13 @@ class DownstreamConnection implements DownstreamControl {
         this.#stop(true)
         return
       }
-      if (this.#rawLeft === 0) return
-      buf = buf.subarray(ret) // a head that announced a raw body ended at `ret`
+      if (ret <= 0) return
+      buf = buf.subarray(ret) // a head that announced a raw body, or a message without one, ended at `ret`
     }
   }
 
   #onParseError(err: ParseError): void {
-    const code = parserErrorCode(err.code)
+    const code = this.#limitError ?? parserErrorCode(err.code)
     const ex = this.#parsing
     this.#stop(false)
     if (ex !== null) {
@@ -159,7 +193,7 @@ class DownstreamConnection implements DownstreamControl {
       else ex.req.parserError = code
       return
     }
-    if (this.idle) this.#refuse(code, err.code)
+    if (this.idle) this.#refuse(code, this.#limitError ?? err.code)
     else this.#pendingError = code // answered once the requests before it are done
   }
 
@@ -184,6 +218,13 @@ class DownstreamConnection implements DownstreamControl {
   }
 
   readonly #onEnd = (): void => {
+    this.#ended = true
+    // Requests already read stay owed their answers, in order: the end applies after the backlog.
+    if (this.#backlog !== null && !this.#stopped) return
+    this.#endOfInput()
+  }
+
+  #endOfInput(): void {
     const parsing = this.#parsing
     if (!this.#stopped && parsing !== null) {
       // The client stopped in the middle of a request: a 400 if nothing went upstream, else a reset.
@@ -196,6 +237,17 @@ class DownstreamConnection implements DownstreamControl {
     this.#stopped = true
     // The client is done sending; answer what is in flight, then close.
     if (this.idle && !this.socket.destroyed) this.socket.end()
+  }
+
+  /** The request head timeout fired: 408 for a head that started, a silent close for a connection that sent nothing. */
+  headTimeout(): void {
+    this.headSince = 0
+    if (!this.headStarted || !this.idle || this.#stopped) {
+      this.socket.destroy()
+      return
+    }
+    this.#stop(false)
+    this.#refuse('REMORA_ERR_REQUEST_TIMEOUT', 'REMORA_ERR_REQUEST_TIMEOUT')
   }
 
   readonly #onClose = (): void => {
@@ -234,7 +286,7 @@ class DownstreamConnection implements DownstreamControl {
 
   #applyHold(): void {
     if (this.#stopped) return
-    const pause = this.#holdBody || this.#holdQueue
+    const pause = this.#holdBody || this.#holdQueue || this.#backlog !== null
     if (pause === this.#paused) return
     this.#paused = pause
     if (pause) this.socket.pause()
@@ -252,6 +304,12 @@ class DownstreamConnection implements DownstreamControl {
       this.socket.end()
       return
     }
+    if (this.#backlog !== null && !this.#stopped) {
+      const b = this.#backlog
+      this.#backlog = null
+      this.#consume(b)
+      if (this.#backlog === null && this.#ended && !this.#stopped) this.#endOfInput()
+    }
     if (this.#queue.length === 0) {
       if (this.#pendingError !== null) {
         const code = this.#pendingError
@@ -264,7 +322,7 @@ class DownstreamConnection implements DownstreamControl {
         return
       }
     }
-    if (this.#queue.length === 0) this.waitingSince = performance.now()
+    if (this.#queue.length === 0 && !this.headStarted) this.idleSince = performance.now()
     this.#next()
     this.#applyHold()
   }
@@ -280,6 +338,7 @@ function isWebSocket(req: RawRequest): boolean {
 }
 
 export interface RawFrontOptions extends HttpFrontOptions {
+  readonly limits?: FrontLimits
   /** A throw from the engine's own parser callbacks (a bug): reported, and the connection closed. */
   readonly onInternalError?: (err: unknown) => void
 }
@@ -293,6 +352,7 @@ export class RawFront extends net.Server {
   readonly handler: () => Handler
   readonly onParserError: HttpFrontOptions['onParserError']
   readonly onInternalError: (err: unknown) => void
+  readonly limits: FrontLimits
   readonly #conns = new Set<DownstreamConnection>()
   #sweeper: NodeJS.Timeout | null = null
 
@@ -303,16 +363,24 @@ export class RawFront extends net.Server {
     this.handler = opts.handler
     this.onParserError = opts.onParserError
     this.onInternalError = opts.onInternalError ?? (() => {})
+    this.limits = opts.limits ?? DEFAULT_FRONT_LIMITS
+    const every = timeoutSweepMs(this.limits)
     this.on('connection', (socket: net.Socket) => {
       this.#conns.add(new DownstreamConnection(this, socket))
-      // One timer per front, not per request: connections that wait too long for a head are swept.
-      this.#sweeper ??= setInterval(() => this.#sweep(), HEAD_TIMEOUT_MS / 6).unref()
+      // One timer per front, not per connection: connections over the head or idle timeout are swept
+      // (a tenth of the shorter timeout late at most, as node:http's connectionsCheckingInterval).
+      this.#sweeper ??= setInterval(() => this.#sweep(), every).unref()
     })
   }
 
   #sweep(): void {
-    const cutoff = performance.now() - HEAD_TIMEOUT_MS
-    for (const c of this.#conns) if (c.waitingSince !== 0 && c.waitingSince < cutoff) c.destroy()
+    const now = performance.now()
+    const head = now - this.limits.requestHeadersTimeoutMs
+    const idle = now - this.limits.idleTimeoutMs
+    for (const c of this.#conns) {
+      if (c.headSince !== 0 && c.headSince <= head) c.headTimeout()
+      else if (c.idleSince !== 0 && c.idleSince <= idle) c.destroy()
+    }
     if (this.#conns.size === 0 && this.#sweeper !== null) {
       clearInterval(this.#sweeper)
       this.#sweeper = null

@@ -38,6 +38,7 @@ interface HttpCommon {
     new (): Parser
     readonly REQUEST: number
     readonly RESPONSE: number
+    readonly kOnMessageBegin: number
     readonly kOnHeaders: number
     readonly kOnHeadersComplete: number
     readonly kOnBody: number
@@ -74,6 +75,8 @@ function need(): HttpCommon {
 export const METHODS: readonly string[] = common?.methods ?? []
 
 export interface ParserCallbacks {
+  /** The first byte of a message (llhttp's on_message_begin): a request head has started. */
+  onMessageBegin?(): void
   /** Header pairs beyond the first flush, and the URL so far (node's parserOnHeaders). */
   onHeaders(headers: string[], url: string): void
   onHeadersComplete: OnHeadersComplete
@@ -86,6 +89,7 @@ export function createParser(kind: 'request' | 'response', maxHeaderSize: number
   const { HTTPParser } = need()
   const p = new HTTPParser()
   p.initialize(kind === 'request' ? HTTPParser.REQUEST : HTTPParser.RESPONSE, {}, maxHeaderSize, HTTPParser.kLenientNone)
+  if (cb.onMessageBegin !== undefined) p[HTTPParser.kOnMessageBegin] = cb.onMessageBegin
   p[HTTPParser.kOnHeaders] = cb.onHeaders
   p[HTTPParser.kOnHeadersComplete] = cb.onHeadersComplete
   p[HTTPParser.kOnBody] = cb.onBody

@@ -14,12 +14,42 @@ export const kParserError = Symbol('remora.parserError')
 export const kDispatched = Symbol('remora.dispatched')
 export type FrontSocket = { [kParserError]?: ProxyErrorCode; [kDispatched]?: boolean }
 
+/** Downstream limits of a front (sidecar.yaml `limits`, docs/forwarding.md#limits). */
+export interface FrontLimits {
+  /** A head must be complete this long after its first byte (a new connection: after accept): 408, or a silent close if nothing came. */
+  readonly requestHeadersTimeoutMs: number
+  /** A keep-alive connection with nothing in flight and nothing started: closed without an answer. */
+  readonly idleTimeoutMs: number
+  /** No byte in either direction while a request is in hand: closed. */
+  readonly streamIdleTimeoutMs: number
+  /** More header lines than this: 431 REMORA_ERR_TOO_MANY_HEADERS before the pipeline. */
+  readonly maxRequestHeadersCount: number
+  /** Request line and headers above this: 431 REMORA_ERR_HEADERS_TOO_LARGE. */
+  readonly maxRequestHeadersBytes: number
+}
+
+/** The defaults of proxy/config/schema.ts LIMITS_DEFAULTS (test/integration/front-limits.test.ts keeps them equal). */
+export const DEFAULT_FRONT_LIMITS: FrontLimits = {
+  requestHeadersTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+  streamIdleTimeoutMs: 300_000,
+  maxRequestHeadersCount: 100,
+  maxRequestHeadersBytes: MAX_HEADER_BYTES,
+}
+
+/** How often connections are checked against the head and idle timeouts: a tenth of the shorter, 50 ms..1 s. */
+export function timeoutSweepMs(l: FrontLimits): number {
+  return Math.min(1000, Math.max(50, Math.floor(Math.min(l.requestHeadersTimeoutMs, l.idleTimeoutMs) / 10)))
+}
+
 export interface HttpFrontOptions {
   readonly direction: Direction
   /** Reads the current handler at each request: a config swap applies to the next request. */
   readonly handler: () => Handler
-  /** For requests the HTTP parser refused before a request existed (smuggling attempts, 431). */
+  /** For requests the front refused before a request existed (smuggling attempts, 431, 408). */
   readonly onParserError: (entry: { code: ProxyErrorCode; parserCode: string; remote: string; direction: Direction }) => void
+  /** Default DEFAULT_FRONT_LIMITS. */
+  readonly limits?: FrontLimits
 }
 
 const PARSER_FRAMING = new Set([
@@ -61,26 +91,58 @@ export function destroyUpgradedSockets(server: object): void {
 
 /**
  * The node:http front of a listener: Node's llhttp parser (strict: CL+TE, duplicate CL, obs-fold
- * and bad chunks are refused), 60 KiB header limit → 431, upgrades routed through the same pipeline.
+ * and bad chunks are refused), the header size and count limits → 431, the head timeout → 408,
+ * upgrades routed through the same pipeline.
  */
 export function createHttpFront(opts: HttpFrontOptions): http.Server {
   const { direction, handler, onParserError } = opts
+  const limits = opts.limits ?? DEFAULT_FRONT_LIMITS
   const server = http.createServer({
-    maxHeaderSize: MAX_HEADER_BYTES,
+    maxHeaderSize: limits.maxRequestHeadersBytes,
     requestTimeout: 0, // streaming uploads may take long; idle is bounded below
-    headersTimeout: 60_000,
-    keepAliveTimeout: 60_000,
+    // Node's headersTimeout runs from accept (first request) or from a head's first byte (later
+    // ones), checked every connectionsCheckingInterval: the same rule as the raw front's sweeper.
+    headersTimeout: limits.requestHeadersTimeoutMs,
+    connectionsCheckingInterval: timeoutSweepMs(limits),
+    keepAliveTimeout: limits.idleTimeoutMs,
     requireHostHeader: true,
   })
-  // No activity on a connection for 5 minutes (Envoy's stream idle timeout): close it, so a
-  // stalled upload or an abandoned connection cannot hold resources forever.
-  server.timeout = 300_000
+  // node:http keeps at most maxHeadersCount header lines and drops the rest silently: one more than
+  // the limit lets a request over it be seen and refused, so no copy of a header is ever dropped.
+  server.maxHeadersCount = limits.maxRequestHeadersCount + 1
+  const maxHeaderFields = limits.maxRequestHeadersCount * 2
+  // No activity on a connection for streamIdleTimeout (Envoy's stream idle timeout, 5 minutes):
+  // close it, so a stalled upload or an abandoned connection cannot hold resources forever.
+  server.timeout = limits.streamIdleTimeoutMs
+  // node:http tracks connections for headersTimeout only once 'listening' fired (its
+  // setupConnectionsTracking); the inbound front never listens, it is handed sockets, so without
+  // this its head timeout never ran. A later listen() restarts the same tracking (idempotent).
+  server.emit('listening')
   const upgraded = new Set<Duplex>()
   upgradedSockets.set(server, upgraded)
   const run = (ctx: RequestContext): void => {
     handler()(ctx).catch(() => ctx.res.destroy())
   }
+  /** A request over a limit node:http does not enforce itself: answered here, before any stage sees it, and closed. */
+  const refuse = (req: IncomingMessage, socket: Duplex, res: ServerResponse | null, code: ProxyErrorCode): void => {
+    const net = socket as Duplex & { remoteAddress?: string; remotePort?: number }
+    onParserError({ code, parserCode: code, remote: `${net.remoteAddress ?? ''}:${net.remotePort ?? 0}`, direction })
+    req.resume()
+    if (res === null) {
+      socket.end(rawResponse(code))
+      return
+    }
+    const d = PROXY_ERRORS[code]
+    const body = `${d.message}\n`
+    res.shouldKeepAlive = false
+    res.writeHead(d.status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-remora-response-flags': d.flag, 'x-remora-error-code': d.code, connection: 'close' })
+    res.end(body)
+  }
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.rawHeaders.length > maxHeaderFields) {
+      refuse(req, req.socket, res, 'REMORA_ERR_TOO_MANY_HEADERS')
+      return
+    }
     // llhttp also parses RTSP/ICE requests (ANNOUNCE … RTSP/1.0); they are not HTTP: 400 before upstream.
     if (!HTTP_METHODS.has(req.method ?? '')) (req.socket as FrontSocket)[kParserError] = 'REMORA_ERR_BAD_REQUEST'
     run(createContext(direction, req, res, null))
@@ -88,6 +150,10 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
   server.on('request', onRequest)
   server.on('checkContinue', onRequest) // the upstream stage answers 100 once the request is authorized
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (req.rawHeaders.length > maxHeaderFields) {
+      refuse(req, socket, null, 'REMORA_ERR_TOO_MANY_HEADERS')
+      return
+    }
     if (head.length) socket.unshift(head)
     const res = new ServerResponse(req)
     res.assignSocket(socket as never)
@@ -103,13 +169,24 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
   })
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     const parserCode = err.code ?? ''
-    const code = parserErrorCode(parserCode)
     const inFlight = (socket as { _httpMessage?: ServerResponse })._httpMessage
+    if (parserCode === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // headersTimeout: a head is pending (408), or a new connection sent nothing (closed silently).
+      const s = socket as Duplex & { bytesRead?: number; remoteAddress?: string; remotePort?: number }
+      if (inFlight || !socket.writable || (s.bytesRead ?? 0) === 0) {
+        socket.destroy()
+        return
+      }
+      onParserError({ code: 'REMORA_ERR_REQUEST_TIMEOUT', parserCode, remote: `${s.remoteAddress ?? ''}:${s.remotePort ?? 0}`, direction })
+      socket.end(rawResponse('REMORA_ERR_REQUEST_TIMEOUT'))
+      return
+    }
+    const code = parserErrorCode(parserCode)
     if (inFlight && !inFlight.headersSent && !(socket as FrontSocket)[kDispatched] && socket.writable) {
       ;(socket as FrontSocket)[kParserError] = code // the pipeline answers 400 and closes
       return
     }
-    if (parserCode === 'ECONNRESET' || parserCode === 'ERR_HTTP_REQUEST_TIMEOUT' || !socket.writable || inFlight) {
+    if (parserCode === 'ECONNRESET' || !socket.writable || inFlight) {
       socket.destroy()
       return
     }

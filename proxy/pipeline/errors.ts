@@ -28,6 +28,8 @@ export const PROXY_ERRORS = {
   REMORA_ERR_BAD_HOST: def('REMORA_ERR_BAD_HOST', 400, FLAGS.DownstreamProtocolError, 'missing, duplicate or invalid Host'),
   REMORA_ERR_TRANSFER_ENCODING: def('REMORA_ERR_TRANSFER_ENCODING', 501, FLAGS.DownstreamProtocolError, 'unsupported Transfer-Encoding'),
   REMORA_ERR_HEADERS_TOO_LARGE: def('REMORA_ERR_HEADERS_TOO_LARGE', 431, FLAGS.DownstreamProtocolError, 'request header block too large'),
+  REMORA_ERR_TOO_MANY_HEADERS: def('REMORA_ERR_TOO_MANY_HEADERS', 431, FLAGS.DownstreamProtocolError, 'too many request headers'),
+  REMORA_ERR_REQUEST_TIMEOUT: def('REMORA_ERR_REQUEST_TIMEOUT', 408, FLAGS.DownstreamProtocolError, 'request header timeout'),
   REMORA_ERR_METHOD_NOT_SUPPORTED: def('REMORA_ERR_METHOD_NOT_SUPPORTED', 405, FLAGS.DownstreamProtocolError, 'method not supported by the sidecar'),
   REMORA_ERR_PLAINTEXT_REFUSED: def('REMORA_ERR_PLAINTEXT_REFUSED', 403, FLAGS.DownstreamProtocolError, 'plaintext refused: mTLS is required (PeerAuthentication STRICT)'),
   REMORA_ERR_AUTHZ_DENIED: def('REMORA_ERR_AUTHZ_DENIED', 403, FLAGS.AuthzDenied, 'RBAC: access denied'),
