@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util'
 import pino from 'pino'
 import { ControlPlane, type ControlPlaneOptions, type Logger } from './control-plane.js'
 import type { KubeClient } from './kubernetes/index.js'
-import { openStore, StoreError } from './store/index.js'
+import { hasCode } from '../proxy/errors/index.js'
+import { openStore } from './store/index.js'
 
 export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://<dir>|etcd://host:port[,host:port]] [flags]
 
@@ -100,7 +101,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     store = await openStore(values.store ?? 'file://./remora-data')
   } catch (err) {
     console.error(`remora control-plane: ${(err as Error).message}`)
-    return err instanceof StoreError && err.code === 'REMORA_ERR_STORE_URL' ? 2 : 1
+    return hasCode(err, 'REMORA_ERR_STORE_URL') ? 2 : 1
   }
   let kube: Pick<ControlPlaneOptions, 'policyFeed' | 'tokenReviewer' | 'discoveryFeed'> = {}
   let kubeClient: KubeClient | null = null

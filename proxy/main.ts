@@ -6,8 +6,9 @@ import pino from 'pino'
 import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig } from './config/index.js'
 import { startPolicyReload } from './reload.js'
 import { startControlPlaneClient } from './xds/index.js'
-import { Sidecar, StartupError, type Logger } from './sidecar.js'
+import { Sidecar, type Logger } from './sidecar.js'
 import { createAccessLogWriter, pickOtelEnv } from './telemetry/index.js'
+import { hasCode } from './errors/index.js'
 
 export const PROXY_USAGE = `usage: remora proxy --config sidecar.yaml [flags]
 
@@ -159,12 +160,10 @@ export async function runProxy(argv: string[]): Promise<number> {
     access.flush()
     return 0
   } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`remora proxy: invalid configuration\n${err.issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`)
-      return 2
-    }
-    if (err instanceof StartupError) {
-      console.error(`remora proxy: cannot start\n  ${err.message}`)
+    // Matched on the code: a config error lists its issues (ConfigError), a start-up failure names its field (StartupError).
+    if (hasCode(err, 'REMORA_ERR_CONFIG_INVALID')) {
+      const issues = (err as Partial<ConfigError>).issues
+      console.error(issues ? `remora proxy: invalid configuration\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}` : `remora proxy: cannot start\n  ${(err as Error).message}`)
       return 2
     }
     if (err instanceof Error && 'code' in err && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) {

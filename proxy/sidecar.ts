@@ -14,6 +14,7 @@ import { CredentialStore, type Credentials } from './tls/index.js'
 import { PoolRegistry } from './upstream/index.js'
 import { createRawFront, createRawUpstreamHandler, RawPoolRegistry, rawEngineUnavailable, type RawFront } from './engine-raw/index.js'
 import { compileRuntime, effectiveJwtSettings, RuntimeStore, workloadName, type CompileEnv, type CompileInput, type EffectiveJwtSettings, type SidecarJwtOptions } from './runtime/index.js'
+import { RemoraError } from './errors/index.js'
 
 export type { Clock, Logger, EffectiveJwtSettings, SidecarJwtOptions }
 export { effectiveJwtSettings }
@@ -51,14 +52,12 @@ export interface SnapshotInput {
 }
 
 /** A start-up failure that names the config field at fault (exit code 2). */
-export class StartupError extends Error {
-  readonly code = 'REMORA_ERR_CONFIG_INVALID'
+export class StartupError extends RemoraError<'REMORA_ERR_CONFIG_INVALID'> {
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(`${field}: ${message}`)
-    this.name = 'StartupError'
+    super('REMORA_ERR_CONFIG_INVALID', 400, `${field}: ${message}`)
   }
 }
 

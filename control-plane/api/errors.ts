@@ -1,3 +1,5 @@
+import { RemoraError, defineErrors } from '../../proxy/errors/index.js'
+
 // The control-plane API's error catalog: a stable code, the HTTP status and the message. Bodies are
 // `{ "error": { "code", "message" } }`; messages name SPIFFE IDs and versions, never tokens or PEMs.
 export const CP_ERRORS = {
@@ -11,19 +13,22 @@ export const CP_ERRORS = {
   REMORA_ERR_CP_NOT_FOUND: { status: 404, message: 'not found' },
   REMORA_ERR_CP_POLICY_READ_ONLY: { status: 409, message: 'policies are not managed through this API' },
   REMORA_ERR_CP_INTERNAL: { status: 500, message: 'internal control-plane error' },
-} as const satisfies Record<string, { status: number; message: string }>
+} as const
 
 export type CpErrorCode = keyof typeof CP_ERRORS
+const cp = defineErrors(CP_ERRORS)
 
-export class CpError extends Error {
-  readonly code: CpErrorCode
-  readonly status: number
+export class CpError extends RemoraError<CpErrorCode> {
   readonly detail: string | undefined
-  constructor(code: CpErrorCode, detail?: string, readonly extra?: Record<string, unknown>) {
-    super(detail ? `${CP_ERRORS[code].message}: ${detail}` : CP_ERRORS[code].message)
-    this.name = 'CpError'
-    this.code = code
-    this.status = CP_ERRORS[code].status
+  constructor(
+    code: CpErrorCode,
+    detail?: string,
+    readonly extra?: Record<string, unknown>,
+  ) {
+    super(code, CP_ERRORS[code].status, cp.message(code, detail))
     this.detail = detail
   }
 }
+
+/** One of the API's errors (matched on the code). */
+export const isCpError = (err: unknown): err is CpError => cp.has(err)

@@ -4,7 +4,7 @@ import type net from 'node:net'
 import { isCaError } from '../ca/index.js'
 import { apply, createToken, deletePolicy, getPolicies, getSources, requireAdmin } from './admin-routes.js'
 import type { ApiContext } from './context.js'
-import { CpError } from './errors.js'
+import { CpError, isCpError } from './errors.js'
 import { sendError, sendJson } from './http.js'
 import { ack, bootstrap, renew, stream } from './sidecar-routes.js'
 
@@ -40,13 +40,9 @@ export async function route(ctx: ApiContext, req: http.IncomingMessage, res: htt
     }
     throw new CpError('REMORA_ERR_CP_NOT_FOUND', `${m} ${path}`)
   } catch (err) {
-    const e =
-      err instanceof CpError
-        ? err
-        : isCaError(err)
-          ? Object.assign(new CpError('REMORA_ERR_CP_BAD_REQUEST', err.message), { code: err.code, status: err.status })
-          : new CpError('REMORA_ERR_CP_INTERNAL')
-    if (!(err instanceof CpError) && !isCaError(err)) ctx.deps.logger.error({ event: 'api_internal_error', path, error: (err as Error).message }, 'internal error')
+    // Matched on codes: the API's own errors as they are, the CA's with their code and status, anything else is a bug (500, logged).
+    const e = isCpError(err) ? err : isCaError(err) ? Object.assign(new CpError('REMORA_ERR_CP_BAD_REQUEST', err.message), { code: err.code, status: err.status }) : new CpError('REMORA_ERR_CP_INTERNAL')
+    if (!isCpError(err) && !isCaError(err)) ctx.deps.logger.error({ event: 'api_internal_error', path, error: (err as Error).message }, 'internal error')
     ctx.metrics.refused.inc({ code: e.code })
     if (!res.headersSent) sendError(res, e)
     else res.end()

@@ -1,3 +1,5 @@
+import { RemoraError, defineErrors } from '../../proxy/errors/index.js'
+
 // The CA's error catalog: one entry per code, callers match on `err.code`. Messages carry SPIFFE
 // IDs and trust domains at most, never PEMs or keys.
 export const CA_ERRORS = {
@@ -6,23 +8,16 @@ export const CA_ERRORS = {
   REMORA_ERR_CA_BAD_SPIFFE_ID: { status: 400, message: 'not a valid workload SPIFFE ID' },
   REMORA_ERR_CA_TRUST_DOMAIN: { status: 403, message: 'the SPIFFE ID is outside the CA trust domain' },
   REMORA_ERR_CA_ROOT_INVALID: { status: 500, message: 'the root CA certificate or key is unusable' },
-} as const satisfies Record<string, { status: number; message: string }>
+} as const
 
 export type CaErrorCode = keyof typeof CA_ERRORS
+const ca = defineErrors(CA_ERRORS)
 
-export class CaError extends Error {
-  readonly code: CaErrorCode
-  readonly status: number
-
+export class CaError extends RemoraError<CaErrorCode> {
   constructor(code: CaErrorCode, detail?: string, options?: { cause?: unknown }) {
-    const base = CA_ERRORS[code].message
-    super(detail ? `${base}: ${detail}` : base, options)
-    this.name = 'CaError'
-    this.code = code
-    this.status = CA_ERRORS[code].status
+    super(code, CA_ERRORS[code].status, ca.message(code, detail), options)
   }
 }
 
-export function isCaError(err: unknown): err is CaError {
-  return err instanceof CaError
-}
+/** One of the CA's errors (matched on the code). */
+export const isCaError = (err: unknown): err is CaError => ca.has(err)

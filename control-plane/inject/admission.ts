@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import type { InjectConfig } from './config.js'
-import { InjectError } from './errors.js'
+import { InjectError, isInjectError } from './errors.js'
 import { createJsonPatch, type JsonPatchOp } from './patch.js'
 import { injectPod, type PodLike } from './pod.js'
 
@@ -82,7 +82,7 @@ export function reviewAdmission(body: unknown, cfg: InjectConfig): ReviewResult 
       patch,
     }
   } catch (err) {
-    if (!(err instanceof InjectError)) throw err
+    if (!isInjectError(err)) throw err
     // Refused clearly rather than admitted without the sidecar: a pod that should be in the mesh
     // and is not would serve plaintext without authorization. The message reaches the
     // ReplicaSet's events (`kubectl describe rs`).

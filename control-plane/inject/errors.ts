@@ -1,3 +1,5 @@
+import { RemoraError, defineErrors } from '../../proxy/errors/index.js'
+
 // Injection's error catalog: one entry per code, callers match on `err.code`. The webhook answers
 // an AdmissionReview with `allowed: false` and the code's status; `remora inject` exits 2.
 export const INJECT_ERRORS = {
@@ -13,18 +15,15 @@ export const INJECT_ERRORS = {
   REMORA_ERR_INJECT_BAD_DOCUMENT: { status: 400, message: 'not a Kubernetes object that can be injected' },
   REMORA_ERR_INJECT_BAD_REVIEW: { status: 400, message: 'not an admission.k8s.io/v1 AdmissionReview request' },
   REMORA_ERR_INJECT_CONFIG: { status: 500, message: 'invalid injection configuration' },
-} as const satisfies Record<string, { status: number; message: string }>
+} as const
 
 export type InjectErrorCode = keyof typeof INJECT_ERRORS
 
-export class InjectError extends Error {
-  readonly code: InjectErrorCode
-  readonly status: number
+const inject = defineErrors(INJECT_ERRORS)
+
+export class InjectError extends RemoraError<InjectErrorCode> {
   constructor(code: InjectErrorCode, detail?: string) {
-    super(detail ? `${INJECT_ERRORS[code].message}: ${detail}` : INJECT_ERRORS[code].message)
-    this.name = 'InjectError'
-    this.code = code
-    this.status = INJECT_ERRORS[code].status
+    super(code, INJECT_ERRORS[code].status, inject.message(code, detail))
   }
 
   /** The same error with the object it happened in named first (`StatefulSet ledger: …`). */
@@ -34,3 +33,6 @@ export class InjectError extends Error {
     return e
   }
 }
+
+/** One of injection's errors (matched on the code). */
+export const isInjectError = (err: unknown): err is InjectError => inject.has(err)

@@ -1,7 +1,7 @@
 // Sidecar injection for Kubernetes: a pod template → the same pod with the remora sidecar, the
 // interception init container and the projected token (pure), manifests for `remora inject -f`,
 // AdmissionReview → JSONPatch, and the HTTPS webhook. Imports nothing from proxy/.
-export { INJECT_ERRORS, InjectError, type InjectErrorCode } from './errors.js'
+export { INJECT_ERRORS, InjectError, isInjectError, type InjectErrorCode } from './errors.js'
 export {
   ANNOTATIONS,
   CA_FILE,

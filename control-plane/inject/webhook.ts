@@ -2,7 +2,7 @@ import https from 'node:https'
 import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { InjectConfig } from './config.js'
-import { InjectError } from './errors.js'
+import { InjectError, isInjectError } from './errors.js'
 import { reviewAdmission } from './admission.js'
 
 // The mutating admission webhook: HTTPS (the API server requires it) with its own certificate,
@@ -96,7 +96,7 @@ export class InjectionWebhook {
       this.#logger.info({ event: 'admission', uid: reqInfo?.uid, namespace: reqInfo?.namespace, outcome: r.outcome, allowed: r.review.response.allowed }, 'admission review')
       send(res, 200, r.review)
     } catch (err) {
-      if (err instanceof InjectError) {
+      if (isInjectError(err)) {
         this.#logger.warn({ event: 'admission_bad_request', code: err.code }, err.message)
         return send(res, err.status, { error: { code: err.code, message: err.message } })
       }

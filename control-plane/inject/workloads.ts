@@ -1,6 +1,6 @@
 import { parseAllDocuments, stringify } from 'yaml'
 import type { InjectConfig } from './config.js'
-import { InjectError } from './errors.js'
+import { InjectError, isInjectError } from './errors.js'
 import { injectPod, type InjectOutcome, type PodLike } from './pod.js'
 
 // `remora inject -f`: every pod template in a (multi-document) manifest gets the sidecar, like
@@ -70,7 +70,7 @@ export function injectObject(obj: unknown, cfg: InjectConfig, index: number): { 
   try {
     outcome = injectPod(template as PodLike, cfg, { namespace: typeof meta.namespace === 'string' ? meta.namespace : undefined, workloadName: name })
   } catch (err) {
-    if (err instanceof InjectError) throw err.within(`${kind} ${name}`)
+    if (isInjectError(err)) throw err.within(`${kind} ${name}`)
     throw err
   }
   if (!outcome.injected) return { obj, reports: [{ index, kind, name, result: outcome.reason, warnings: outcome.warnings }] }

@@ -2,6 +2,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import { createInterface } from 'node:readline'
+import { RemoraError } from '../../proxy/errors/index.js'
 
 // The few calls the Kubernetes source makes, over node:http(s): JSON requests and watch streams
 // (one JSON event per line of a chunked response). Credentials come from a kubeconfig or the
@@ -25,13 +26,10 @@ export interface WatchStream {
   close(): void
 }
 
-export class KubeApiError extends Error {
-  readonly code = 'REMORA_ERR_KUBE_API'
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message)
+/** A non-2xx answer from the API server: `status` is the API server's (410 Gone, 404, 409…). */
+export class KubeApiError extends RemoraError<'REMORA_ERR_KUBE_API'> {
+  constructor(status: number, message: string) {
+    super('REMORA_ERR_KUBE_API', status, message)
   }
 }
 

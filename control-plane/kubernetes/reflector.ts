@@ -1,4 +1,5 @@
 import { KubeApiError, type KubeClient, type WatchStream } from './client.js'
+import { hasCode } from '../../proxy/errors/index.js'
 
 // list+watch of one resource, as client-go's reflector does: list (resourceVersion R), then watch
 // from R; every event moves R forward (bookmarks too); a watch that ends is resumed from R; a 410
@@ -101,7 +102,7 @@ export class Reflector {
         this.#o.onEvent({ type: e.type, object: obj })
       }, this.#abort.signal)
     } catch (err) {
-      if (err instanceof KubeApiError && err.status === 410) return 'gone'
+      if (hasCode(err, 'REMORA_ERR_KUBE_API') && (err as KubeApiError).status === 410) return 'gone'
       throw err
     }
     await this.#stream.done.catch(() => {})

@@ -1,11 +1,12 @@
 import { hash as digest } from 'node:crypto'
 import { errors as joseErrors, jwtVerify } from 'jose'
 import { JWT_ALGORITHMS, type CompiledJwtRule, type RequestAuth } from '../policy/index.js'
-import type { ProxyErrorCode } from '../pipeline/index.js'
+import { FLAGS, PROXY_ERRORS, type ProxyErrorCode } from '../pipeline/index.js'
 import { VerifiedTokenCache, type VerifiedToken } from './cache.js'
 import type { JwksSource } from './jwks.js'
 import type { KeySet, VerificationKey } from './keys.js'
 import { extractTokens, indexLocations, locationLabel, type LocationEntry, type TokenInput } from './token.js'
+import { RemoraError, isRemoraError } from '../errors/index.js'
 
 export type JwtErrorCode = Extract<ProxyErrorCode, `REMORA_ERR_JWT_${string}`>
 
@@ -50,15 +51,19 @@ export interface JwtAuthenticator {
 
 const MISSING: Promise<JwtOutcome> = Promise.resolve({ result: 'missing' })
 
-class Invalid extends Error {
+/** Why a token was refused (401 JW): a JWT code, a safe detail, the issuer when known. Never leaves the authenticator. */
+class Invalid extends RemoraError<JwtErrorCode> {
   constructor(
-    readonly code: JwtErrorCode,
+    code: JwtErrorCode,
     readonly detail: string,
     readonly issuer: string | null = null,
   ) {
-    super(detail)
+    super(code, 401, detail)
   }
 }
+
+/** A token refusal: a catalog code whose flag is JW (matched on the code, not the class). */
+const isInvalid = (err: unknown): err is Invalid => isRemoraError(err) && PROXY_ERRORS[err.code as ProxyErrorCode]?.flag === FLAGS.JwtDenied
 
 const SEGMENTS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/
 const ACCEPTED = new Set<string>(JWT_ALGORITHMS)
@@ -174,7 +179,7 @@ export function createJwtAuthenticator(rules: readonly CompiledJwtRule[], opts: 
           cachedUntil: typeof payload.exp === 'number' ? Number.POSITIVE_INFINITY : now + NO_EXP_CACHE_MS,
         }
       } catch (err) {
-        last = err instanceof Invalid ? err : mapJoseError(err, rule)
+        last = isInvalid(err) ? err : mapJoseError(err, rule)
         if (last.code !== 'REMORA_ERR_JWT_SIGNATURE') throw last
       }
     }
@@ -214,7 +219,7 @@ export function createJwtAuthenticator(rules: readonly CompiledJwtRule[], opts: 
         cache.set(h, v)
         return { v, cached: false }
       } catch (e) {
-        err = e instanceof Invalid ? e : new Invalid('REMORA_ERR_JWT_SIGNATURE', 'verification failed', iss)
+        err = isInvalid(e) ? e : new Invalid('REMORA_ERR_JWT_SIGNATURE', 'verification failed', iss)
       }
     }
     throw err!
@@ -248,7 +253,7 @@ export function createJwtAuthenticator(rules: readonly CompiledJwtRule[], opts: 
         cachedAll &&= cached
         tokens.push({ rule: rules[v.rule]!, at: f.at, verified: v })
       } catch (e) {
-        if (e instanceof Invalid) return { result: 'invalid', code: e.code, detail: `${locationLabel(f.at.location)}: ${e.detail}`, issuer: e.issuer }
+        if (isInvalid(e)) return { result: 'invalid', code: e.code, detail: `${locationLabel(f.at.location)}: ${e.detail}`, issuer: e.issuer }
         throw e
       }
     }

@@ -5,13 +5,13 @@ import { validateDocuments, type PolicyDocument } from '../policy/index.js'
 import { buildCredentials, CredentialError, type Credentials } from '../tls/index.js'
 import { readPolicySources } from './policy-files.js'
 import { validateSidecarConfig, type ConfigIssue, type SidecarConfig } from './schema.js'
+import { RemoraError, hasCode } from '../errors/index.js'
 
 /** Invalid start-up input: every issue names its field. The CLI prints them and exits 2. */
-export class ConfigError extends Error {
-  readonly code = 'REMORA_ERR_CONFIG_INVALID'
+/** sidecar.yaml or a flag is invalid: one issue per field (exit code 2). */
+export class ConfigError extends RemoraError<'REMORA_ERR_CONFIG_INVALID'> {
   constructor(readonly issues: ConfigIssue[]) {
-    super(issues.map((i) => `${i.path}: ${i.message}`).join('\n'))
-    this.name = 'ConfigError'
+    super('REMORA_ERR_CONFIG_INVALID', 400, issues.map((i) => `${i.path}: ${i.message}`).join('\n'))
   }
 }
 
@@ -77,7 +77,7 @@ export async function loadCredentials(config: SidecarConfig, baseDir: string, no
     if (id.uri !== want) throw new ConfigError([{ path: 'identity.certFile', message: `certificate identity ${id.uri} does not match the workload (${want})` }])
     return creds
   } catch (err) {
-    if (err instanceof CredentialError) throw new ConfigError([{ path: `identity.${err.field}`, message: err.message }])
+    if (hasCode(err, 'REMORA_ERR_CONFIG_CREDENTIALS')) throw new ConfigError([{ path: `identity.${(err as CredentialError).field}`, message: (err as CredentialError).message }])
     throw err
   }
 }

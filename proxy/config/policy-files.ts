@@ -2,6 +2,7 @@
 // policy text comes from the file system; everything after this is the pure proxy/policy leaf.
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { extname, join } from 'node:path'
+import { RemoraError } from '../errors/index.js'
 
 export interface PolicySourceText {
   /** The file's path as given (or joined under the given directory). */
@@ -11,12 +12,11 @@ export interface PolicySourceText {
 
 export const POLICY_FILE_EXTENSIONS: readonly string[] = ['.yaml', '.yml', '.json']
 
-export class PolicyFilesError extends Error {
-  readonly code = 'REMORA_ERR_POLICY_FILES'
+/** A policy file or folder that cannot be read. */
+export class PolicyFilesError extends RemoraError<'REMORA_ERR_POLICY_FILES'> {
   readonly path: string
   constructor(path: string, message: string, options?: { cause?: unknown }) {
-    super(`${path}: ${message}`, options)
-    this.name = 'PolicyFilesError'
+    super('REMORA_ERR_POLICY_FILES', 400, `${path}: ${message}`, options)
     this.path = path
   }
 }

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { HOP_BY_HOP, isSidecarOwnedHeader } from '../engines/common/index.js'
+import { RemoraError } from '../errors/index.js'
 
 // Header dictionaries and heads for the raw engine. Stages see `req.headers` exactly as node:http
 // builds it (so both engines make the same decisions); heads going out are rebuilt from data.
@@ -45,10 +46,10 @@ export function headersObject(raw: readonly string[]): IncomingHttpHeaders {
 
 const UNSAFE_VALUE = /[\r\n\0]/
 
-export class HeaderInjectionError extends Error {
-  readonly code = 'REMORA_ERR_INTERNAL'
+/** A header value set by a stage carries CR, LF or NUL: a bug, never sent (500). */
+export class HeaderInjectionError extends RemoraError<'REMORA_ERR_INTERNAL'> {
   constructor(name: string) {
-    super(`header ${name} carries a line break`)
+    super('REMORA_ERR_INTERNAL', 500, `header ${name} carries a line break`)
   }
 }
 

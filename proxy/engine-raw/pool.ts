@@ -3,6 +3,7 @@ import type { UpstreamPool } from '../pipeline/index.js'
 import { createMtlsDialer, type CredentialStore } from '../tls/index.js'
 import { closeParser, createParser, type ParseError, type Parser } from './llhttp.js'
 import { splitAddress } from '../engines/common/index.js'
+import { RemoraError } from '../errors/index.js'
 
 export interface RawMtlsKey {
   readonly address: string // host:port
@@ -23,14 +24,14 @@ export interface ResponseHandler {
 }
 
 /** A connect failure (UF); `secureNaming` when the peer's SPIFFE ID is not the cluster's. */
-export class UpstreamConnectError extends Error {
+/** A connection to the upstream could not be made: refused, timed out, or its TLS handshake or secure naming failed. */
+export class UpstreamConnectError extends RemoraError<'REMORA_ERR_UPSTREAM_CONNECT' | 'REMORA_ERR_UPSTREAM_SECURE_NAMING'> {
   constructor(
     message: string,
     readonly reason: string,
     readonly secureNaming: boolean,
   ) {
-    super(message)
-    this.name = 'UpstreamConnectError'
+    super(secureNaming ? 'REMORA_ERR_UPSTREAM_SECURE_NAMING' : 'REMORA_ERR_UPSTREAM_CONNECT', 503, message)
   }
 }
 

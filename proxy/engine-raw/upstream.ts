@@ -2,13 +2,15 @@ import type net from 'node:net'
 import { FLAGS, proxyError, responseExtras, type Handler, type ProxyError, type RequestContext, type RouteTarget } from '../pipeline/index.js'
 import { bodyBytesForwarded, tunnel as pipeTunnel, upstreamFailure } from '../engines/common/index.js'
 import { RawRequest, RawResponse } from './exchange.js'
-import { chunkFrame, HeaderInjectionError, headerLines, responseHeadFacts, trailerLines } from './headers.js'
+import { chunkFrame, headerLines, responseHeadFacts, trailerLines } from './headers.js'
 import { RawPool, UpstreamConnectError, type ResponseHandler, type UpstreamConnection } from './pool.js'
+import { hasCode } from '../errors/index.js'
 
 const CRLF = '\r\n'
 
 function connectError(err: unknown): ProxyError {
-  if (err instanceof UpstreamConnectError) return upstreamFailure(err.secureNaming ? { kind: 'secure-naming', message: err.message } : { kind: 'connect', reason: err.reason }, err)
+  if (hasCode(err, 'REMORA_ERR_UPSTREAM_SECURE_NAMING')) return upstreamFailure({ kind: 'secure-naming', message: (err as Error).message }, err)
+  if (hasCode(err, 'REMORA_ERR_UPSTREAM_CONNECT')) return upstreamFailure({ kind: 'connect', reason: (err as UpstreamConnectError).reason }, err)
   return proxyError('REMORA_ERR_UPSTREAM_CONNECT', undefined, err)
 }
 
@@ -17,7 +19,7 @@ function requestHead(ctx: RequestContext, req: RawRequest, upgrade: string | nul
   try {
     head += headerLines(ctx.headers)
   } catch (err) {
-    if (err instanceof HeaderInjectionError) throw proxyError('REMORA_ERR_INTERNAL', err.message, err)
+    if (hasCode(err, 'REMORA_ERR_INTERNAL')) throw proxyError('REMORA_ERR_INTERNAL', (err as Error).message, err)
     throw err
   }
   if (req.chunked) head += 'transfer-encoding: chunked\r\n'

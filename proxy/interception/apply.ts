@@ -1,12 +1,16 @@
 import { spawn } from 'node:child_process'
 import { cleanupCommands, HOOKS, interceptionRules, type InterceptionOptions } from './rules.js'
+import { RemoraError } from '../errors/index.js'
 
 // Runs iptables / iptables-restore (root with NET_ADMIN in the pod's network namespace). Writing
 // is idempotent: whatever a previous run left is removed first, so a restarted init container
 // never stacks a second set of jumps.
 
-export class IptablesError extends Error {
-  readonly code = 'REMORA_ERR_INTERCEPTION_IPTABLES'
+/** iptables refused a rule (the message has its stderr). */
+export class IptablesError extends RemoraError<'REMORA_ERR_INTERCEPTION_IPTABLES'> {
+  constructor(message: string) {
+    super('REMORA_ERR_INTERCEPTION_IPTABLES', 500, message)
+  }
 }
 
 interface Ran {

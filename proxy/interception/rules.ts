@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { RemoraError } from '../errors/index.js'
 
 // The NAT rules that put the sidecar in the pod's path, as one iptables-restore input. Pure: the
 // rules are data, so `--dry-run` prints exactly what would be written and tests read them.
@@ -27,8 +28,11 @@ export const HOOKS: readonly (readonly string[])[] = [
   ['OUTPUT', '-p', 'tcp', '-j', CHAINS.output],
 ]
 
-export class InterceptionError extends Error {
-  readonly code = 'REMORA_ERR_INTERCEPTION_OPTIONS'
+/** An invalid init-iptables option (exit code 2). */
+export class InterceptionError extends RemoraError<'REMORA_ERR_INTERCEPTION_OPTIONS'> {
+  constructor(message: string) {
+    super('REMORA_ERR_INTERCEPTION_OPTIONS', 400, message)
+  }
 }
 
 const isPort = (p: number): boolean => Number.isInteger(p) && p >= 1 && p <= 65535

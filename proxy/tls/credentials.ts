@@ -1,6 +1,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import tls from 'node:tls'
 import { parseSpiffeId, uriSans, type SpiffeId } from '../identity/index.js'
+import { RemoraError } from '../errors/index.js'
 
 /** The sidecar's own workload identity and trust bundle, ready for TLS. Secrets stay in memory only. */
 export interface Credentials {
@@ -16,14 +17,13 @@ export interface Credentials {
   readonly clientContext: tls.SecureContext
 }
 
-export class CredentialError extends Error {
-  readonly code = 'REMORA_ERR_CONFIG_CREDENTIALS'
+/** A certificate, key or trust bundle that cannot be used; `field` names the config field at fault. */
+export class CredentialError extends RemoraError<'REMORA_ERR_CONFIG_CREDENTIALS'> {
   constructor(
     readonly field: 'certFile' | 'keyFile' | 'caFile',
     message: string,
   ) {
-    super(message)
-    this.name = 'CredentialError'
+    super('REMORA_ERR_CONFIG_CREDENTIALS', 400, message)
   }
 }
 

@@ -2,6 +2,7 @@ import type tls from 'node:tls'
 import type { PeerCertificate } from 'node:tls'
 import { uriSans } from '../identity/index.js'
 import type { Credentials } from './credentials.js'
+import { RemoraError } from '../errors/index.js'
 
 /** Inbound: TLS 1.3 only, a client certificate is required and verified against the trust bundle. */
 export function serverTlsOptions(c: Credentials): tls.SecureContextOptions & tls.TlsOptions {
@@ -17,11 +18,9 @@ export function serverTlsOptions(c: Credentials): tls.SecureContextOptions & tls
   }
 }
 
-export class SecureNamingError extends Error {
-  readonly code = 'REMORA_ERR_UPSTREAM_SECURE_NAMING'
+export class SecureNamingError extends RemoraError<'REMORA_ERR_UPSTREAM_SECURE_NAMING'> {
   constructor(message: string) {
-    super(message)
-    this.name = 'SecureNamingError'
+    super('REMORA_ERR_UPSTREAM_SECURE_NAMING', 503, message)
   }
 }
 

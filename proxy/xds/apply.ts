@@ -4,6 +4,7 @@ import type { PolicyDocument } from '../policy/index.js'
 import { buildCredentials, CredentialError, type Credentials, type CredentialStore } from '../tls/index.js'
 import { XdsError } from './errors.js'
 import { checkSnapshot, verifySnapshot } from './snapshot.js'
+import { hasCode } from '../errors/index.js'
 
 /** What the client drives: the Sidecar (or, in the benchmark, a lightweight stand-in). */
 export interface SnapshotTarget {
@@ -44,7 +45,7 @@ export function credentialsOf(id: Identity, trustDomain: string, now: number): C
   try {
     return buildCredentials({ certPem: id.certPem, keyPem: id.keyPem, caPem: id.trustBundle }, trustDomain, now)
   } catch (err) {
-    throw new XdsError('REMORA_ERR_XDS_CREDENTIALS', [err instanceof CredentialError ? `${err.field}: ${err.message}` : (err as Error).message])
+    throw new XdsError('REMORA_ERR_XDS_CREDENTIALS', [hasCode(err, 'REMORA_ERR_CONFIG_CREDENTIALS') ? `${(err as CredentialError).field}: ${(err as Error).message}` : (err as Error).message])
   }
 }
 

@@ -4,7 +4,7 @@ import type { JWK } from 'jose'
 import type { Clock, Logger } from '../deps.js'
 import { applySnapshotJws, credentialsOf, identityFrom, type Identity, type SnapshotTarget } from './apply.js'
 import { createKeyAndCsr } from './csr.js'
-import { XdsError } from './errors.js'
+import { XdsError, isXdsError } from './errors.js'
 import { Renewal, systemTimers, type Lifetime, type Timers } from './renewal.js'
 import { importPinnedKey } from './snapshot.js'
 import { loadState, saveIdentity, saveSnapshot } from './state.js'
@@ -235,7 +235,7 @@ export class ControlPlaneClient {
       if (this.o.stateDir) await saveSnapshot(this.o.stateDir, jws)
       await this.#post(address, '/v1/ack', { node: this.#node, version: this.#lastGood })
     } catch (err) {
-      const lines = err instanceof XdsError ? err.lines() : [`${(err as Error).message} (REMORA_ERR_XDS_SNAPSHOT_INVALID)`]
+      const lines = isXdsError(err) ? err.lines() : [`${(err as Error).message} (REMORA_ERR_XDS_SNAPSHOT_INVALID)`]
       this.target.noteConfigRejected?.()
       this.deps.logger.error({ event: 'config_rejected', version: announced, kept: this.#lastGood, errors: lines }, 'snapshot rejected (NACK); keeping the last good snapshot')
       this.events.emit('nacked', { version: announced, errors: lines })

@@ -1,3 +1,5 @@
+import { RemoraError, defineErrors } from '../errors/index.js'
+
 // The control-plane client's error catalog. A snapshot refused for one of these reasons is NACKed
 // with the code in its error lines and the last good snapshot stays; messages never carry a token,
 // a key or a PEM.
@@ -8,22 +10,24 @@ export const XDS_ERRORS = {
   REMORA_ERR_XDS_CREDENTIALS: { status: 400, message: 'issued certificate or trust bundle unusable' },
   REMORA_ERR_XDS_BOOTSTRAP_REFUSED: { status: 401, message: 'the control plane refused the join token or the CSR' },
   REMORA_ERR_XDS_NO_TOKEN: { status: 401, message: 'no join token (controlPlane.tokenFile or the tokenEnv variable) and no usable persisted certificate' },
-} as const satisfies Record<string, { status: number; message: string }>
+} as const
 
 export type XdsErrorCode = keyof typeof XDS_ERRORS
 
-export class XdsError extends Error {
-  readonly code: XdsErrorCode
+const xds = defineErrors(XDS_ERRORS)
+
+export class XdsError extends RemoraError<XdsErrorCode> {
   constructor(
     code: XdsErrorCode,
     readonly details: readonly string[] = [],
   ) {
-    super(details.length ? `${XDS_ERRORS[code].message}: ${details.join('; ')}` : XDS_ERRORS[code].message)
-    this.name = 'XdsError'
-    this.code = code
+    super(code, XDS_ERRORS[code].status, xds.message(code, details.length ? details.join('; ') : undefined))
   }
   /** NACK lines: one per problem, each ending with the code. */
   lines(): string[] {
     return this.details.length ? this.details.map((d) => `${d} (${this.code})`) : [`${XDS_ERRORS[this.code].message} (${this.code})`]
   }
 }
+
+/** One of the client's errors (matched on the code). */
+export const isXdsError = (err: unknown): err is XdsError => xds.has(err)

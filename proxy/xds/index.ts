@@ -3,7 +3,7 @@
 // state (client.ts orchestrates transport.ts, apply.ts and renewal.ts). Never imports control-plane/:
 // the wire contract is proxy/snapshot's, shared with the control plane.
 export { ControlPlaneClient, type ControlPlaneClientDeps, type ControlPlaneClientOptions, type SnapshotTarget } from './client.js'
-export { XDS_ERRORS, XdsError, type XdsErrorCode } from './errors.js'
+export { XDS_ERRORS, XdsError, isXdsError, type XdsErrorCode } from './errors.js'
 export { checkSnapshot, verifySnapshot, importPinnedKey, SNAPSHOT_TYP, type CheckedSnapshot, type SnapshotPayload } from './snapshot.js'
 export { createKeyAndCsr } from './csr.js'
 export { loadState, type PersistedState } from './state.js'
