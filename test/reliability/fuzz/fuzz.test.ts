@@ -36,7 +36,7 @@ const SEED = parseSeed(process.env.REMORA_FUZZ_SEED) ?? 0x13f022
 const CASE = /^(raw|node-http)\/(inbound|outbound)#(\d+)$/.exec(process.env.REMORA_FUZZ_CASE ?? '')
 if (process.env.REMORA_FUZZ_CASE && !CASE) throw new Error('REMORA_FUZZ_CASE must look like raw/inbound#123')
 /** Inputs per front (4 fronts): bounded ≤ 2 min in all on this 2-core machine; full ≈ 10×. */
-const EXECS = Number(process.env.REMORA_FUZZ_EXECS ?? 0) || budget(1500, 15_000)
+const EXECS = Number(process.env.REMORA_FUZZ_EXECS ?? 0) || budget(1500, 10_000)
 /** After the caller's FIN, the sidecar must have answered and closed within this. */
 const BOUND_MS = 5000
 /** No byte to the caller and no event at the app for this long: the exchange has settled. */
