@@ -1,4 +1,4 @@
-import { RemoraError, defineErrors } from '../../proxy/errors/index.js'
+import { catalogError } from '../../proxy/errors/index.js'
 
 // The control-plane API's error catalog: a stable code, the HTTP status and the message. Bodies are
 // `{ "error": { "code", "message" } }`; messages name SPIFFE IDs and versions, never tokens or PEMs.
@@ -16,19 +16,17 @@ export const CP_ERRORS = {
 } as const
 
 export type CpErrorCode = keyof typeof CP_ERRORS
-const cp = defineErrors(CP_ERRORS)
 
-export class CpError extends RemoraError<CpErrorCode> {
-  readonly detail: string | undefined
+/** `extra` is merged into the error body (e.g. the validation issues of a refused apply). */
+export class CpError extends catalogError(CP_ERRORS) {
   constructor(
     code: CpErrorCode,
-    detail?: string,
+    readonly detail?: string,
     readonly extra?: Record<string, unknown>,
   ) {
-    super(code, CP_ERRORS[code].status, cp.message(code, detail))
-    this.detail = detail
+    super(code, detail)
   }
 }
 
 /** One of the API's errors (matched on the code). */
-export const isCpError = (err: unknown): err is CpError => cp.has(err)
+export const isCpError = (err: unknown): err is CpError => CpError.is(err)

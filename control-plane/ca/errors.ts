@@ -1,4 +1,4 @@
-import { RemoraError, defineErrors } from '../../proxy/errors/index.js'
+import { catalogError } from '../../proxy/errors/index.js'
 
 // The CA's error catalog: one entry per code, callers match on `err.code`. Messages carry SPIFFE
 // IDs and trust domains at most, never PEMs or keys.
@@ -11,13 +11,8 @@ export const CA_ERRORS = {
 } as const
 
 export type CaErrorCode = keyof typeof CA_ERRORS
-const ca = defineErrors(CA_ERRORS)
 
-export class CaError extends RemoraError<CaErrorCode> {
-  constructor(code: CaErrorCode, detail?: string, options?: { cause?: unknown }) {
-    super(code, CA_ERRORS[code].status, ca.message(code, detail), options)
-  }
-}
+export class CaError extends catalogError(CA_ERRORS) {}
 
 /** One of the CA's errors (matched on the code). */
-export const isCaError = (err: unknown): err is CaError => ca.has(err)
+export const isCaError = (err: unknown): err is CaError => CaError.is(err)

@@ -1,4 +1,4 @@
-import { RemoraError, defineErrors } from '../../proxy/errors/index.js'
+import { catalogError } from '../../proxy/errors/index.js'
 
 // Injection's error catalog: one entry per code, callers match on `err.code`. The webhook answers
 // an AdmissionReview with `allowed: false` and the code's status; `remora inject` exits 2.
@@ -19,13 +19,7 @@ export const INJECT_ERRORS = {
 
 export type InjectErrorCode = keyof typeof INJECT_ERRORS
 
-const inject = defineErrors(INJECT_ERRORS)
-
-export class InjectError extends RemoraError<InjectErrorCode> {
-  constructor(code: InjectErrorCode, detail?: string) {
-    super(code, INJECT_ERRORS[code].status, inject.message(code, detail))
-  }
-
+export class InjectError extends catalogError(INJECT_ERRORS) {
   /** The same error with the object it happened in named first (`StatefulSet ledger: …`). */
   within(where: string): InjectError {
     const e = new InjectError(this.code)
@@ -35,4 +29,4 @@ export class InjectError extends RemoraError<InjectErrorCode> {
 }
 
 /** One of injection's errors (matched on the code). */
-export const isInjectError = (err: unknown): err is InjectError => inject.has(err)
+export const isInjectError = (err: unknown): err is InjectError => InjectError.is(err)

@@ -4,16 +4,14 @@ import type { AddressInfo } from 'node:net'
 import type { InjectConfig } from './config.js'
 import { InjectError, isInjectError } from './errors.js'
 import { reviewAdmission } from './admission.js'
+import type { Logger } from '../deps.js'
 
 // The mutating admission webhook: HTTPS (the API server requires it) with its own certificate,
 // POST /inject with an AdmissionReview, GET /healthz for the probes. Stateless, so any number of
 // replicas can serve; failurePolicy in the webhook configuration decides what happens when none can.
 
-export interface WebhookLogger {
-  info(obj: object, msg?: string): void
-  warn(obj: object, msg?: string): void
-  error(obj: object, msg?: string): void
-}
+/** The webhook logs at info, warn and error only: any Logger (control-plane/deps.ts) will do. */
+export type WebhookLogger = Pick<Logger, 'info' | 'warn' | 'error'>
 
 export interface WebhookOptions {
   readonly host: string

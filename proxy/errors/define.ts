@@ -52,3 +52,22 @@ export function defineErrors<const T extends ErrorCatalog>(catalog: T): DefinedE
     has: (err): err is RemoraError<keyof T & string> => isRemoraError(err) && Object.hasOwn(catalog, err.code),
   }
 }
+
+/**
+ * The error class of one catalog: `class CaError extends catalogError(CA_ERRORS) {}` is the whole
+ * definition. `new CaError(code, detail)` takes its status and message from the catalog;
+ * `CaError.is(err)` matches on the code (any of the catalog's), never on the class.
+ */
+export function catalogError<const T extends ErrorCatalog>(catalog: T) {
+  const defined = defineErrors(catalog)
+  return class CatalogError extends RemoraError<keyof T & string> {
+    static readonly catalog: T = catalog
+    constructor(code: keyof T & string, detail?: string, options?: { cause?: unknown }) {
+      super(code, catalog[code]!.status, defined.message(code, detail), options)
+    }
+    /** `err` is one of this catalog's errors (matched on its code). */
+    static is<E>(this: abstract new (...args: never[]) => E, err: unknown): err is E {
+      return defined.has(err)
+    }
+  }
+}

@@ -1,3 +1,3 @@
 // SHARED LEAF: the error factory every area uses (defineErrors, RemoraError, isRemoraError,
 // hasCode). Imports nothing; proxy/ and control-plane/ both import this index.
-export { RemoraError, defineErrors, hasCode, isRemoraError, type DefinedErrors, type ErrorCatalog, type ErrorSpec } from './define.js'
+export { RemoraError, catalogError, defineErrors, hasCode, isRemoraError, type DefinedErrors, type ErrorCatalog, type ErrorSpec } from './define.js'
