@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import https from 'node:https'
 import { defaultAdminFile } from '../control-plane/main.js'
 import { secureNamingCheck } from '../proxy/tls/index.js'
+import { UsageError, UsageError as AdminUsageError, isUsageError } from './errors.js'
 
 export interface AdminTarget {
   readonly server: string
@@ -14,7 +15,8 @@ export interface AdminTarget {
   readonly identity: string | null
 }
 
-export class AdminUsageError extends Error {}
+/** Bad usage of an admin command (the same code as every usage error). */
+export { UsageError as AdminUsageError, isUsageError }
 
 export const ADMIN_FLAGS = {
   server: { type: 'string' },

@@ -3,9 +3,10 @@
 // (the store is unchanged), 1 for any other failure.
 import { parseArgs } from 'node:util'
 import { readPolicySources } from '../../proxy/config/index.js'
-import { PolicyFilesError } from '../../proxy/config/policy-files.js'
 import { formatPolicyIssue, type PolicyIssue } from '../../proxy/policy/index.js'
 import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, AdminUsageError, apiFailure, callApi, resolveTarget } from '../admin-client.js'
+import { hasCode } from '../../proxy/errors/index.js'
+import { isUsageError } from '../errors.js'
 
 const USAGE = `usage: remora apply -f <file|dir>... [--dry-run] [--server URL --token T --ca FILE]
 
@@ -29,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
     try {
       sources = await readPolicySources(values.file)
     } catch (err) {
-      if (err instanceof PolicyFilesError) throw new AdminUsageError(err.message)
+      if (hasCode(err, 'REMORA_ERR_POLICY_FILES')) throw new AdminUsageError((err as Error).message)
       throw err
     }
     if (sources.length === 0) throw new AdminUsageError('no policy files found')
@@ -48,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`version ${String(r.json.version)}`)
     return 0
   } catch (err) {
-    if (err instanceof AdminUsageError) {
+    if (isUsageError(err)) {
       console.error(`remora apply: ${err.message}`)
       return 2
     }

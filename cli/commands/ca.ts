@@ -12,6 +12,7 @@ import {
   loadRootCa,
   systemClock,
 } from '../../control-plane/ca/index.js'
+import { UsageError } from '../errors.js'
 
 const USAGE = `usage:
   remora ca init  --trust-domain <td> --out <dir> [--common-name <cn>] [--validity 87600h] [--force]
@@ -21,7 +22,7 @@ const USAGE = `usage:
 
 durations: <n>ms, <n>s, <n>m, <n>h, <n>d (e.g. 24h, 90m, 10s)`
 
-class UsageError extends Error {}
+
 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 

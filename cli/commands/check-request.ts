@@ -6,7 +6,7 @@
 import type { JwtAuthenticator, JwtOutcome } from '../../proxy/authn/index.js'
 import { createContext, setConnectionInfo } from '../../proxy/http/index.js'
 import type { PeerIdentity } from '../../proxy/identity/index.js'
-import { ProxyError, type RequestContext } from '../../proxy/pipeline/index.js'
+import { isProxyError, type RequestContext } from '../../proxy/pipeline/index.js'
 import type { PathNormalization, RequestFacts } from '../../proxy/policy/index.js'
 import { createAuthnJwtStage, createSanitizeStage, requestFacts } from '../../proxy/stages/index.js'
 // node:http's `req.headers` from raw header lines, as the raw engine builds it for the stages.
@@ -54,7 +54,7 @@ export async function checkRequestView(o: CheckRequestInput): Promise<CheckReque
   try {
     await chain(ctx)
   } catch (err) {
-    if (!(err instanceof ProxyError)) throw err
+    if (!isProxyError(err)) throw err
     return { ok: false, status: err.status, code: err.code, reason: err.message, jwt }
   }
   if (reached === null) throw new Error('check: the sidecar stages did not reach authorization')

@@ -20,6 +20,7 @@ import { validateDocuments, type DocumentsValidation, type PathNormalization, ty
 import { ADMIN_FLAGS, callApi, resolveTarget, type AdminTarget } from '../admin-client.js'
 import { parseSpiffeId } from '../../proxy/identity/index.js'
 import { checkRequestView } from './check-request.js'
+import { isUsageError } from '../errors.js'
 
 async function loadLivePolicies(t: AdminTarget, o: { trustDomains?: string[]; rootNamespace: string; pathNormalization: PathNormalization }): Promise<DocumentsValidation> {
   const r = await callApi(t, 'GET', '/v1/sources')
@@ -302,7 +303,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     return decision.action === 'ALLOW' ? 0 : 3
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (isUsageError(err)) {
       console.error(`remora check: ${err.message}\n\n${USAGE}`)
       return 2
     }

@@ -1,6 +1,7 @@
 // `remora delete <kind> <name> -n <namespace>`: removes one policy; every sidecar gets the new snapshot.
 import { parseArgs } from 'node:util'
 import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, AdminUsageError, apiFailure, callApi, KIND_ALIASES, resolveTarget } from '../admin-client.js'
+import { isUsageError } from '../errors.js'
 
 const USAGE = `usage: remora delete <kind> <name> -n <namespace>
 
@@ -30,6 +31,6 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   } catch (err) {
     console.error(`remora delete: ${(err as Error).message}`)
-    return err instanceof AdminUsageError ? 2 : 1
+    return isUsageError(err) ? 2 : 1
   }
 }

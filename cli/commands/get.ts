@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util'
 import { stringify } from 'yaml'
 import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, AdminUsageError, apiFailure, callApi, KIND_ALIASES, resolveTarget } from '../admin-client.js'
+import { isUsageError } from '../errors.js'
 
 const USAGE = `usage: remora get <authorizationpolicy|peerauthentication|requestauthentication|all> [name] [-n namespace] [-o table|yaml|json]
 
@@ -46,6 +47,6 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   } catch (err) {
     console.error(`remora get: ${(err as Error).message}`)
-    return err instanceof AdminUsageError ? 2 : 1
+    return isUsageError(err) ? 2 : 1
   }
 }

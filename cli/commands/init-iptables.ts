@@ -3,7 +3,8 @@
 // the sidecar's own UID, loopback and excluded ports/CIDRs. --dry-run prints them; --clean-up
 // removes them. Exit 0 done, 1 iptables failed, 2 bad flags.
 import { parseArgs } from 'node:util'
-import { applyInterception, InterceptionError, interceptionRules, IptablesError, removeInterception, type InterceptionOptions } from '../../proxy/interception/index.js'
+import { applyInterception, interceptionRules, removeInterception, type InterceptionOptions } from '../../proxy/interception/index.js'
+import { hasCode } from '../../proxy/errors/index.js'
 
 const USAGE = `usage: remora init-iptables [--proxy-uid 1337] [--proxy-gid GID] [--inbound-ports 8080]
                             [--exclude-outbound-ports 5432,6379] [--exclude-outbound-cidrs 10.96.0.0/12]
@@ -74,11 +75,11 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`remora init-iptables: outbound TCP → ${o.outboundPort}, inbound ${o.inboundPorts.length ? o.inboundPorts.join(',') : '(none)'} → ${o.inboundPort}; UID ${o.proxyUid} excluded`)
     return 0
   } catch (err) {
-    if (err instanceof InterceptionError) {
+    if (hasCode(err, 'REMORA_ERR_INTERCEPTION_OPTIONS')) {
       console.error(`remora init-iptables: ${err.message}`)
       return 2
     }
-    if (err instanceof IptablesError) {
+    if (hasCode(err, 'REMORA_ERR_INTERCEPTION_IPTABLES')) {
       console.error(`remora init-iptables: ${err.message}`)
       return 1
     }

@@ -4,7 +4,7 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { parse as parseYaml } from 'yaml'
-import { createInjectConfig, InjectError, injectManifests, type InjectConfigInput } from '../../control-plane/inject/index.js'
+import { createInjectConfig, isInjectError, injectManifests, type InjectConfigInput } from '../../control-plane/inject/index.js'
 
 const USAGE = `usage: remora inject -f <file|-> [-o <file>] [--config inject.yaml] [--image IMAGE]
                      [--control-plane HOST:PORT] [--trust-domain TD] [--no-native-sidecar]
@@ -68,7 +68,7 @@ export async function run(argv: string[]): Promise<number> {
     else process.stdout.write(r.text)
     return 0
   } catch (err) {
-    if (err instanceof InjectError) {
+    if (isInjectError(err)) {
       console.error(`remora inject: ${err.message} (${err.code})`)
       return 2
     }

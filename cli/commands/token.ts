@@ -3,6 +3,7 @@
 // into a file or a secret; what it is for goes to stderr.
 import { parseArgs } from 'node:util'
 import { ADMIN_FLAGS, ADMIN_FLAGS_HELP, AdminUsageError, apiFailure, callApi, resolveTarget } from '../admin-client.js'
+import { isUsageError } from '../errors.js'
 
 const USAGE = `usage: remora token create --namespace <ns> --service-account <sa> [--ttl 1h]
 
@@ -37,6 +38,6 @@ export async function run(argv: string[]): Promise<number> {
     return 0
   } catch (err) {
     console.error(`remora token: ${(err as Error).message}`)
-    return err instanceof AdminUsageError ? 2 : 1
+    return isUsageError(err) ? 2 : 1
   }
 }

@@ -1,7 +1,7 @@
 // `remora validate -f <file|dir>...`: offline validation with the same code the control plane and
 // the sidecar run. Exit 0 when valid (warnings allowed), 2 on any error or bad input.
 import { parseArgs } from 'node:util'
-import { PolicyFilesError, readPolicySources } from '../../proxy/config/policy-files.js'
+import { readPolicySources } from '../../proxy/config/policy-files.js'
 import {
   DEFAULT_PATH_NORMALIZATION,
   DEFAULT_ROOT_NAMESPACE,
@@ -12,6 +12,8 @@ import {
   type PathNormalization,
   type PolicyIssue,
 } from '../../proxy/policy/index.js'
+import { hasCode } from '../../proxy/errors/index.js'
+import { UsageError, isUsageError } from '../errors.js'
 
 const USAGE = `usage: remora validate -f <file|dir>... [--trust-domain <td>]... [--root-namespace ${DEFAULT_ROOT_NAMESPACE}]
                        [--path-normalization ${PATH_NORMALIZATIONS.join('|')}] [-o text|json]
@@ -20,7 +22,7 @@ Validates AuthorizationPolicy and PeerAuthentication documents (YAML, multi-docu
 Errors go to stdout as "file#doc:line: path: message (CODE)", warnings to stderr.
 Exit codes: 0 valid (warnings allowed), 2 errors or bad input.`
 
-export class UsageError extends Error {}
+export { UsageError }
 
 export function parseOutput(v: string | undefined): 'text' | 'json' {
   if (v === undefined || v === 'text') return 'text'
@@ -49,7 +51,7 @@ export async function loadPolicies(opts: LoadOptions): Promise<DocumentsValidati
   try {
     sources = await readPolicySources(opts.files)
   } catch (err) {
-    if (err instanceof PolicyFilesError) throw new UsageError(err.message)
+    if (hasCode(err, 'REMORA_ERR_POLICY_FILES')) throw new UsageError((err as Error).message)
     throw err
   }
   return validateDocuments(sources, {
@@ -123,7 +125,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     return valid ? 0 : 2
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (isUsageError(err)) {
       console.error(`remora validate: ${err.message}\n\n${USAGE}`)
       return 2
     }

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util'
 import pino from 'pino'
 import { parse as parseYaml } from 'yaml'
 import { createRootCa, issueWorkloadCert, systemClock } from '../../control-plane/ca/index.js'
-import { createInjectConfig, InjectError, InjectionWebhook, type InjectConfigInput } from '../../control-plane/inject/index.js'
+import { createInjectConfig, isInjectError, InjectionWebhook, type InjectConfigInput } from '../../control-plane/inject/index.js'
 
 const USAGE = `usage: remora webhook --cert FILE --key FILE [--listen 0.0.0.0:15017] [--config inject.yaml]
                       [--image IMAGE] [--control-plane HOST:PORT] [--no-native-sidecar]
@@ -101,7 +101,7 @@ export async function run(argv: string[]): Promise<number> {
     const [certPem, keyPem] = await Promise.all([readFile(values.cert, 'utf8'), readFile(values.key, 'utf8')])
     hook = await InjectionWebhook.start({ host: l[1]!.replace(/^\[|\]$/g, ''), port: Number(l[2]), certPem, keyPem, config }, { logger })
   } catch (err) {
-    console.error(`remora webhook: cannot start: ${(err as Error).message}${err instanceof InjectError ? ` (${err.code})` : ''}`)
+    console.error(`remora webhook: cannot start: ${(err as Error).message}${isInjectError(err) ? ` (${err.code})` : ''}`)
     return 2
   }
   logger.info({ event: 'listening', port: hook.port }, 'injection webhook listening')

@@ -32,7 +32,7 @@ export function isRemoraError(err: unknown): err is RemoraError {
 }
 
 /** `err` carries one of these codes. */
-export function hasCode(err: unknown, ...codes: readonly string[]): boolean {
+export function hasCode(err: unknown, ...codes: readonly string[]): err is RemoraError {
   return isRemoraError(err) && codes.includes(err.code)
 }
 

@@ -1,3 +1,4 @@
+import { RemoraError, isRemoraError } from '../errors/index.js'
 import { FLAGS, type ResponseFlag } from './flags.js'
 
 // The one catalog of proxy-generated responses: a stable code, the HTTP status, the response flag
@@ -52,20 +53,20 @@ export const PROXY_ERRORS = {
 export type ProxyErrorCode = keyof typeof PROXY_ERRORS
 
 /** An error that becomes a proxy-generated response in the `rescue` stage. `detail` is safe to show (no secrets). */
-export class ProxyError extends Error {
-  readonly code: ProxyErrorCode
-  readonly status: number
+export class ProxyError extends RemoraError<ProxyErrorCode> {
   readonly flag: ResponseFlag
   readonly detail: string | undefined
   constructor(code: ProxyErrorCode, detail?: string, options?: { cause?: unknown }) {
     const d = PROXY_ERRORS[code]
-    super(detail ? `${d.message}: ${detail}` : d.message, options)
-    this.name = 'ProxyError'
-    this.code = code
-    this.status = d.status
+    super(code, d.status, detail ? `${d.message}: ${detail}` : d.message, options)
     this.flag = d.flag
     this.detail = detail
   }
+}
+
+/** One of the proxy's response errors, matched on its code (any catalog code, whatever made it). */
+export function isProxyError(err: unknown): err is ProxyError {
+  return isRemoraError(err) && Object.hasOwn(PROXY_ERRORS, err.code) && typeof (err as { flag?: unknown }).flag === 'string'
 }
 
 export function proxyError(code: ProxyErrorCode, detail?: string, cause?: unknown): ProxyError {

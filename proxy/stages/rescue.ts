@@ -1,4 +1,4 @@
-import { FLAGS, ProxyError, proxyError, responseExtras, sendProxyResponse, type Handler, type RequestContext, type Stage } from '../pipeline/index.js'
+import { FLAGS, isProxyError, proxyError, responseExtras, sendProxyResponse, type Handler, type RequestContext, type Stage } from '../pipeline/index.js'
 
 export interface RescueOptions {
   /** Called for errors that are not ProxyErrors (bugs): logged without request data. */
@@ -13,8 +13,10 @@ export function createRescueStage(opts: RescueOptions = {}): Stage {
       try {
         await next(ctx)
       } catch (err) {
-        const pe = err instanceof ProxyError ? err : proxyError('REMORA_ERR_INTERNAL')
-        if (!(err instanceof ProxyError)) opts.onInternalError?.(err)
+        // Matched on the code: a catalog error answers as itself; anything else is a bug (500, logged).
+        const known = isProxyError(err)
+        const pe = known ? err : proxyError('REMORA_ERR_INTERNAL')
+        if (!known) opts.onInternalError?.(err)
         ctx.flags.push(pe.flag)
         ctx.errorCode = pe.code
         ctx.errorDetail = pe.detail ?? null

@@ -20,6 +20,7 @@ import { PROXY_ERRORS } from '../../proxy/pipeline/errors.js'
 import { POLICY_ISSUES } from '../../proxy/policy/index.js'
 import { StartupError } from '../../proxy/sidecar.js'
 import { CredentialError } from '../../proxy/tls/credentials.js'
+import { UsageError } from '../../cli/errors.js'
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const DOC = 'docs/errors.md'
@@ -62,6 +63,7 @@ const CATALOGS: readonly Catalog[] = [
   catalog('CP_ERRORS (control-plane/api/errors.ts)', CP_ERRORS),
   catalog('XDS_ERRORS (proxy/xds/errors.ts)', XDS_ERRORS),
   catalog('POLICY_ISSUES (proxy/policy/errors.ts)', POLICY_ISSUES),
+  errorClasses('command-line usage (cli/errors.ts)', [new UsageError('')]),
   errorClasses('config and start-up errors (proxy/config, proxy/tls, proxy/sidecar.ts)', [
     new ConfigError([]),
     new StartupError('', ''),
