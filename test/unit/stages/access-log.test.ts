@@ -1,7 +1,8 @@
 // accessLog: one entry per request, written after the response (also when the chain throws),
 // with the fields of AccessLogEntry and never the query string or a header value.
 import { describe, expect, test } from 'vitest'
-import { proxyError, type Decision, type RequestContext } from '../../../proxy/pipeline/index.js'
+import { proxyError, type RequestContext } from '../../../proxy/pipeline/index.js'
+import type { Decision } from '../../../proxy/policy/index.js'
 import { createAccessLogStage, type AccessLogEntry } from '../../../proxy/stages/index.js'
 import { FRONTEND, peer, recordingNext, requestContext, sanitizedContext } from './context.js'
 

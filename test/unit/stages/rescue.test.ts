@@ -4,7 +4,8 @@
 // is destroyed, never written twice.
 import { describe, expect, test } from 'vitest'
 import { RemoraError } from '../../../proxy/errors/index.js'
-import { proxyError, type Decision, type Handler } from '../../../proxy/pipeline/index.js'
+import { proxyError, type Handler } from '../../../proxy/pipeline/index.js'
+import type { Decision } from '../../../proxy/policy/index.js'
 import { createRescueStage } from '../../../proxy/stages/index.js'
 import { peer, recordingNext, sanitizedContext, type RequestOptions, type TestContext } from './context.js'
 
