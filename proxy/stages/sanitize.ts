@@ -32,6 +32,8 @@ function countHost(raw: readonly string[]): number {
 
 export function createSanitizeStage(opts: SanitizeOptions): Stage {
   const { direction, pathNormalization, ownId } = opts
+  // Validated when the chain is built (CONVENTIONS.md): an inbound XFCC needs this sidecar's own ID for By=.
+  if (direction === 'inbound' && !ownId) throw new TypeError('sanitize: an inbound stage needs ownId (this sidecar\'s SPIFFE ID, for XFCC By=)')
   const inbound = direction === 'inbound'
   return function sanitize(next: Handler): Handler {
     return async function sanitizeStage(ctx: RequestContext) {

@@ -175,3 +175,8 @@ describe('sanitize: method and framing', () => {
     await passes({ method: 'POST', rawHeaders: ['Transfer-Encoding', 'Chunked'] })
   })
 })
+
+test('an inbound sanitize stage without ownId is refused when the chain is built (XFCC By= would say undefined)', () => {
+  expect(() => createSanitizeStage({ direction: 'inbound', pathNormalization: 'MERGE_SLASHES' })).toThrow(/ownId/)
+  expect(() => createSanitizeStage({ direction: 'outbound', pathNormalization: 'MERGE_SLASHES' })).not.toThrow()
+})
