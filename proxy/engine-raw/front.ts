@@ -5,6 +5,9 @@ import { DEFAULT_FRONT_LIMITS, timeoutSweepMs, type FrontLimits } from '../http/
 import { closeParser, createParser, METHODS, type ParseError, type Parser } from './llhttp.js'
 import { RawRequest, RawResponse, type DownstreamControl } from './exchange.js'
 
+/** After a refusal (431, 400, 408 before a request exists): how long the rest of the input is discarded before the close. */
+const REFUSED_LINGER_MS = 1000
+
 interface Exchange {
   readonly req: RawRequest
   readonly res: RawResponse
@@ -206,6 +209,10 @@ class DownstreamConnection implements DownstreamControl {
     }
     this.front.onParserError({ code, parserCode, remote: `${s.remoteAddress ?? ''}:${s.remotePort ?? 0}`, direction: this.front.direction })
     s.end(rawResponse(code))
+    // A lingering close, bounded: what the caller still sends is read and discarded (so that no
+    // reset destroys the answer before it is read) for at most a second, however long it keeps sending.
+    this.headSince = 0
+    setTimeout(() => s.destroy(), REFUSED_LINGER_MS).unref()
   }
 
   /** No more HTTP from this socket. A tunnel gets the unread bytes; otherwise they are discarded. */

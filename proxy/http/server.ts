@@ -82,6 +82,45 @@ export function rawResponse(code: ProxyErrorCode): string {
 
 const HTTP_METHODS = new Set(http.METHODS)
 
+/** After a refusal the front answers on: how long what the caller still sends is discarded before the close. */
+const REFUSED_LINGER_MS = 1000
+
+/**
+ * Answers a connection node:http's parser gave up on, then closes it with a bounded lingering
+ * close: the rest of the input is read and discarded for at most a second, so that the kernel
+ * does not reset the connection (destroying the answer) while the caller is still sending.
+ */
+function refuseAndLinger(socket: Duplex, response: string): void {
+  const s = socket as Duplex & { [kRefused]?: boolean }
+  if (s[kRefused]) return
+  s[kRefused] = true
+  socket.removeAllListeners('data')
+  socket.on('data', () => {})
+  socket.resume()
+  socket.end(response)
+  setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref()
+}
+const kRefused = Symbol('remora.refused')
+
+/**
+ * Pipelining on the node-http engine: node:http parses every request of a read and dispatches
+ * each at once (it has no way to stop its parser between messages), so 10,000 pipelined requests
+ * were 10,000 requests in memory (+236 MiB). More than MAX_PIPELINED requests in flight on one
+ * connection closes it: a cut at a documented limit (docs/forwarding.md#limits). The raw engine
+ * answers any number, one at a time.
+ */
+export const MAX_PIPELINED = 32
+const kInFlight = Symbol('remora.inFlight')
+function overPipelined(req: IncomingMessage, res: ServerResponse): boolean {
+  const s = req.socket as typeof req.socket & { [kInFlight]?: number }
+  const n = (s[kInFlight] ?? 0) + 1
+  s[kInFlight] = n
+  res.once('close', () => void (s[kInFlight] = (s[kInFlight] ?? 1) - 1))
+  if (n <= MAX_PIPELINED) return false
+  s.destroy()
+  return true
+}
+
 const upgradedSockets = new WeakMap<object, Set<Duplex>>()
 
 /** Destroys the sockets that left node:http through an Upgrade (WebSocket tunnels) on shutdown. */
@@ -129,7 +168,7 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
     onParserError({ code, parserCode: code, remote: `${net.remoteAddress ?? ''}:${net.remotePort ?? 0}`, direction })
     req.resume()
     if (res === null) {
-      socket.end(rawResponse(code))
+      refuseAndLinger(socket, rawResponse(code))
       return
     }
     const d = PROXY_ERRORS[code]
@@ -145,6 +184,7 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
     }
     // llhttp also parses RTSP/ICE requests (ANNOUNCE … RTSP/1.0); they are not HTTP: 400 before upstream.
     if (!HTTP_METHODS.has(req.method ?? '')) (req.socket as FrontSocket)[kParserError] = 'REMORA_ERR_BAD_REQUEST'
+    if (overPipelined(req, res)) return
     run(createContext(direction, req, res, null))
   }
   server.on('request', onRequest)
@@ -178,7 +218,7 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
         return
       }
       onParserError({ code: 'REMORA_ERR_REQUEST_TIMEOUT', parserCode, remote: `${s.remoteAddress ?? ''}:${s.remotePort ?? 0}`, direction })
-      socket.end(rawResponse('REMORA_ERR_REQUEST_TIMEOUT'))
+      refuseAndLinger(socket, rawResponse('REMORA_ERR_REQUEST_TIMEOUT'))
       return
     }
     const code = parserErrorCode(parserCode)
@@ -192,7 +232,7 @@ export function createHttpFront(opts: HttpFrontOptions): http.Server {
     }
     const net = socket as Duplex & { remoteAddress?: string; remotePort?: number }
     onParserError({ code, parserCode, remote: `${net.remoteAddress ?? ''}:${net.remotePort ?? 0}`, direction })
-    socket.end(rawResponse(code))
+    refuseAndLinger(socket, rawResponse(code))
   })
   return server
 }

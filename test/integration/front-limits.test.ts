@@ -5,7 +5,7 @@ import { createTestPki, type TestPki } from '../helpers/pki.js'
 import { startSidecar, TEST_ENGINE, type TestSidecar } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { frontLimits, INBOUND_HEADERS_ALLOWANCE, LIMITS_DEFAULTS, LimitsSchema, validateSidecarConfig } from '../../proxy/config/schema.js'
-import { DEFAULT_FRONT_LIMITS } from '../../proxy/http/server.js'
+import { DEFAULT_FRONT_LIMITS, MAX_PIPELINED } from '../../proxy/http/server.js'
 
 // The downstream limits of both fronts (docs/forwarding.md#limits): header count (431), header
 // block size (431), request head timeout (408, or a silent close when nothing was sent), keep-alive
@@ -234,14 +234,14 @@ for (const front of ['outbound', 'inbound'] as const) {
       expect(n.afterMs).toBeLessThan(HEAD_TIMEOUT_MS + LATE_MS)
     })
 
-    test('50 pipelined requests in one write are answered in order', async () => {
+    test(`${MAX_PIPELINED} pipelined requests in one write are answered in order`, async () => {
       const c = await connect(front)
       let batch = ''
-      for (let i = 0; i < 50; i++) batch += `GET /p/${i} HTTP/1.1\r\nHost: ${host(front)}\r\n${i === 49 ? 'Connection: close\r\n' : ''}\r\n`
+      for (let i = 0; i < MAX_PIPELINED; i++) batch += `GET /p/${i} HTTP/1.1\r\nHost: ${host(front)}\r\n${i === MAX_PIPELINED - 1 ? 'Connection: close\r\n' : ''}\r\n`
       c.socket.write(batch)
       const { out } = await c.closed
       const paths = [...out.matchAll(/x-app-path: (\S+)/g)].map((m) => m[1])
-      expect(paths).toEqual(Array.from({ length: 50 }, (_, i) => `/p/${i}`))
+      expect(paths).toEqual(Array.from({ length: MAX_PIPELINED }, (_, i) => `/p/${i}`))
     })
   })
 }
