@@ -1,18 +1,15 @@
 import type http from 'node:http'
-import type { Pool } from 'undici'
 import type { PolicyDocument, WorkloadPolicy } from './policy/index.js'
 import { certsDump, clustersDump, configDump, createAdminServer, listenServer } from './admin/index.js'
 import { frontLimits, type ClusterConfig, type SidecarConfig } from './config/schema.js'
 import { logInternalError, type Clock, type Logger } from './deps.js'
-import { createHttpFront, destroyUpgradedSockets } from './http/server.js'
 import { InboundListener } from './inbound/index.js'
 import { PROXY_ERRORS, proxyError, type ProxyErrorCode } from './pipeline/index.js'
 import { toAccessLogEntry, type AccessLogEntry, type AccessLogSink } from './stages/index.js'
 import { createMetricsListener, createTracing, resolveTracingSettings, SidecarMetrics, type OtelEnv, type Tracing } from './telemetry/index.js'
 import { JwksRegistry } from './authn/index.js'
 import { CredentialStore, type Credentials } from './tls/index.js'
-import { PoolRegistry } from './upstream/index.js'
-import { createRawFront, createRawUpstreamHandler, RawPoolRegistry, rawEngineUnavailable, type RawFront } from './engine-raw/index.js'
+import { engineFor, type Engine, type EngineFront, type EnginePools } from './engines/index.js'
 import { compileRuntime, effectiveJwtSettings, RuntimeStore, workloadName, type CompileEnv, type CompileInput, type EffectiveJwtSettings, type SidecarJwtOptions } from './runtime/index.js'
 import { RemoraError } from './errors/index.js'
 
@@ -68,8 +65,10 @@ export class StartupError extends RemoraError<'REMORA_ERR_CONFIG_INVALID'> {
  */
 export class Sidecar {
   readonly creds: CredentialStore
+  /** The forwarding engine (config.engine): its fronts, pools and terminal. */
+  readonly engine: Engine
   /** The forwarding engine's upstream pools (undici for node-http, raw sockets for raw). */
-  readonly pools: PoolRegistry | RawPoolRegistry
+  readonly pools: EnginePools
   /** JWKS sources shared across snapshots (one fetcher per jwksUri). */
   readonly jwks: JwksRegistry
   /** The JWT settings in force: config.jwt, with any field of deps.jwt winning. */
@@ -83,8 +82,8 @@ export class Sidecar {
   readonly #runtime: RuntimeStore
   #metricsServer: http.Server
   #inbound: InboundListener
-  #outboundFront: http.Server | RawFront
-  #inboundFront: http.Server | RawFront
+  #outboundFront: EngineFront
+  #inboundFront: EngineFront
   #admin: http.Server
   #closed = false
   #started = false
@@ -97,8 +96,8 @@ export class Sidecar {
     telemetry: { metrics: SidecarMetrics; tracing: Tracing | null },
   ) {
     this.creds = new CredentialStore(credentials)
-    const raw = config.engine === 'raw'
-    this.pools = raw ? new RawPoolRegistry(this.creds) : new PoolRegistry(this.creds)
+    this.engine = engineFor(config.engine)
+    this.pools = this.engine.createPools(this.creds)
     this.jwtSettings = effectiveJwtSettings(config, deps.jwt)
     this.jwks = new JwksRegistry(
       { ...deps.jwt?.jwks, refreshIntervalMs: this.jwtSettings.jwksRefreshMs, cooldownMs: this.jwtSettings.jwksCooldownMs },
@@ -117,7 +116,7 @@ export class Sidecar {
       metrics: this.metrics,
       tracing: this.tracing,
       accessLog: deps.accessLog,
-      upstream: raw ? createRawUpstreamHandler() : undefined,
+      upstream: this.engine.createUpstream(),
       clock: deps.clock,
       logger: deps.logger,
     }
@@ -140,11 +139,10 @@ export class Sidecar {
       }
       deps.accessLog(e)
     }
-    const createFront = raw ? createRawFront : createHttpFront
     const onInternalError = (err: unknown): void => logInternalError(deps.logger, err)
     const rt = this.#runtime
-    this.#inboundFront = createFront({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'inbound') })
-    this.#outboundFront = createFront({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'outbound') })
+    this.#inboundFront = this.engine.createFront({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'inbound') })
+    this.#outboundFront = this.engine.createFront({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'outbound') })
     this.#inbound = new InboundListener({
       creds: this.creds,
       http: this.#inboundFront,
@@ -194,8 +192,8 @@ export class Sidecar {
   }
 
   static async start(opts: SidecarStartOptions, deps: SidecarDeps): Promise<Sidecar> {
-    const noRaw = opts.config.engine === 'raw' ? rawEngineUnavailable() : null
-    if (noRaw !== null) throw new StartupError('engine', `${noRaw}; use --engine node-http`)
+    const missing = engineFor(opts.config.engine).unavailable()
+    if (missing !== null) throw new StartupError('engine', `${missing}; use --engine node-http`)
     const sc = new Sidecar(opts.config, opts.credentials, opts.policies, deps, await Sidecar.#telemetry(opts.config, deps))
     const c = opts.config
     const bindings: [string, () => Promise<number>, (p: number) => void][] = [
@@ -284,8 +282,8 @@ export class Sidecar {
 
   *#upstreamConnections(): Iterable<[string, number]> {
     const st = this.#runtime.current
-    for (const c of st.clusters) for (const t of c.targets) yield [c.name, (t.dispatcher as Pool).stats.connected]
-    yield [st.app.cluster, (st.app.dispatcher as Pool).stats.connected]
+    for (const c of st.clusters) for (const t of c.targets) yield [c.name, t.dispatcher.stats.connected]
+    yield [st.app.cluster, st.app.dispatcher.stats.connected]
   }
 
   /** Called after every swap with the new version (the store also publishes on diagnostics_channel). */
@@ -308,14 +306,14 @@ export class Sidecar {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    const closeServer = (s: http.Server | RawFront): Promise<void> =>
+    const closeServer = (s: http.Server | EngineFront): Promise<void> =>
       new Promise((r) => {
         if (!s.listening) return r()
         s.close(() => r())
         s.closeAllConnections()
       })
-    destroyUpgradedSockets(this.#inboundFront)
-    destroyUpgradedSockets(this.#outboundFront)
+    this.engine.destroyTunnels(this.#inboundFront)
+    this.engine.destroyTunnels(this.#outboundFront)
     await Promise.all([this.#inbound.close(), closeServer(this.#outboundFront), closeServer(this.#admin), closeServer(this.#metricsServer)])
     this.#inboundFront.closeAllConnections()
     await this.pools.close()

@@ -4,13 +4,13 @@
 // x-envoy-*, XFCC dropped) and `authnJwt` (token extraction and checks, JWT output headers), then
 // the authz stage's `requestFacts`. Whatever those stages change, check decides on the same facts.
 import type { JwtAuthenticator, JwtOutcome } from '../../proxy/authn/index.js'
-import { createContext, setConnectionInfo } from '../../proxy/http/index.js'
+import { createContext, setConnectionInfo } from '../../proxy/engines/common/index.js'
 import type { PeerIdentity } from '../../proxy/identity/index.js'
 import { isProxyError, type RequestContext } from '../../proxy/pipeline/index.js'
 import type { PathNormalization, RequestFacts } from '../../proxy/policy/index.js'
 import { createAuthnJwtStage, createSanitizeStage, requestFacts } from '../../proxy/stages/index.js'
 // node:http's `req.headers` from raw header lines, as the raw engine builds it for the stages.
-import { headersObject } from '../../proxy/engine-raw/headers.js'
+import { headersObject } from '../../proxy/engines/raw/headers.js'
 
 export interface CheckRequestInput {
   readonly method: string

@@ -2,7 +2,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { peerIdentityFromCert } from '../identity/index.js'
 import type { MtlsMode } from '../policy/index.js'
-import { setConnectionInfo } from '../http/context.js'
+import { setConnectionInfo } from '../engines/common/context.js'
 import { serverTlsOptions, type CredentialStore } from '../tls/index.js'
 
 export interface InboundListenerOptions {

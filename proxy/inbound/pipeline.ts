@@ -12,7 +12,6 @@ import {
   createRescueStage,
   createSanitizeStage,
   createTraceStage,
-  createUpstreamHandler,
   type AccessLogSink,
   type WorkloadLabels,
 } from '../stages/index.js'
@@ -31,8 +30,8 @@ export interface InboundHandlerOptions {
   readonly tracing: Tracing | null
   readonly metrics: SidecarMetrics
   readonly self: WorkloadLabels
-  /** The terminal handler of the forwarding engine; absent: the node:http engine's (undici pools). */
-  readonly upstream?: Handler
+  /** The terminal handler of the forwarding engine (Engine.createUpstream). */
+  readonly upstream: Handler
   /** The workload's RequestAuthentication, compiled for this snapshot; null/absent: no JWT stage. */
   readonly jwt?: JwtAuthenticator | null
   readonly onJwtResult?: (ctx: RequestContext, outcome: JwtOutcome) => void
@@ -63,6 +62,6 @@ export function buildInboundHandler(o: InboundHandlerOptions): Handler {
       createAuthzStage({ policy: o.policy, onDecision: o.onDecision, destinationPort: o.appPort }),
       createInboundRouteStage(o.app),
     ],
-    o.upstream ?? createUpstreamHandler(),
+    o.upstream,
   )
 }

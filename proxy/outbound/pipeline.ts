@@ -8,7 +8,6 @@ import {
   createRescueStage,
   createSanitizeStage,
   createTraceStage,
-  createUpstreamHandler,
   type AccessLogSink,
   type RouteTable,
   type WorkloadLabels,
@@ -26,8 +25,8 @@ export interface OutboundHandlerOptions {
   /** Per cluster, computed when the config is compiled: its destination labels and, when it has exactly one, its identity. */
   readonly clusterLabels: ReadonlyMap<string, WorkloadLabels>
   readonly clusterPrincipals: ReadonlyMap<string, string>
-  /** The terminal handler of the forwarding engine; absent: the node:http engine's (undici pools). */
-  readonly upstream?: Handler
+  /** The terminal handler of the forwarding engine (Engine.createUpstream). */
+  readonly upstream: Handler
 }
 
 // Built once per config snapshot. Outer → inner (DESIGN.md §2):
@@ -48,6 +47,6 @@ export function buildOutboundHandler(o: OutboundHandlerOptions): Handler {
       createSanitizeStage({ direction: 'outbound', pathNormalization: o.pathNormalization }),
       createOutboundRouteStage(o.routes),
     ],
-    o.upstream ?? createUpstreamHandler(),
+    o.upstream,
   )
 }

@@ -1,28 +1,37 @@
-import type { ProxyError } from './errors.js'
+import { STATUS_CODES } from 'node:http'
+import { PROXY_ERRORS, type ProxyError, type ProxyErrorCode } from './errors.js'
 import type { DownstreamResponse, RequestContext } from './types.js'
 
 /**
- * Writes a proxy-generated response: the status, the flag in `x-remora-response-flags`, the
- * stable code in `x-remora-error-code` and a short text body. 403 keeps Envoy's exact body.
+ * The head and body of a proxy-generated response, written once for every writer (the `rescue`
+ * stage through the engine's response, a front that answers before a request exists): the status,
+ * the flag in `x-remora-response-flags`, the stable code in `x-remora-error-code`, a short text
+ * body (Envoy's exact `RBAC: access denied` for an authorization denial), `www-authenticate` on a
+ * bad token (RFC 6750 §3.1, as Envoy's jwt_authn), `connection: close` after a framing error.
  */
+export function proxyResponseHead(code: ProxyErrorCode, message?: string): { status: number; reason: string; headers: Record<string, string | number>; body: string } {
+  const d = PROXY_ERRORS[code]
+  const body = d.status === 403 && code === 'REMORA_ERR_AUTHZ_DENIED' ? 'RBAC: access denied' : `${message ?? d.message}\n`
+  const headers: Record<string, string | number> = {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'x-remora-response-flags': d.flag,
+    'x-remora-error-code': code,
+  }
+  if (d.flag === 'JW') headers['www-authenticate'] = 'Bearer error="invalid_token"'
+  // After a framing error nothing more on this connection can be trusted.
+  if (d.flag === 'DPE') headers.connection = 'close'
+  return { status: d.status, reason: STATUS_CODES[d.status] ?? '', headers, body }
+}
+
+/** Writes a proxy-generated response (proxyResponseHead) with the response rules' extra headers. */
 export function sendProxyResponse(res: DownstreamResponse, err: ProxyError, extraHeaders?: Record<string, string>): number {
   if (res.headersSent) {
     res.destroy()
     return 0
   }
-  const body = err.status === 403 && err.code === 'REMORA_ERR_AUTHZ_DENIED' ? 'RBAC: access denied' : `${err.message}\n`
-  const headers: Record<string, string | number> = {
-    'content-type': 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'x-remora-response-flags': err.flag,
-    'x-remora-error-code': err.code,
-    ...extraHeaders,
-  }
-  // RFC 6750 §3.1, as Envoy's jwt_authn answers a bad token.
-  if (err.flag === 'JW') headers['www-authenticate'] = 'Bearer error="invalid_token"'
-  // After a framing error nothing more on this connection can be trusted.
-  if (err.flag === 'DPE') headers.connection = 'close'
-  res.writeHead(err.status, headers)
+  const { status, headers, body } = proxyResponseHead(err.code, err.message)
+  res.writeHead(status, extraHeaders ? { ...headers, ...extraHeaders } : headers)
   res.end(body)
   return Buffer.byteLength(body)
 }

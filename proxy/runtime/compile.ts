@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto'
 import { createJwtAuthenticator, type JwksRegistry, type JwtOutcome } from '../authn/index.js'
 import { parseDuration, type ClusterConfig, type SidecarConfig } from '../config/schema.js'
-import type { RawPoolRegistry } from '../engine-raw/index.js'
 import { buildInboundHandler } from '../inbound/index.js'
 import { buildOutboundHandler } from '../outbound/index.js'
 import { proxyError, type Handler, type RouteTarget } from '../pipeline/index.js'
 import { compile, compileRequestAuthn, jwtRulesForWorkload, mtlsModeFor, selectForWorkload, type CompiledJwtRule, type MtlsMode, type PathNormalization, type PolicyDocument, type WorkloadPolicy } from '../policy/index.js'
 import type { AccessLogSink, RoutedCluster, WorkloadLabels } from '../stages/index.js'
 import type { SidecarMetrics, Tracing } from '../telemetry/index.js'
-import type { PoolRegistry } from '../upstream/index.js'
+import type { EnginePools } from '../engines/index.js'
 import { logInternalError, type Clock, type Logger } from '../deps.js'
 import { portOf } from '../engines/common/index.js'
 import type { EffectiveJwtSettings } from './jwt-settings.js'
@@ -36,7 +35,7 @@ export interface RuntimeState {
 export interface CompileEnv {
   readonly config: SidecarConfig
   readonly selfId: string
-  readonly pools: PoolRegistry | RawPoolRegistry
+  readonly pools: EnginePools
   readonly jwks: JwksRegistry
   readonly jwtSettings: EffectiveJwtSettings
   /** Called for every JWT outcome after it is counted (a test or metric hook). */
@@ -44,8 +43,8 @@ export interface CompileEnv {
   readonly metrics: SidecarMetrics
   readonly tracing: Tracing | null
   readonly accessLog: AccessLogSink
-  /** The forwarding engine's terminal handler; undefined = the node:http engine's. */
-  readonly upstream: Handler | undefined
+  /** The forwarding engine's terminal handler. */
+  readonly upstream: Handler
   readonly clock: Clock
   readonly logger: Logger
 }

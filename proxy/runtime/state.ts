@@ -1,10 +1,8 @@
 import diagnostics from 'node:diagnostics_channel'
-import type { Pool } from 'undici'
 import type { JwksRegistry } from '../authn/index.js'
-import type { RawPoolRegistry } from '../engine-raw/index.js'
 import type { UpstreamPool } from '../pipeline/index.js'
 import type { SidecarMetrics } from '../telemetry/index.js'
-import type { PoolRegistry } from '../upstream/index.js'
+import type { EnginePools } from '../engines/index.js'
 import type { RuntimeState } from './compile.js'
 
 /** Every swap is published here: `{ version, previous, configured }` (CONVENTIONS.md: internal events on diagnostics_channel). */
@@ -28,7 +26,7 @@ export class RuntimeStore {
 
   constructor(
     initial: RuntimeState,
-    private readonly o: { readonly pools: PoolRegistry | RawPoolRegistry; readonly jwks: JwksRegistry; readonly metrics: SidecarMetrics },
+    private readonly o: { readonly pools: EnginePools; readonly jwks: JwksRegistry; readonly metrics: SidecarMetrics },
   ) {
     this.#current = initial
     o.metrics.setConfigVersion(initial.version)
@@ -43,10 +41,9 @@ export class RuntimeStore {
     this.#current = next
     this.o.metrics.setConfigVersion(next.version)
     this.o.jwks.retain(next.jwtRules)
-    // Both registries take their own pool type; the union's method wants a set of both.
-    const keep = new Set<UpstreamPool & Pool>()
-    for (const c of next.clusters) for (const t of c.targets) keep.add(t.dispatcher as UpstreamPool & Pool)
-    keep.add(next.app.dispatcher as UpstreamPool & Pool)
+    const keep = new Set<UpstreamPool>()
+    for (const c of next.clusters) for (const t of c.targets) keep.add(t.dispatcher)
+    keep.add(next.app.dispatcher)
     this.o.pools.retain(keep)
     const e: SwapEvent = { version: next.version, previous, configured: next.configured }
     for (const fn of this.#listeners) fn(e)

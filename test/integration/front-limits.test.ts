@@ -5,7 +5,8 @@ import { createTestPki, type TestPki } from '../helpers/pki.js'
 import { startSidecar, TEST_ENGINE, type TestSidecar } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { frontLimits, INBOUND_HEADERS_ALLOWANCE, LIMITS_DEFAULTS, LimitsSchema, validateSidecarConfig } from '../../proxy/config/schema.js'
-import { DEFAULT_FRONT_LIMITS, MAX_PIPELINED } from '../../proxy/http/server.js'
+import { DEFAULT_FRONT_LIMITS } from '../../proxy/engines/common/index.js'
+import { MAX_PIPELINED } from '../../proxy/engines/node-http/index.js'
 
 // The downstream limits of both fronts (docs/forwarding.md#limits): header count (431), header
 // block size (431), request head timeout (408, or a silent close when nothing was sent), keep-alive

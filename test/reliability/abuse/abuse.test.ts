@@ -28,7 +28,7 @@ import { budget, MODE, recordFigures } from '../budget.js'
 import { createTestPki, type TestPki } from '../../helpers/pki.js'
 import { runRemora, type Child } from '../../helpers/process.js'
 import { freePort } from '../../helpers/upstream.js'
-import { MAX_PIPELINED } from '../../../proxy/http/server.js'
+import { MAX_PIPELINED } from '../../../proxy/engines/node-http/index.js'
 
 type Engine = 'raw' | 'node-http'
 type Front = 'outbound' | 'inbound'

@@ -2,7 +2,7 @@ import http from 'node:http'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { chunkFrame, headerLines, headersObject, responseHeadFacts, trailerLines } from '../../../proxy/engine-raw/headers.js'
+import { chunkFrame, headerLines, headersObject, responseHeadFacts, trailerLines } from '../../../proxy/engines/raw/headers.js'
 
 // The raw engine must hand stages the same `req.headers` as node:http: the reference is a real
 // node:http server receiving the same bytes.

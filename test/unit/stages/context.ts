@@ -1,11 +1,11 @@
 // Test data for the stage unit tests: a RequestContext built by the listeners' own context factory
-// (proxy/http/context.ts, the one both engines use) from plain request data, a response double that
+// (proxy/engines/common/context.ts, the one both engines use) from plain request data, a response double that
 // records what a stage writes, and a recording `next`. These are doubles for a stage's inputs, not
 // mocks of net/tls/http: no socket is opened anywhere in test/unit/stages.
 import { createHash } from 'node:crypto'
-import { createContext, setConnectionInfo } from '../../../proxy/http/context.js'
+import { createContext, setConnectionInfo } from '../../../proxy/engines/common/context.js'
 // node:http's `req.headers` from raw header lines, exactly as the raw engine builds it for the stages.
-import { headersObject } from '../../../proxy/engine-raw/headers.js'
+import { headersObject } from '../../../proxy/engines/raw/headers.js'
 import { parseSpiffeId, type PeerIdentity } from '../../../proxy/identity/index.js'
 import { isProxyError, type Direction, type DownstreamResponse, type Handler, type ProxyError, type RequestContext, type RouteTarget, type UpstreamPool } from '../../../proxy/pipeline/index.js'
 

@@ -3,7 +3,7 @@
 // mapping, secure naming, upgrades) needs a real upstream and is covered by test/integration/
 // (forwarding, streaming, errors, mtls), which the engine-node-http project runs on this terminal.
 import { describe, expect, test } from 'vitest'
-import { createUpstreamHandler } from '../../../proxy/stages/index.js'
+import { createUpstreamHandler } from '../../../proxy/engines/node-http/index.js'
 import { proxyErrorOf, sanitizedContext } from './context.js'
 
 describe('upstream (node-http terminal)', () => {

@@ -1,8 +1,8 @@
-import { proxyError, type Handler, type RequestContext } from '../pipeline/index.js'
+import { proxyError, type Handler, type RequestContext } from '../../pipeline/index.js'
 import type { Pool } from 'undici'
-import { forward } from '../upstream/index.js'
+import { forward } from './forward.js'
 
-// Terminal: sends the request to the target the route stage chose, streaming both ways.
+// The node:http engine's terminal: sends the request to the target the route stage chose, streaming both ways.
 export function createUpstreamHandler(): Handler {
   return async function upstream(ctx: RequestContext) {
     // node:http engine: its targets' pools are undici Pools (the raw engine has its own terminal).

@@ -1,7 +1,7 @@
 import http, { type IncomingHttpHeaders } from 'node:http'
 import type net from 'node:net'
-import type { DownstreamResponse, ProxyErrorCode } from '../pipeline/index.js'
-import type { ContextRequest } from '../http/index.js'
+import type { DownstreamResponse, ProxyErrorCode } from '../../pipeline/index.js'
+import type { ContextRequest } from '../common/index.js'
 import { headerLines, headersObject } from './headers.js'
 
 /** Where a request body goes once the upstream side is ready; `false` from `data` = pause. */

@@ -1,9 +1,9 @@
 import net from 'node:net'
-import type { UpstreamPool } from '../pipeline/index.js'
-import { createMtlsDialer, type CredentialStore } from '../tls/index.js'
+import type { UpstreamPool } from '../../pipeline/index.js'
+import { createMtlsDialer, type CredentialStore } from '../../tls/index.js'
 import { closeParser, createParser, type ParseError, type Parser } from './llhttp.js'
-import { splitAddress } from '../engines/common/index.js'
-import { RemoraError } from '../errors/index.js'
+import { splitAddress } from '../common/index.js'
+import { RemoraError } from '../../errors/index.js'
 
 export interface RawMtlsKey {
   readonly address: string // host:port

@@ -1,10 +1,10 @@
 import type net from 'node:net'
-import { FLAGS, proxyError, responseExtras, type Handler, type ProxyError, type RequestContext, type RouteTarget } from '../pipeline/index.js'
-import { bodyBytesForwarded, tunnel as pipeTunnel, upstreamFailure } from '../engines/common/index.js'
+import { FLAGS, proxyError, responseExtras, type Handler, type ProxyError, type RequestContext, type RouteTarget } from '../../pipeline/index.js'
+import { bodyBytesForwarded, tunnel as pipeTunnel, upstreamFailure } from '../common/index.js'
 import { RawRequest, RawResponse } from './exchange.js'
 import { chunkFrame, headerLines, responseHeadFacts, trailerLines } from './headers.js'
 import { RawPool, UpstreamConnectError, type ResponseHandler, type UpstreamConnection } from './pool.js'
-import { hasCode } from '../errors/index.js'
+import { hasCode } from '../../errors/index.js'
 
 const CRLF = '\r\n'
 

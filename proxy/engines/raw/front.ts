@@ -1,7 +1,6 @@
 import net from 'node:net'
-import type { Direction, Handler, ProxyErrorCode } from '../pipeline/index.js'
-import { createContext, parserErrorCode, rawResponse, type HttpFrontOptions } from '../http/index.js'
-import { DEFAULT_FRONT_LIMITS, timeoutSweepMs, type FrontLimits } from '../http/server.js'
+import type { Direction, Handler, ProxyErrorCode } from '../../pipeline/index.js'
+import { createContext, DEFAULT_FRONT_LIMITS, parserErrorCode, rawResponse, timeoutSweepMs, type FrontLimits, type FrontOptions } from '../common/index.js'
 import { closeParser, createParser, METHODS, type ParseError, type Parser } from './llhttp.js'
 import { RawRequest, RawResponse, type DownstreamControl } from './exchange.js'
 
@@ -344,11 +343,7 @@ function isWebSocket(req: RawRequest): boolean {
   return typeof u === 'string' && u.toLowerCase() === 'websocket'
 }
 
-export interface RawFrontOptions extends HttpFrontOptions {
-  readonly limits?: FrontLimits
-  /** A throw from the engine's own parser callbacks (a bug): reported, and the connection closed. */
-  readonly onInternalError?: (err: unknown) => void
-}
+export type RawFrontOptions = FrontOptions
 
 /**
  * The raw engine's front of a listener: a net.Server that is handed sockets (the inbound listener
@@ -357,7 +352,7 @@ export interface RawFrontOptions extends HttpFrontOptions {
 export class RawFront extends net.Server {
   readonly direction: Direction
   readonly handler: () => Handler
-  readonly onParserError: HttpFrontOptions['onParserError']
+  readonly onParserError: FrontOptions['onParserError']
   readonly onInternalError: (err: unknown) => void
   readonly limits: FrontLimits
   readonly #conns = new Set<DownstreamConnection>()

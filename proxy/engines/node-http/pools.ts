@@ -1,7 +1,7 @@
 import net from 'node:net'
 import { Pool, type buildConnector } from 'undici'
-import { createMtlsDialer, type CredentialStore } from '../tls/index.js'
-import { splitAddress } from '../engines/common/index.js'
+import { createMtlsDialer, type CredentialStore } from '../../tls/index.js'
+import { splitAddress } from '../common/index.js'
 
 export interface MtlsPoolKey {
   readonly address: string // host:port

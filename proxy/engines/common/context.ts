@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream'
-import type { PeerIdentity } from '../identity/index.js'
-import type { Direction, DownstreamRequest, DownstreamResponse, RequestContext } from '../pipeline/index.js'
+import type { PeerIdentity } from '../../identity/index.js'
+import type { Direction, DownstreamRequest, DownstreamResponse, RequestContext } from '../../pipeline/index.js'
 
 /** Per-connection facts, computed once at accept/handshake time and reused by every request on it. */
 export interface ConnectionInfo {

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { HOP_BY_HOP, isSidecarOwnedHeader } from '../engines/common/index.js'
-import { RemoraError } from '../errors/index.js'
+import { HOP_BY_HOP, isSidecarOwnedHeader } from '../common/index.js'
+import { RemoraError } from '../../errors/index.js'
 
 // Header dictionaries and heads for the raw engine. Stages see `req.headers` exactly as node:http
 // builds it (so both engines make the same decisions); heads going out are rebuilt from data.

@@ -1,10 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex, Readable } from 'node:stream'
 import type { Dispatcher } from 'undici'
-import { FLAGS, proxyError, responseExtras, type ProxyError, type RequestContext } from '../pipeline/index.js'
+import { FLAGS, proxyError, responseExtras, type ProxyError, type RequestContext } from '../../pipeline/index.js'
 import { isConnectPhaseError } from './pools.js'
-import { kDispatched, kParserError, type FrontSocket } from '../http/server.js'
-import { bodyBytesForwarded, connectionNamed, isSidecarOwnedHeader, passesResponseHeader, tunnel, upstreamFailure } from '../engines/common/index.js'
+import { kDispatched, kParserError, type FrontSocket } from './server.js'
+import { bodyBytesForwarded, connectionNamed, isSidecarOwnedHeader, passesResponseHeader, tunnel, upstreamFailure } from '../common/index.js'
 
 export interface ForwardOptions {
   /** Time to wait for the upstream's response headers (Envoy's route timeout): 504 UT. */
