@@ -1,40 +1,8 @@
 import type { Handler, RequestContext, Stage } from '../pipeline/index.js'
+import type { AccessLogEntry, AccessLogSink } from '../telemetry/access-log-entry.js'
 
 /** One access log line (Envoy's fields, snake_case). Never holds secrets: no query, no headers. */
-export interface AccessLogEntry {
-  start_time: string
-  direction: 'inbound' | 'outbound'
-  method: string
-  authority: string
-  path: string
-  protocol: string
-  response_code: number
-  response_flags: string
-  error_code: string | null
-  duration_ms: number
-  upstream_service_time_ms: number | null
-  bytes_received: number
-  bytes_sent: number
-  upstream_cluster: string | null
-  upstream_host: string | null
-  downstream_remote_address: string
-  downstream_peer_principal: string | null
-  connection_security_policy: string
-  request_id: string
-  authz_decision: string | null
-  authz_policy: string | null
-  authz_reason: string | null
-  /** `iss/sub` of a verified JWT (never the token). */
-  request_principal?: string
-  /** This sidecar's span (hex ids); null when tracing is off. */
-  trace_id: string | null
-  span_id: string | null
-  /** The Jaeger UI link, on denied and failed requests whose span was sampled (`--jaeger-ui`). */
-  trace_link?: string
-  detail?: string
-}
-
-export type AccessLogSink = (entry: AccessLogEntry) => void
+export type { AccessLogEntry, AccessLogSink } from '../telemetry/access-log-entry.js'
 
 export function toAccessLogEntry(ctx: RequestContext): AccessLogEntry {
   const e: AccessLogEntry = {

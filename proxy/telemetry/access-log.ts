@@ -1,8 +1,15 @@
 import pino from 'pino'
-import type { SidecarConfig } from '../config/schema.js'
-import type { AccessLogEntry } from '../stages/access-log.js'
+import type { AccessLogEntry } from './access-log-entry.js'
 
-export type AccessLogFormat = SidecarConfig['accessLog']['format']
+/** The line formats (sidecar.yaml accessLog.format validates against the same two). */
+export type AccessLogFormat = 'json' | 'text'
+
+/** sidecar.yaml's accessLog section, as the writer needs it. */
+export interface AccessLogSettings {
+  readonly enabled: boolean
+  readonly path?: string
+  readonly format: AccessLogFormat
+}
 
 const dash = (v: string | number | null | undefined): string => (v === null || v === undefined || v === '' ? '-' : String(v))
 const q = (v: string | null | undefined): string => `"${dash(v).replace(/["\\]/g, (c) => `\\${c}`)}"`
@@ -39,7 +46,7 @@ const BATCH_BYTES = 64 * 1024
 const BATCH_MS = 100
 
 /** A buffered, asynchronous line writer (stdout or a file): the access log never blocks the request path. */
-export function createAccessLogWriter(config: SidecarConfig['accessLog']): { write: (e: AccessLogEntry) => void; flush: () => void; ready: Promise<void> } {
+export function createAccessLogWriter(config: AccessLogSettings): { write: (e: AccessLogEntry) => void; flush: () => void; ready: Promise<void> } {
   if (!config.enabled) return { write: () => {}, flush: () => {}, ready: Promise.resolve() }
   const format = accessLogFormatter(config.format)
   const dest = pino.destination({ dest: config.path ?? 1, sync: false, minLength: 4096 })
