@@ -34,10 +34,12 @@ export class EndpointRegistry {
   readonly #replicas = new Map<string, ReplicaHeartbeat>()
   /** The discovery feed's endpoints, as registrations held by this replica (live while it heart-beats). */
   #platform: Registration[] = []
+  #startedAt: number
 
   constructor(o: EndpointRegistryOptions, deps: ControlPlaneDeps) {
     this.#o = o
     this.#deps = deps
+    this.#startedAt = deps.clock.now()
   }
 
   get replicas(): ReadonlyMap<string, ReplicaHeartbeat> {
@@ -113,7 +115,20 @@ export class EndpointRegistry {
     return [...this.#replicas.values()].filter((r) => now - Date.parse(r.lastSeen) < this.#o.graceMs * 2)
   }
 
+  /**
+   * A control plane that (re)starts after a long outage finds registrations held by replicas whose
+   * heartbeats are old: itself before the restart, or a replica that died meanwhile. Their sidecars
+   * are reconnecting right now; dropping their endpoints at once would answer callers 404 NR for a
+   * service that is there. So for the first grace period after start those heartbeats count as this
+   * start: an endpoint leaves only when it has not come back within the usual grace.
+   */
   clusters(): SnapshotCluster[] {
-    return clustersFrom([...this.#regs.values(), ...this.#platform], this.#replicas, this.#deps.clock.now(), this.#o.graceMs)
+    const now = this.#deps.clock.now()
+    let replicas: ReadonlyMap<string, ReplicaHeartbeat> = this.#replicas
+    if (now - this.#startedAt < this.#o.graceMs) {
+      const floor = new Date(this.#startedAt).toISOString()
+      replicas = new Map([...this.#replicas].map(([id, hb]) => [id, Date.parse(hb.lastSeen) < this.#startedAt ? { ...hb, lastSeen: floor } : hb]))
+    }
+    return clustersFrom([...this.#regs.values(), ...this.#platform], replicas, now, this.#o.graceMs)
   }
 }
