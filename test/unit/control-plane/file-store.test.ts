@@ -80,7 +80,9 @@ test('file store: a scan racing our own writes never reports a stale value (watc
   // Other files make each scan slower, so writes land while a scan is reading.
   for (let i = 0; i < 200; i++) await s.put(`registrations/n${i}`, 'x'.repeat(2000))
   for (let i = 1; i <= 300; i++) await s.put('status/node', String(i))
-  await new Promise((r) => setTimeout(r, 50))
+  // Scans that started during the writes must have finished (and reported whatever they would) before the check.
+  const target = s.scans + 3
+  await until(() => s.scans >= target, 5000, 'three more completed scans')
   await s.close()
   const backwards = seen.filter((v, i) => i > 0 && v < seen[i - 1]!)
   expect(backwards).toEqual([])
