@@ -49,6 +49,7 @@ export function render(records: readonly Stored[]): string {
     '',
     `- commit: ${commit()}; run ${times[0] ?? '?'} → ${times[times.length - 1] ?? '?'}`,
     `- form: ${modes.join(', ')}; runtime: Node ${nodes.join(', ')}; machine: 2 cores`,
+    ...(process.env.REMORA_RELIABILITY_NOTE ? [`- ${process.env.REMORA_RELIABILITY_NOTE}`] : []),
     '',
     '## Running it',
     '',
