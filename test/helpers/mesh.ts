@@ -95,6 +95,28 @@ export async function startSidecar(o: StartSidecarOptions): Promise<TestSidecar>
   return { sidecar, ...sidecar.ports, spiffeId, leaf, accessLog, logger, close: () => sidecar.close() }
 }
 
+/** orders' route to payments: host `payments`, payments' inbound listener, secure naming on payments' SPIFFE ID. */
+export function paymentsCluster(payments: TestSidecar): NonNullable<SidecarConfigInput['clusters']>[number] {
+  return { name: 'payments.shop', hosts: ['payments'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: [payments.spiffeId] }
+}
+
+/**
+ * The pair most data-path tests use: payments (inbound, in front of `app`, with `policies`) and
+ * orders (outbound only, routing host `payments` to payments over mTLS). `extra` goes to both.
+ */
+export async function startPair(o: { pki: TestPki; app: string; engine?: 'raw' | 'node-http'; policies?: string; extra?: Partial<SidecarConfigInput> }): Promise<{ payments: TestSidecar; orders: TestSidecar; close(): Promise<void> }> {
+  const payments = await startSidecar({ engine: o.engine, pki: o.pki, serviceAccount: 'payments', app: o.app, policies: o.policies, extra: o.extra })
+  const orders = await startSidecar({ engine: o.engine, pki: o.pki, serviceAccount: 'orders', app: '127.0.0.1:1', extra: o.extra, clusters: [paymentsCluster(payments)] })
+  return {
+    payments,
+    orders,
+    close: async () => {
+      await orders.close()
+      await payments.close()
+    },
+  }
+}
+
 export interface Reply {
   status: number
   headers: http.IncomingHttpHeaders

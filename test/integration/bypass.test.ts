@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { PathNormalization } from '../../proxy/policy/index.js'
 import type { AccessLogEntry } from '../../proxy/stages/index.js'
 import { createTestPki, type Leaf, type TestPki } from '../helpers/pki.js'
-import { mtlsRequest, plainRequest, rawExchange, startSidecar, until, type Reply, type RequestOptions, type TestSidecar } from '../helpers/mesh.js'
+import { mtlsRequest, plainRequest, rawExchange, startPair, until, type Reply, type RequestOptions, type TestSidecar } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { createTestKey, jwks, signJws, type TestKey } from '../helpers/jwt.js'
 
@@ -48,14 +48,7 @@ beforeAll(async () => {
   app = await startUpstream()
   caller = await pki.issue('spiffe://cluster.local/ns/shop/sa/orders')
   for (const mode of MODES) {
-    const payments = await startSidecar({ pki, serviceAccount: 'payments', app: app.address, policies: POLICIES, extra: { pathNormalization: mode } })
-    const orders = await startSidecar({
-      pki,
-      serviceAccount: 'orders',
-      app: '127.0.0.1:1',
-      extra: { pathNormalization: mode },
-      clusters: [{ name: 'payments.shop', hosts: ['payments'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: ['spiffe://cluster.local/ns/shop/sa/payments'] }],
-    })
+    const { payments, orders } = await startPair({ pki, app: app.address, policies: POLICIES, extra: { pathNormalization: mode } })
     pairs.set(mode, { payments, orders })
   }
 })
@@ -330,14 +323,7 @@ beforeAll(async () => {
     res.setHeader('content-type', 'application/json')
     res.end(JSON.stringify({ url: req.url, headers: req.headers }))
   })
-  const payments = await startSidecar({ pki, serviceAccount: 'payments', app: usersApp.address, policies: usersPolicies(k1, k2) })
-  const orders = await startSidecar({
-    pki,
-    serviceAccount: 'orders',
-    app: '127.0.0.1:1',
-    clusters: [{ name: 'payments.shop', hosts: ['payments'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: ['spiffe://cluster.local/ns/shop/sa/payments'] }],
-  })
-  users = { payments, orders }
+  users = await startPair({ pki, app: usersApp.address, policies: usersPolicies(k1, k2) })
 })
 
 afterAll(async () => {

@@ -2,7 +2,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestPki, type TestPki } from '../helpers/pki.js'
-import { startSidecar, TEST_ENGINE, type TestSidecar } from '../helpers/mesh.js'
+import { startPair, TEST_ENGINE, type TestSidecar } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { frontLimits, INBOUND_HEADERS_ALLOWANCE, LIMITS_DEFAULTS, LimitsSchema, validateSidecarConfig } from '../../proxy/config/schema.js'
 import { DEFAULT_FRONT_LIMITS } from '../../proxy/engines/common/index.js'
@@ -32,14 +32,7 @@ beforeAll(async () => {
     res.end('ok')
   })
   const limits = { requestHeadersTimeout: `${HEAD_TIMEOUT_MS}ms`, idleTimeout: `${IDLE_TIMEOUT_MS}ms`, maxRequestHeadersKb: 16 }
-  payments = await startSidecar({ pki, serviceAccount: 'payments', app: app.address, extra: { limits } })
-  orders = await startSidecar({
-    pki,
-    serviceAccount: 'orders',
-    app: '127.0.0.1:1',
-    clusters: [{ name: 'payments.shop', hosts: ['payments'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: ['spiffe://cluster.local/ns/shop/sa/payments'] }],
-    extra: { limits },
-  })
+  ;({ payments, orders } = await startPair({ pki, app: app.address, extra: { limits } }))
   const c = await pki.issue('spiffe://cluster.local/ns/shop/sa/orders')
   peer = { ca: pki.caPem, cert: c.certPem, key: c.keyPem, checkServerIdentity: () => undefined }
 })

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'vitest'
 import { createTestPki, type TestPki } from '../helpers/pki.js'
-import { rawExchange, startSidecar, type TestSidecar } from '../helpers/mesh.js'
+import { rawExchange, startPair, type TestSidecar } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
 // Found by the front-door fuzzer (test/reliability/fuzz): llhttp also parses RTSP requests
@@ -14,13 +14,7 @@ let orders: TestSidecar
 beforeAll(async () => {
   pki = await createTestPki()
   app = await startUpstream()
-  payments = await startSidecar({ pki, serviceAccount: 'payments', app: app.address })
-  orders = await startSidecar({
-    pki,
-    serviceAccount: 'orders',
-    app: '127.0.0.1:1',
-    clusters: [{ name: 'payments.shop', hosts: ['payments'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: ['spiffe://cluster.local/ns/shop/sa/payments'] }],
-  })
+  ;({ payments, orders } = await startPair({ pki, app: app.address }))
 })
 
 afterAll(async () => {

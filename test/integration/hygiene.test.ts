@@ -2,7 +2,7 @@ import http from 'node:http'
 import { WebSocket, WebSocketServer } from 'ws'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { createTestPki, type TestPki } from '../helpers/pki.js'
-import { mtlsRequest, plainRequest, rawExchange, startSidecar, until, type TestSidecar } from '../helpers/mesh.js'
+import { mtlsRequest, plainRequest, rawExchange, startPair, until, type TestSidecar } from '../helpers/mesh.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 
 let pki: TestPki
@@ -54,13 +54,7 @@ beforeAll(async () => {
   app.server.on('upgrade', (req, socket, head) => {
     wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m, isBinary) => ws.send(isBinary ? m : `echo:${String(m)}`)))
   })
-  payments = await startSidecar({ pki, serviceAccount: 'payments', app: app.address })
-  orders = await startSidecar({
-    pki,
-    serviceAccount: 'orders',
-    app: '127.0.0.1:1',
-    clusters: [{ name: 'payments.shop', hosts: ['payments'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: ['spiffe://cluster.local/ns/shop/sa/payments'] }],
-  })
+  ;({ payments, orders } = await startPair({ pki, app: app.address }))
 })
 
 afterAll(async () => {

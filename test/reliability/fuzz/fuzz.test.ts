@@ -26,7 +26,7 @@ import tls from 'node:tls'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { budget, MODE, recordFigures } from '../budget.js'
 import { createTestPki, type Leaf, type TestPki } from '../../helpers/pki.js'
-import { startSidecar, type TestSidecar } from '../../helpers/mesh.js'
+import { startPair, type TestSidecar } from '../../helpers/mesh.js'
 import { createRng, generate, show, type FuzzInput } from './generator.js'
 import { CALLER_ID, checkAppRequest, type AppRequest, type Violation } from './oracle.js'
 import { SEEDS } from './seeds.js'
@@ -381,14 +381,7 @@ describe.each(ENGINES)('fuzz %s engine', (engine) => {
 
   beforeAll(async () => {
     app = await startRecorder()
-    payments = await startSidecar({ engine, pki, serviceAccount: 'payments', app: `127.0.0.1:${app.port}`, policies: POLICIES})
-    orders = await startSidecar({
-      engine,
-      pki,
-      serviceAccount: 'orders',
-      app: '127.0.0.1:1',
-      clusters: [{ name: 'payments.shop', hosts: ['payments'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: ['spiffe://cluster.local/ns/shop/sa/payments'] }],
-    })
+    ;({ payments, orders } = await startPair({ engine, pki, app: `127.0.0.1:${app.port}`, policies: POLICIES }))
   })
 
   afterAll(async () => {
