@@ -53,6 +53,8 @@ export interface RequestContext {
   readonly sourceIp: string
   readonly sourcePort: number
   readonly localPort: number
+  /** Where the app dialled before interception redirected it (SO_ORIGINAL_DST), when it was redirected. */
+  readonly originalDst: OriginalDst | null
   /** Set for `Upgrade` requests (WebSocket): the raw downstream socket, once authorized. */
   readonly upgradeSocket: Duplex | null
   /** Chosen by the `route` stage; used by the terminal `upstream` stage. */
@@ -78,6 +80,13 @@ export interface RequestContext {
   traceHeaders: Record<string, string> | null
 }
 
+/** A connection's destination before iptables' REDIRECT (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST). */
+export interface OriginalDst {
+  readonly address: string
+  readonly port: number
+  readonly family: 4 | 6
+}
+
 export type Handler = (ctx: RequestContext) => Promise<void>
 export type Stage = (next: Handler) => Handler
 
@@ -95,4 +104,8 @@ export interface RouteTarget {
   readonly dispatcher: UpstreamPool
   readonly timeoutMs: number
   readonly idleTimeoutMs: number
+  /** mTLS to a sidecar: the SPIFFE IDs secure naming expects there, and the SNI; null for a plain target (the local app, a passthrough). */
+  readonly identities: readonly string[] | null
+  readonly servername: string | null
+  readonly connectTimeoutMs: number
 }

@@ -85,6 +85,9 @@ export function appTarget(env: Pick<CompileEnv, 'config' | 'pools'>): RouteTarge
     dispatcher: env.pools.plain(app, DEFAULT_CONNECT_TIMEOUT_MS),
     timeoutMs: c.inbound.timeout ? parseDuration(c.inbound.timeout)! : DEFAULT_TIMEOUT_MS,
     idleTimeoutMs: IDLE_TIMEOUT_MS,
+    identities: null,
+    servername: null,
+    connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
   }
 }
 
@@ -118,13 +121,19 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
   const clusters: RoutedCluster[] = input.clusters.map((cl) => ({
     name: cl.name,
     next: 0,
-    targets: cl.endpoints.map((address) => ({
-      cluster: cl.name,
-      address,
-      dispatcher: env.pools.mtls({ address, identities: cl.identities, connectTimeoutMs: cl.connectTimeout ? parseDuration(cl.connectTimeout)! : DEFAULT_CONNECT_TIMEOUT_MS }, cl.name),
-      timeoutMs: cl.timeout ? parseDuration(cl.timeout)! : DEFAULT_TIMEOUT_MS,
-      idleTimeoutMs: IDLE_TIMEOUT_MS,
-    })),
+    targets: cl.endpoints.map((address) => {
+      const connectTimeoutMs = cl.connectTimeout ? parseDuration(cl.connectTimeout)! : DEFAULT_CONNECT_TIMEOUT_MS
+      return {
+        cluster: cl.name,
+        address,
+        dispatcher: env.pools.mtls({ address, identities: cl.identities, connectTimeoutMs }, cl.name),
+        timeoutMs: cl.timeout ? parseDuration(cl.timeout)! : DEFAULT_TIMEOUT_MS,
+        idleTimeoutMs: IDLE_TIMEOUT_MS,
+        identities: cl.identities,
+        servername: cl.name,
+        connectTimeoutMs,
+      }
+    }),
   }))
   const routes = input.configured ? new Map<string, RoutedCluster>() : new NoConfigRoutes()
   input.clusters.forEach((cl, i) => {

@@ -1,4 +1,6 @@
+import { isIP } from 'node:net'
 import { z } from 'zod'
+import { PORT_PROTOCOLS } from './protocols.js'
 
 // The outbound cluster as sidecar.yaml and the control plane's snapshots both carry it: one schema
 // for the file and the wire, so a cluster the control plane sends is checked exactly as a static one.
@@ -29,16 +31,32 @@ export const hostPortSchema = z.string().refine((v) => parseHostPort(v) !== null
 const hostName = z.string().min(1).regex(/^[A-Za-z0-9*]([-A-Za-z0-9.*]*[A-Za-z0-9])?(:\d{1,5})?$/, 'expected a host name, optionally with :port')
 const spiffeIdish = z.string().regex(/^spiffe:\/\/[a-z0-9._-]+\/\S+$/, 'expected a SPIFFE ID (spiffe://<trust-domain>/<path>)')
 
+const ipAddress = z.string().refine((v) => isIP(v) !== 0, { message: 'expected an IPv4 or IPv6 address' })
+
+/** A service port: what the app dials (`port`), where the workload listens (`targetPort`, default `port`), and its declared protocol. */
+export const ClusterPortSchema = z.strictObject({
+  port: z.number().int().min(1, 'expected a port 1-65535').max(65535, 'expected a port 1-65535'),
+  targetPort: z.number().int().min(1, 'expected a port 1-65535').max(65535, 'expected a port 1-65535').optional(),
+  /** Absent: detected from the first bytes (server-first well-known ports are TCP). */
+  protocol: z.enum(PORT_PROTOCOLS).optional(),
+  name: z.string().max(63).optional(),
+})
+
 export const ClusterSchema = z.strictObject({
   name: z.string().min(1).regex(/^[A-Za-z0-9._-]+$/, 'expected a cluster name like payments.shop'),
   hosts: z.array(hostName).min(1, 'expected at least one host'),
   endpoints: z.array(hostPortSchema),
   identities: z.array(spiffeIdish).min(1, 'expected at least one SPIFFE identity (secure naming)'),
+  /** The service's virtual IPs (Kubernetes ClusterIPs): an intercepted connection to one of them is this cluster's, by original destination. */
+  addresses: z.array(ipAddress).optional(),
+  /** The service's ports. Absent: any port, protocol detected, forwarded to the workload's default app port. */
+  ports: z.array(ClusterPortSchema).optional(),
   timeout: durationSchema.optional(),
   connectTimeout: durationSchema.optional(),
 })
 
 export type ClusterConfig = z.output<typeof ClusterSchema>
+export type ClusterPort = z.output<typeof ClusterPortSchema>
 /** A cluster as the control plane writes it into a snapshot. */
 export type SnapshotCluster = z.input<typeof ClusterSchema>
 

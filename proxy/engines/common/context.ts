@@ -1,15 +1,22 @@
 import type { Duplex } from 'node:stream'
 import type { PeerIdentity } from '../../identity/index.js'
-import type { Direction, DownstreamRequest, DownstreamResponse, RequestContext } from '../../pipeline/index.js'
+import type { Direction, DownstreamRequest, DownstreamResponse, OriginalDst, RequestContext } from '../../pipeline/index.js'
 
 /** Per-connection facts, computed once at accept/handshake time and reused by every request on it. */
 export interface ConnectionInfo {
   readonly peer: PeerIdentity | null
   readonly security: 'mutual_tls' | 'none'
+  /** Set when the connection was redirected by interception (read once at accept). */
+  readonly originalDst?: OriginalDst | null
 }
 
 const PLAIN: ConnectionInfo = { peer: null, security: 'none' }
 const connections = new WeakMap<object, ConnectionInfo>()
+
+/** The facts set for a socket at accept (or the plain default). */
+export function connectionInfo(socket: object): ConnectionInfo {
+  return connections.get(socket) ?? PLAIN
+}
 
 export function setConnectionInfo(socket: object, info: ConnectionInfo): void {
   connections.set(socket, info)
@@ -46,6 +53,7 @@ export function createContext(direction: Direction, req: ContextRequest, res: Do
     sourceIp: socket.remoteAddress ?? '',
     sourcePort: socket.remotePort ?? 0,
     localPort: socket.localPort ?? 0,
+    originalDst: info.originalDst ?? null,
     upgradeSocket,
     route: null,
     flags: [],

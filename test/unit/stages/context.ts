@@ -152,5 +152,5 @@ export function fakePool(): UpstreamPool {
 }
 
 export function routeTarget(cluster: string, address: string): RouteTarget {
-  return { cluster, address, dispatcher: fakePool(), timeoutMs: 15_000, idleTimeoutMs: 60_000 }
+  return { cluster, address, dispatcher: fakePool(), timeoutMs: 15_000, idleTimeoutMs: 60_000, identities: null, servername: null, connectTimeoutMs: 5_000 }
 }
