@@ -3,6 +3,11 @@ import tls from 'node:tls'
 import type { CredentialStore } from './credentials.js'
 import { secureNamingCheck } from './secure-naming.js'
 
+const HTTP1 = ['http/1.1']
+
+/** The ALPN protocols of the sidecar-to-sidecar hop. */
+export const MESH_ALPN = { http1: 'http/1.1', h2: 'h2', tcp: 'remora-tcp' } as const
+
 export interface MtlsDialTarget {
   readonly host: string
   readonly port: number
@@ -10,6 +15,8 @@ export interface MtlsDialTarget {
   readonly identities: readonly string[]
   /** SNI; omitted when it is an IP address. */
   readonly servername: string
+  /** ALPN to offer (default `http/1.1`): `h2` for HTTP/2 between sidecars, `remora-tcp` for an opaque TCP stream. */
+  readonly alpn?: readonly string[]
 }
 
 /**
@@ -20,6 +27,7 @@ export interface MtlsDialTarget {
 export function createMtlsDialer(target: MtlsDialTarget, creds: CredentialStore): () => tls.TLSSocket {
   const checkServerIdentity = secureNamingCheck(target.identities)
   const servername = net.isIP(target.servername) ? undefined : target.servername
+  const ALPNProtocols = [...(target.alpn ?? HTTP1)]
   return () => {
     const socket = tls.connect({
       host: target.host,
@@ -28,7 +36,7 @@ export function createMtlsDialer(target: MtlsDialTarget, creds: CredentialStore)
       servername,
       minVersion: 'TLSv1.3',
       maxVersion: 'TLSv1.3',
-      ALPNProtocols: ['http/1.1'],
+      ALPNProtocols,
       checkServerIdentity,
       rejectUnauthorized: true,
     })

@@ -2,4 +2,4 @@
 // server options for the inbound listener, secure-naming checks for upstream connections.
 export { buildCredentials, CredentialError, CredentialStore, type Credentials } from './credentials.js'
 export { serverTlsOptions, secureNamingCheck, SecureNamingError } from './secure-naming.js'
-export { createMtlsDialer, type MtlsDialTarget } from './dial.js'
+export { MESH_ALPN, createMtlsDialer, type MtlsDialTarget } from './dial.js'

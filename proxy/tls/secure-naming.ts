@@ -14,7 +14,7 @@ export function serverTlsOptions(c: Credentials): tls.SecureContextOptions & tls
     maxVersion: 'TLSv1.3',
     requestCert: true,
     rejectUnauthorized: true,
-    ALPNProtocols: ['http/1.1'],
+    ALPNProtocols: ['http/1.1', 'h2', 'remora-tcp'],
   }
 }
 
