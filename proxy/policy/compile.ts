@@ -2,7 +2,7 @@
 // resolves scope (selector / namespace / root namespace) and PeerAuthentication inheritance once
 // per workload and builds the rule indexes; evaluate() is then a pure, synchronous walk with no
 // parsing and no config lookups.
-import { compileRule, EvalContext, ruleMatches, ruleMismatch, type CompiledRule } from './matchers.js'
+import { compileRule, EvalContext, ruleMatches, ruleMismatch, type CompiledRule, type FieldKind, type FieldPred } from './matchers.js'
 import {
   DEFAULT_ROOT_NAMESPACE,
   DRY_RUN_ANNOTATIONS,
@@ -157,6 +157,34 @@ export interface WorkloadPolicy {
   readonly authzPolicyCount: number
   readonly authzPolicies: readonly AppliedPolicy[]
   readonly authz: CompiledAuthz
+  /** The same policies as a TCP connection sees them (L4): see `l4Rule`. */
+  readonly authzL4: CompiledAuthz
+}
+
+// ---------------------------------------------------------------------------------------------
+// L4 (TCP) view. Istio's rule for a connection that carries no HTTP: an ALLOW (or AUDIT) rule that
+// uses any HTTP-only field can never match it and is dropped; a DENY rule's HTTP-only fields are
+// ignored, so the rule matches more (fails closed). connection.sni, ports, principals, namespaces,
+// ipBlocks and destination.ip are L4.
+
+const HTTP_ONLY: ReadonlySet<FieldKind> = new Set<FieldKind>(['requestPrincipal', 'host', 'method', 'path', 'header', 'audiences', 'presenter', 'claims'])
+const isHttpOnly = (p: FieldPred): boolean => HTTP_ONLY.has(p.kind)
+const usesHttp = (ps: readonly FieldPred[]): boolean => ps.some(isHttpOnly)
+
+function l4Rule(r: CompiledRule, action: AuthzAction): CompiledRule | null {
+  if (!((r.from?.some(usesHttp) ?? false) || (r.to?.some(usesHttp) ?? false) || usesHttp(r.when))) return r
+  if (action !== 'DENY') return null
+  const strip = (ps: readonly FieldPred[]): FieldPred[] => ps.filter((p) => !isHttpOnly(p))
+  return { ...r, from: r.from?.map(strip) ?? null, to: r.to?.map(strip) ?? null, when: strip(r.when), usesAuth: false, pathKeys: null }
+}
+
+function l4Policy(p: CompiledAuthzPolicy): CompiledAuthzPolicy {
+  const rules: CompiledRule[] = []
+  for (const r of p.rules) {
+    const l4 = l4Rule(r, p.action)
+    if (l4 !== null) rules.push(l4)
+  }
+  return { ...p, rules }
 }
 
 function selects(selector: Readonly<Record<string, string>> | null, labels: Readonly<Record<string, string>>): boolean {
@@ -205,21 +233,26 @@ export function selectForWorkload(set: CompiledPolicySet, workload: WorkloadRefI
   const names = allows.map((p) => p.id)
   const listed = names.length > MAX_NAMED ? `${names.slice(0, MAX_NAMED).join(', ')} and ${names.length - MAX_NAMED} more` : names.join(', ')
   const denyDefaultReason = `deny: no ALLOW policy matched (${allows.length} applied${allows.length ? `: ${listed}` : ''})`
-  const authz: CompiledAuthz = {
-    deny: bucket(enforced('DENY')),
-    allow: bucket(allows),
-    audit: bucket(enforced('AUDIT')),
-    allowCount: allows.length,
-    allowUsesAuth: allows.some((p) => p.rules.some((r) => r.usesAuth)),
-    denyDefaultReason,
-    denyDefaultReasonNoJwt: `${denyDefaultReason}; no request principal: JWT not validated`,
-    dryRun: applied.filter((p) => p.dryRun),
+  const build = (view: (p: CompiledAuthzPolicy) => CompiledAuthzPolicy, reason: string): CompiledAuthz => {
+    const allow = allows.map(view)
+    return {
+      deny: bucket(enforced('DENY').map(view)),
+      allow: bucket(allow),
+      audit: bucket(enforced('AUDIT').map(view)),
+      // An ALLOW policy whose every rule needs HTTP still applies to TCP: it allows nothing there.
+      allowCount: allow.length,
+      allowUsesAuth: allow.some((p) => p.rules.some((r) => r.usesAuth)),
+      denyDefaultReason: reason,
+      denyDefaultReasonNoJwt: `${reason}; no request principal: JWT not validated`,
+      dryRun: applied.filter((p) => p.dryRun).map(view),
+    }
   }
   return {
     peerAuthn: resolvePeerAuthn(set, workload),
     authzPolicyCount: applied.length,
     authzPolicies: applied.map((p) => ({ policy: p.id, action: p.action, dryRun: p.dryRun, rules: p.rules.length })),
-    authz,
+    authz: build((p) => p, denyDefaultReason),
+    authzL4: build(l4Policy, `${denyDefaultReason}; TCP connection: rules with HTTP fields do not apply`),
   }
 }
 
@@ -349,7 +382,31 @@ function evalDryRun(policies: readonly CompiledAuthzPolicy[], c: EvalContext): D
  * evaluated into `dryRun` and never decide. Pure and synchronous.
  */
 export function evaluate(wp: WorkloadPolicy, facts: RequestFacts): Decision {
-  const a = wp.authz
+  return evaluateWith(wp.authz, facts)
+}
+
+/** What a TCP connection is judged on: who (peer, source IP), and where (destination port and IP, SNI). */
+export interface ConnectionFacts {
+  readonly principal: string | null
+  readonly namespace: string | null
+  readonly sourceIp: string
+  readonly destinationPort: number
+  readonly destinationIp?: string
+  readonly sni?: string
+}
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({})
+
+/** evaluate() for a TCP connection: the L4 view of the same policies (HTTP-only ALLOW rules never match, HTTP fields of DENY rules ignored). */
+export function evaluateConnection(wp: WorkloadPolicy, f: ConnectionFacts): Decision {
+  return evaluateWith(wp.authzL4, {
+    source: { principal: f.principal, namespace: f.namespace, ip: f.sourceIp },
+    destination: { port: f.destinationPort, ...(f.destinationIp ? { ip: f.destinationIp } : {}) },
+    request: { method: '', host: '', path: '', headers: NO_HEADERS, auth: null, ...(f.sni ? { sni: f.sni } : {}) },
+  })
+}
+
+function evaluateWith(a: CompiledAuthz, facts: RequestFacts): Decision {
   const c = new EvalContext(facts)
   const dryRun = a.dryRun.length === 0 ? NO_DRY_RUN : evalDryRun(a.dryRun, c)
   let audit: Decision['audit'] = null

@@ -40,6 +40,7 @@ export {
 export {
   compile,
   evaluate,
+  evaluateConnection,
   explain,
   mtlsModeFor,
   selectForWorkload,
@@ -47,6 +48,7 @@ export {
   type CompiledAuthz,
   type CompiledPolicySet,
   type CompileOptions,
+  type ConnectionFacts,
   type Explanation,
   type PeerAuthnResult,
   type PolicyExplanation,
