@@ -10,6 +10,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Registry } from 'prom-client'
 import { DEFAULT_ROOT_NAMESPACE } from '../proxy/policy/index.js'
+import type { OutboundTrafficPolicy } from '../proxy/snapshot/index.js'
 import { listenApi, type ApiContext, type TokenReviewer } from './api/index.js'
 import { Authority, type SigningKey } from './ca/index.js'
 import type { ControlPlaneDeps, Logger } from './deps.js'
@@ -45,6 +46,8 @@ export interface ControlPlaneOptions {
    * changes are pushed at once.
    */
   readonly pushDebounceMs?: number
+  /** Mesh-wide outbound traffic policy pushed to every sidecar (absent: ALLOW_ANY, as Istio). */
+  readonly outboundTrafficPolicy?: OutboundTrafficPolicy
   readonly pushDebounceMaxMs?: number
   readonly replicaId?: string
   /**
@@ -164,6 +167,7 @@ export class ControlPlane {
         clusters: () => this.#registry.clusters(),
         trustBundle: () => this.#authority.trustBundle,
         signingKey: () => this.#authority.signing,
+        ...(this.#o.outboundTrafficPolicy ? { outboundTrafficPolicy: this.#o.outboundTrafficPolicy } : {}),
         debounceMs: this.#o.pushDebounceMs ?? 100,
         debounceMaxMs: this.#o.pushDebounceMaxMs ?? 1000,
         onPublish: (snap) => {

@@ -9,6 +9,7 @@ import pino from 'pino'
 import { ControlPlane, type ControlPlaneOptions, type Logger } from './control-plane.js'
 import type { KubeClient } from './kubernetes/index.js'
 import { hasCode } from '../proxy/errors/index.js'
+import { OutboundTrafficPolicySchema, type OutboundTrafficPolicy } from '../proxy/snapshot/index.js'
 import { openStore } from './store/index.js'
 
 export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://<dir>|etcd://host:port[,host:port]] [flags]
@@ -25,6 +26,10 @@ export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://
   --admin-file PATH      where the CLI finds the server, CA and admin token
                          (default $REMORA_CONFIG or ~/.config/remora/admin.json)
   --replica-id ID        name of this replica in status (default: random)
+  --outbound-traffic-policy ALLOW_ANY|REGISTRY_ONLY  mesh-wide, for destinations outside the
+                         mesh (default ALLOW_ANY: passed through); a sidecar's own setting wins
+  --allowed-external-host HOST  under REGISTRY_ONLY, an external host still allowed (by TLS SNI
+                         or HTTP Host; exact or *.domain); repeatable
   --source store|kubernetes  where policies come from (default store: remora apply). kubernetes:
                          the security.remora.dev (and security.istio.io) CRDs, each one's status
                          set to Valid/Invalid; apply/delete are refused; sidecars may also
@@ -62,6 +67,8 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         'cert-ttl': { type: 'string' },
         grace: { type: 'string' },
         'push-debounce': { type: 'string' },
+        'outbound-traffic-policy': { type: 'string' },
+        'allowed-external-host': { type: 'string', multiple: true },
         'admin-file': { type: 'string' },
         'replica-id': { type: 'string' },
         source: { type: 'string' },
@@ -83,6 +90,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   let certTtlMs: number | undefined
   let graceMs: number | undefined
   let pushDebounceMs: number | undefined
+  let outboundTrafficPolicy: OutboundTrafficPolicy | undefined
   try {
     const l = /^(.+):(\d{1,5})$/.exec(values.listen ?? '127.0.0.1:15010')
     if (!l) throw new Error('--listen: expected host:port')
@@ -90,6 +98,13 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     if (values['cert-ttl']) certTtlMs = duration(values['cert-ttl'], '--cert-ttl')
     if (values.grace) graceMs = duration(values.grace, '--grace')
     if (values['push-debounce']) pushDebounceMs = duration(values['push-debounce'], '--push-debounce')
+    const otp = values['outbound-traffic-policy']
+    const allowed = values['allowed-external-host'] ?? []
+    if (otp !== undefined || allowed.length > 0) {
+      const r = OutboundTrafficPolicySchema.safeParse({ mode: otp ?? 'ALLOW_ANY', allowedHosts: allowed })
+      if (!r.success) throw new Error(`--outbound-traffic-policy / --allowed-external-host: ${r.error.issues.map((i) => `${i.path.join('.') || 'mode'}: ${i.message}`).join('; ')}`)
+      outboundTrafficPolicy = r.data
+    }
     if (values.source !== undefined && values.source !== 'store' && values.source !== 'kubernetes') throw new Error('--source: expected store or kubernetes')
     if (values.kubeconfig !== undefined && values.source !== 'kubernetes') throw new Error('--kubeconfig needs --source kubernetes')
   } catch (err) {
@@ -135,6 +150,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         graceMs,
         ...(pushDebounceMs !== undefined ? { pushDebounceMs, pushDebounceMaxMs: pushDebounceMs * 10 } : {}),
         replicaId: values['replica-id'],
+        ...(outboundTrafficPolicy ? { outboundTrafficPolicy } : {}),
         ...kube,
       },
       { clock: { now: () => Date.now() }, logger: logger as unknown as Logger },

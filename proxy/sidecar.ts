@@ -1,4 +1,5 @@
 import type http from 'node:http'
+import type net from 'node:net'
 import type { PolicyDocument, WorkloadPolicy } from './policy/index.js'
 import { certsDump, clustersDump, configDump, createAdminServer, listenServer } from './admin/index.js'
 import { frontLimits, type ClusterConfig, type SidecarConfig } from './config/schema.js'
@@ -12,6 +13,17 @@ import { CredentialStore, type Credentials } from './tls/index.js'
 import { engineFor, type Engine, type EngineFront, type EnginePools } from './engines/index.js'
 import { compileRuntime, effectiveJwtSettings, RuntimeStore, workloadName, type CompileEnv, type CompileInput, type EffectiveJwtSettings, type SidecarJwtOptions } from './runtime/index.js'
 import { RemoraError } from './errors/index.js'
+import { OutboundListener } from './outbound/index.js'
+import { InboundConnections, OutboundConnections, TcpMetrics } from './l4/index.js'
+import type { OriginalDst } from './pipeline/index.js'
+import type { OutboundTrafficPolicy } from './snapshot/index.js'
+import { mtlsModeFor } from './policy/index.js'
+import { portOf, splitAddress } from './engines/common/index.js'
+import { parseDuration } from './config/schema.js'
+import { selfLabels } from './runtime/index.js'
+
+// Until the native addon is loaded (proxy/native), no connection is known to be redirected.
+const nativeOriginalDst = (): OriginalDst | null => null
 
 export type { Clock, Logger, EffectiveJwtSettings, SidecarJwtOptions }
 export { effectiveJwtSettings }
@@ -29,6 +41,8 @@ export interface SidecarDeps {
   readonly otelEnv?: OtelEnv
   /** A ready tracer instead of the one config.telemetry.tracing describes (tests, benchmarks); null = off. */
   readonly tracing?: Tracing | null
+  /** Reads a redirected connection's original destination (default: SO_ORIGINAL_DST through the native addon). */
+  readonly originalDst?: (socket: net.Socket) => OriginalDst | null
 }
 
 export interface SidecarStartOptions {
@@ -46,6 +60,7 @@ export interface SnapshotInput {
   readonly version: string
   readonly policies: readonly PolicyDocument[]
   readonly clusters: readonly ClusterConfig[]
+  readonly outboundTrafficPolicy?: OutboundTrafficPolicy
 }
 
 /** A start-up failure that names the config field at fault (exit code 2). */
@@ -82,7 +97,13 @@ export class Sidecar {
   readonly #runtime: RuntimeStore
   #metricsServer: http.Server
   #inbound: InboundListener
+  #outbound: OutboundListener
+  /** Local bind ports for one cluster each (outbound.listeners). */
+  #fixedListeners: OutboundListener[] = []
   #outboundFront: EngineFront
+  readonly #tcpMetrics: TcpMetrics
+  readonly #outboundTcp: OutboundConnections
+  readonly #inboundTcp: InboundConnections
   #inboundFront: EngineFront
   #admin: http.Server
   #closed = false
@@ -119,7 +140,9 @@ export class Sidecar {
       upstream: this.engine.createUpstream(),
       clock: deps.clock,
       logger: deps.logger,
+      onOutboundRefused: (kind) => this.#tcpMetrics.refused(kind),
     }
+    this.#tcpMetrics = new TcpMetrics(telemetry.metrics)
     this.#runtime = new RuntimeStore(compileRuntime({ policies, clusters: config.clusters, configured: credentials !== null }, this.#env), this)
     this.metrics.attach({
       certExpirySeconds: () => (this.creds.hasCredentials ? (this.creds.current.notAfter.getTime() - deps.clock.now()) / 1000 : 0),
@@ -143,13 +166,42 @@ export class Sidecar {
     const rt = this.#runtime
     this.#inboundFront = this.engine.createFront({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'inbound') })
     this.#outboundFront = this.engine.createFront({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'outbound') })
+    const originalDst = deps.originalDst ?? nativeOriginalDst
+    const l4Env = { creds: this.creds, metrics: this.#tcpMetrics, accessLog: deps.accessLog, logger: deps.logger, self: () => selfLabels(config, this.selfId) }
+    this.#outboundTcp = new OutboundConnections(l4Env)
+    this.#inboundTcp = new InboundConnections(l4Env)
+    const ownPorts = (): ReadonlySet<number> => new Set([this.ports.inbound, this.ports.outbound, this.ports.admin, this.ports.metrics, ...this.#fixedListeners.map((l) => l.port)].filter((p) => p > 0))
+    const headersTimeoutMs = (d: 'inbound' | 'outbound'): number => frontLimits(config.limits, d).requestHeadersTimeoutMs
     this.#inbound = new InboundListener({
       creds: this.creds,
       http: this.#inboundFront,
-      mtlsMode: () => rt.current.mtlsMode,
+      tcp: (socket, conn) => {
+        const st = rt.current
+        void this.#inboundTcp.accept(socket, conn, { workloadPolicy: st.workloadPolicy, appHost: splitAddress(st.app.address).host, onDecision: (d) => this.metrics.authzChildren(d.policy ?? '-', 'enforce')[d.action === 'ALLOW' ? 'allow' : 'deny'].value++ })
+      },
+      mtlsMode: (port) => mtlsModeFor(rt.current.workloadPolicy, port),
+      defaultPort: () => portOf(rt.current.app.address),
+      ownPorts,
+      originalDst,
+      metrics: this.#tcpMetrics,
+      detectionTimeoutMs: parseDuration(config.outbound.protocolDetectionTimeout)!,
+      directTimeoutMs: headersTimeoutMs('inbound'),
       onRefused: (reason, remote) => deps.logger.info({ event: 'inbound_connection_refused', reason, remote }, 'connection refused'),
       ...(config.inbound.app === undefined ? { refuseAll: 'this workload declares no inbound port (inbound.app is not set): nothing to forward to' } : {}),
     })
+    const outboundOptions = {
+      http: this.#outboundFront,
+      h2: null,
+      originalDst,
+      table: () => (rt.current.configured ? rt.current.l4 : null),
+      connections: this.#outboundTcp,
+      metrics: this.#tcpMetrics,
+      detectionTimeoutMs: parseDuration(config.outbound.protocolDetectionTimeout)!,
+      directTimeoutMs: headersTimeoutMs('outbound'),
+      logger: deps.logger,
+    }
+    this.#outbound = new OutboundListener(outboundOptions)
+    this.#fixedListeners = config.outbound.listeners.map((l) => new OutboundListener({ ...outboundOptions, fixed: { cluster: l.cluster, port: l.servicePort ?? null } }))
     this.#admin = createAdminServer({
       isLive: () => !this.#closed,
       isReady: () =>
@@ -198,7 +250,8 @@ export class Sidecar {
     const c = opts.config
     const bindings: [string, () => Promise<number>, (p: number) => void][] = [
       ['inbound.port', () => sc.#inbound.listen(c.inbound.port, c.inbound.bind), (p) => (sc.ports.inbound = p)],
-      ['outbound.port', () => listenServer(sc.#outboundFront, c.outbound.port, c.outbound.bind), (p) => (sc.ports.outbound = p)],
+      ['outbound.port', () => sc.#outbound.listen(c.outbound.port, c.outbound.bind), (p) => (sc.ports.outbound = p)],
+      ...c.outbound.listeners.map((l, i): [string, () => Promise<number>, (p: number) => void] => [`outbound.listeners[${i}].port`, () => sc.#fixedListeners[i]!.listen(l.port, l.bind), () => {}]),
       ['admin.port', () => listenServer(sc.#admin, c.admin.port, c.admin.bind), (p) => (sc.ports.admin = p)],
     ]
     for (const [field, listen, set] of bindings) {
@@ -207,7 +260,7 @@ export class Sidecar {
       } catch (err) {
         await sc.close()
         const e = err as NodeJS.ErrnoException
-        const port = field === 'inbound.port' ? c.inbound.port : field === 'outbound.port' ? c.outbound.port : c.admin.port
+        const port = field === 'inbound.port' ? c.inbound.port : field === 'outbound.port' ? c.outbound.port : field === 'admin.port' ? c.admin.port : c.outbound.listeners[Number(/\d+/.exec(field)?.[0])]!.port
         const what = e.code === 'EADDRINUSE' ? 'is already in use' : e.code === 'EACCES' ? 'cannot be bound (permission denied)' : `cannot be bound (${e.code ?? e.message})`
         throw new StartupError(field, `port ${port} ${what}`)
       }
@@ -248,7 +301,7 @@ export class Sidecar {
     if (credentials) this.creds.update(credentials)
     let version: string
     try {
-      version = this.#apply({ policies: snap.policies, clusters: snap.clusters, configured: true, version: snap.version })
+      version = this.#apply({ policies: snap.policies, clusters: snap.clusters, configured: true, version: snap.version, ...(snap.outboundTrafficPolicy ? { outboundTrafficPolicy: snap.outboundTrafficPolicy } : {}) })
     } catch (err) {
       if (credentials && prevCreds) this.creds.update(prevCreds)
       throw err
@@ -259,7 +312,8 @@ export class Sidecar {
 
   /** Compiles a new policy set and swaps it in; in-flight requests finish on the old one. */
   applyPolicies(policies: readonly PolicyDocument[]): string {
-    const version = this.#apply({ policies, clusters: this.#runtime.current.clusterConfigs, configured: true })
+    const cur = this.#runtime.current
+    const version = this.#apply({ policies, clusters: cur.clusterConfigs, configured: true, ...(cur.meshOutboundPolicy ? { outboundTrafficPolicy: cur.meshOutboundPolicy } : {}) })
     this.deps.logger.info({ event: 'config_applied', version, policies: policies.length }, 'policy set applied')
     return version
   }
@@ -314,8 +368,11 @@ export class Sidecar {
       })
     this.engine.destroyTunnels(this.#inboundFront)
     this.engine.destroyTunnels(this.#outboundFront)
-    await Promise.all([this.#inbound.close(), closeServer(this.#outboundFront), closeServer(this.#admin), closeServer(this.#metricsServer)])
+    this.#outboundTcp.closeAll()
+    this.#inboundTcp.closeAll()
+    await Promise.all([this.#inbound.close(), this.#outbound.close(), ...this.#fixedListeners.map((l) => l.close()), closeServer(this.#admin), closeServer(this.#metricsServer)])
     this.#inboundFront.closeAllConnections()
+    this.#outboundFront.closeAllConnections()
     await this.pools.close()
     await this.jwks.close()
     await this.creds.close()

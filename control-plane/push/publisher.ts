@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { PolicyDocument, PolicyIssue } from '../../proxy/policy/index.js'
+import type { OutboundTrafficPolicy } from '../../proxy/snapshot/index.js'
 import type { SigningKey } from '../ca/index.js'
 import type { ControlPlaneDeps } from '../deps.js'
 import type { Store } from '../store/index.js'
@@ -17,6 +18,8 @@ export interface PublisherOptions {
   /** Read at each rebuild: what the snapshot is made of besides policies. */
   readonly clusters: () => SnapshotCluster[]
   readonly trustBundle: () => string
+  /** Mesh-wide outbound traffic policy (absent: ALLOW_ANY); a sidecar's own setting wins. */
+  readonly outboundTrafficPolicy?: OutboundTrafficPolicy
   readonly signingKey: () => SigningKey
   /** Discovery changes are pushed after this quiet period, and at most debounceMaxMs after the first. */
   readonly debounceMs: number
@@ -130,7 +133,7 @@ export class Publisher {
           this.#policiesDirty = false
           await this.#loadPolicies()
         }
-        const payload = buildSnapshot({ trustDomain: this.#o.trustDomain, rootNamespace: this.#o.rootNamespace, policies: this.#policies, clusters: this.#o.clusters(), trustBundle: this.#o.trustBundle() })
+        const payload = buildSnapshot({ trustDomain: this.#o.trustDomain, rootNamespace: this.#o.rootNamespace, policies: this.#policies, clusters: this.#o.clusters(), trustBundle: this.#o.trustBundle(), ...(this.#o.outboundTrafficPolicy ? { outboundTrafficPolicy: this.#o.outboundTrafficPolicy } : {}) })
         if (payload.version === this.#current?.version) return
         await this.#publish(payload)
       } catch (err) {

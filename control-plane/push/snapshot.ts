@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { PolicyDocument } from '../../proxy/policy/index.js'
-import { signSnapshotPayload, type SnapshotCluster } from '../../proxy/snapshot/index.js'
+import { signSnapshotPayload, type OutboundTrafficPolicy, type SnapshotCluster } from '../../proxy/snapshot/index.js'
 import type { SigningKey } from '../ca/index.js'
 
 // Building and signing a snapshot; the wire contract (typ, algorithm, zip, schema) is
@@ -38,8 +38,10 @@ export function buildSnapshot(input: {
   policies: readonly (PolicyDocument | unknown)[]
   clusters: readonly SnapshotCluster[]
   trustBundle: string
+  outboundTrafficPolicy?: OutboundTrafficPolicy
 }): SnapshotPayload {
-  const body = { policies: input.policies, clusters: input.clusters, jwks: { keys: [] }, trustBundle: input.trustBundle, rootNamespace: input.rootNamespace }
+  const otp = input.outboundTrafficPolicy ? { outboundTrafficPolicy: input.outboundTrafficPolicy } : {}
+  const body = { policies: input.policies, clusters: input.clusters, jwks: { keys: [] }, trustBundle: input.trustBundle, rootNamespace: input.rootNamespace, ...otp }
   const version = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16)
   return {
     apiVersion: 'remora.dev/v1',
@@ -51,6 +53,7 @@ export function buildSnapshot(input: {
     clusters: input.clusters,
     jwks: { keys: [] },
     trustBundle: input.trustBundle,
+    ...otp,
   }
 }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { PATH_NORMALIZATIONS } from '../policy/path.js'
-import { ClusterSchema, durationSchema, formatPath, hostPortSchema, parseDuration, type ClusterConfig } from '../snapshot/index.js'
+import { ClusterSchema, OutboundTrafficPolicySchema, durationSchema, formatPath, hostPortSchema, parseDuration, type ClusterConfig } from '../snapshot/index.js'
 
 // The cluster schema and the duration/host:port parsers are the snapshot contract's (one schema for
 // sidecar.yaml and the wire); re-exported here for the config's users.
@@ -185,8 +185,27 @@ export const SidecarConfigSchema = z.strictObject({
     .strictObject({
       port: port.default(15001),
       bind: z.string().default('127.0.0.1'),
+      /** This sidecar's outbound traffic policy; absent: the control plane's (mesh-wide), else ALLOW_ANY. */
+      trafficPolicy: OutboundTrafficPolicySchema.optional(),
+      /** How long a redirected client may stay silent before its connection is treated as TCP (server-first). */
+      protocolDetectionTimeout: duration.default('1s'),
+      /**
+       * Local bind ports for one cluster each (Consul's "upstreams"): a workload without
+       * interception reaches a TCP or TLS service at bind:port, carried over the mesh.
+       */
+      listeners: z
+        .array(
+          z.strictObject({
+            port,
+            bind: z.string().default('127.0.0.1'),
+            cluster: z.string().min(1),
+            /** The destination service port (default: the cluster's only port, else required). */
+            servicePort: port.optional(),
+          }),
+        )
+        .default([]),
     })
-    .default({ port: 15001, bind: '127.0.0.1' }),
+    .default({ port: 15001, bind: '127.0.0.1', protocolDetectionTimeout: '1s', listeners: [] }),
   admin: z
     .strictObject({
       port: port.default(15000),

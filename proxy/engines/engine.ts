@@ -9,6 +9,12 @@ export interface EngineFront extends net.Server {
   closeAllConnections(): void
 }
 
+/** What a listener hands accepted connections to: node:http's Server, the raw engine's front and the HTTP/2 front all fit. */
+export interface ConnectionSink {
+  emit(event: 'connection', socket: net.Socket): boolean
+  closeIdleConnections(): void
+}
+
 /** One endpoint's key: its address and the identities secure naming expects there. */
 export interface MtlsEndpoint {
   readonly address: string

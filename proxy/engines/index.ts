@@ -5,7 +5,7 @@ import type { Engine } from './engine.js'
 import { nodeHttpEngine } from './node-http/engine.js'
 import { rawEngine } from './raw/engine.js'
 
-export type { Engine, EngineFront, EnginePools, MtlsEndpoint } from './engine.js'
+export type { ConnectionSink, Engine, EngineFront, EnginePools, MtlsEndpoint } from './engine.js'
 
 /** The engine named in sidecar.yaml (`engine:`) or `--engine`. */
 export function engineFor(name: 'raw' | 'node-http'): Engine {

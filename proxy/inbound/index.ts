@@ -1,4 +1,4 @@
 // The inbound side (:15006): accepts mesh peers over mTLS (and plaintext where PeerAuthentication
 // allows), then runs the inbound pipeline towards the local app.
-export { InboundListener, type InboundListenerOptions } from './listener.js'
+export { InboundListener, type ConnectionSink, type InboundListenerOptions, type InboundTcpConnection } from './listener.js'
 export { buildInboundHandler, type InboundHandlerOptions } from './pipeline.js'

@@ -1,4 +1,4 @@
-import type { MtlsMode, PathNormalization, WorkloadPolicy } from '../policy/index.js'
+import { mtlsModeFor, type MtlsMode, type PathNormalization, type WorkloadPolicy } from '../policy/index.js'
 import type { JwtAuthenticator, JwtOutcome } from '../authn/index.js'
 import { compose, type Handler, type RequestContext, type RouteTarget } from '../pipeline/index.js'
 import type { SidecarMetrics, Tracing } from '../telemetry/index.js'
@@ -24,6 +24,8 @@ export interface InboundHandlerOptions {
   readonly app: RouteTarget
   /** The app's port: PeerAuthentication portLevelMtls and AuthorizationPolicy ports match on it. */
   readonly appPort: number
+  /** The app on another port (multi-port workloads: the port a caller asked for). */
+  readonly appOnPort?: (port: number) => RouteTarget
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
   /** The tracer (null: tracing off, no trace stage) and the metric registry with this workload's labels. */
@@ -57,10 +59,10 @@ export function buildInboundHandler(o: InboundHandlerOptions): Handler {
       createMetricsStage({ metrics: o.metrics, direction: 'inbound', self: o.self }),
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'inbound', pathNormalization: o.pathNormalization, ownId: o.ownId }),
-      createAuthnMtlsStage(o.mtlsMode),
+      createAuthnMtlsStage(o.mtlsMode, (port) => mtlsModeFor(o.policy, port), o.policy.peerAuthn.portLevel.size > 0),
       createAuthnJwtStage({ authenticator: o.jwt ?? null, onResult: o.onJwtResult }),
       createAuthzStage({ policy: o.policy, onDecision: o.onDecision, destinationPort: o.appPort }),
-      createInboundRouteStage(o.app),
+      createInboundRouteStage(o.app, o.appOnPort),
     ],
     o.upstream,
   )

@@ -9,6 +9,7 @@ import {
   createSanitizeStage,
   createTraceStage,
   type AccessLogSink,
+  type DestinationRoutes,
   type RouteTable,
   type WorkloadLabels,
 } from '../stages/index.js'
@@ -16,6 +17,8 @@ import {
 export interface OutboundHandlerOptions {
   readonly pathNormalization: PathNormalization
   readonly routes: RouteTable
+  /** Routing by original destination and the outbound traffic policy. */
+  readonly destinations?: DestinationRoutes
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
   /** The tracer (null: tracing off, no trace stage) and the metric registry with this workload's labels. */
@@ -45,7 +48,7 @@ export function buildOutboundHandler(o: OutboundHandlerOptions): Handler {
       createMetricsStage({ metrics: o.metrics, direction: 'outbound', self: o.self, clusters: o.clusterLabels }),
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'outbound', pathNormalization: o.pathNormalization }),
-      createOutboundRouteStage(o.routes),
+      createOutboundRouteStage(o.routes, o.destinations),
     ],
     o.upstream,
   )

@@ -16,6 +16,7 @@ function def(code: string, status: number, flag: ResponseFlag, message: string):
 
 export const PROXY_ERRORS = {
   REMORA_ERR_ROUTE_NOT_FOUND: def('REMORA_ERR_ROUTE_NOT_FOUND', 404, FLAGS.NoRoute, 'no route for this host'),
+  REMORA_ERR_REGISTRY_ONLY: def('REMORA_ERR_REGISTRY_ONLY', 502, FLAGS.NoRoute, 'destination outside the mesh refused (outbound traffic policy REGISTRY_ONLY)'),
   REMORA_ERR_NO_CONFIG: def('REMORA_ERR_NO_CONFIG', 503, FLAGS.NoClusterFound, 'no configuration received yet'),
   REMORA_ERR_UPSTREAM_NO_HEALTHY: def('REMORA_ERR_UPSTREAM_NO_HEALTHY', 503, FLAGS.NoHealthyUpstream, 'no healthy upstream'),
   REMORA_ERR_UPSTREAM_CONNECT: def('REMORA_ERR_UPSTREAM_CONNECT', 503, FLAGS.UpstreamConnectionFailure, 'upstream connect error'),

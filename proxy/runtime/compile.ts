@@ -3,13 +3,15 @@ import { createJwtAuthenticator, type JwksRegistry, type JwtOutcome } from '../a
 import { parseDuration, type ClusterConfig, type SidecarConfig } from '../config/schema.js'
 import { buildInboundHandler } from '../inbound/index.js'
 import { buildOutboundHandler } from '../outbound/index.js'
-import { proxyError, type Handler, type RouteTarget } from '../pipeline/index.js'
+import { proxyError, type Handler, type RequestContext, type RouteTarget } from '../pipeline/index.js'
 import { compile, compileRequestAuthn, jwtRulesForWorkload, mtlsModeFor, selectForWorkload, type CompiledJwtRule, type MtlsMode, type PathNormalization, type PolicyDocument, type WorkloadPolicy } from '../policy/index.js'
 import type { AccessLogSink, RoutedCluster, WorkloadLabels } from '../stages/index.js'
 import type { SidecarMetrics, Tracing } from '../telemetry/index.js'
 import type { EnginePools } from '../engines/index.js'
 import { logInternalError, type Clock, type Logger } from '../deps.js'
-import { portOf } from '../engines/common/index.js'
+import { portOf, splitAddress } from '../engines/common/index.js'
+import { DEFAULT_OUTBOUND_POLICY, buildL4Table, canonicalIp, externalAllowed, meshServername, type L4Table, type OutboundPolicy } from '../l4/index.js'
+import type { OutboundTrafficPolicy } from '../snapshot/index.js'
 import type { EffectiveJwtSettings } from './jwt-settings.js'
 import { clusterLabels, selfLabels } from './labels.js'
 
@@ -25,10 +27,19 @@ export interface RuntimeState {
   readonly inbound: Handler
   readonly outbound: Handler
   readonly clusters: readonly RoutedCluster[]
+  /** The same clusters per declared service port (their SNI names the workload port). */
+  readonly portClusters: readonly RoutedCluster[]
   readonly jwtRules: readonly CompiledJwtRule[]
   readonly clusterConfigs: readonly ClusterConfig[]
   /** The local app's target (its pool is kept across swaps). */
   readonly app: RouteTarget
+  /** The local app on another port (a multi-port workload), made once per port. */
+  readonly appOnPort: (port: number) => RouteTarget
+  /** Connection-level routing (original destination, SNI) and the outbound traffic policy in force. */
+  readonly l4: L4Table
+  readonly outboundPolicy: OutboundPolicy
+  /** The control plane's mesh-wide policy as received (kept across policy-only swaps). */
+  readonly meshOutboundPolicy: OutboundTrafficPolicy | null
 }
 
 /** What the compiler builds with: fixed for the sidecar's life (pools and JWKS sources are shared across versions). */
@@ -47,6 +58,8 @@ export interface CompileEnv {
   readonly upstream: Handler
   readonly clock: Clock
   readonly logger: Logger
+  /** An HTTP request refused by REGISTRY_ONLY (counted by the sidecar). */
+  readonly onOutboundRefused?: (kind: 'http') => void
 }
 
 /** One config version's input: the policies, the outbound clusters, and whether it is a real config yet. */
@@ -56,6 +69,8 @@ export interface CompileInput {
   readonly configured: boolean
   /** The control plane's version; absent: a hash of the content (static and file-reload configs). */
   readonly version?: string
+  /** The control plane's mesh-wide outbound traffic policy (the sidecar's own wins). */
+  readonly outboundTrafficPolicy?: OutboundTrafficPolicy
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000
@@ -118,27 +133,83 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
     env.metrics.jwtResult(o.result === 'invalid' ? o.code : o.result)
     env.onJwtResult?.(o)
   }
-  const clusters: RoutedCluster[] = input.clusters.map((cl) => ({
+  // One routed cluster per (cluster, workload port): the port travels in the SNI, so each port has
+  // its own pools. `null` is the workload's default port (a cluster without declared ports).
+  const routedFor = (cl: ClusterConfig, targetPort: number | null): RoutedCluster => ({
     name: cl.name,
     next: 0,
     targets: cl.endpoints.map((address) => {
       const connectTimeoutMs = cl.connectTimeout ? parseDuration(cl.connectTimeout)! : DEFAULT_CONNECT_TIMEOUT_MS
+      const servername = meshServername(cl.name, targetPort)
       return {
         cluster: cl.name,
         address,
-        dispatcher: env.pools.mtls({ address, identities: cl.identities, connectTimeoutMs }, cl.name),
+        dispatcher: env.pools.mtls({ address, identities: cl.identities, connectTimeoutMs }, servername),
         timeoutMs: cl.timeout ? parseDuration(cl.timeout)! : DEFAULT_TIMEOUT_MS,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
         identities: cl.identities,
-        servername: cl.name,
+        servername,
         connectTimeoutMs,
       }
     }),
-  }))
-  const routes = input.configured ? new Map<string, RoutedCluster>() : new NoConfigRoutes()
-  input.clusters.forEach((cl, i) => {
-    for (const h of cl.hosts) routes.set(h.toLowerCase(), clusters[i]!)
   })
+  const clusters: RoutedCluster[] = input.clusters.map((cl) => routedFor(cl, null))
+  const portClusters: RoutedCluster[] = []
+  const routes = input.configured ? new Map<string, RoutedCluster>() : new NoConfigRoutes()
+  const byDst = new Map<string, RoutedCluster>()
+  input.clusters.forEach((cl, i) => {
+    const base = clusters[i]!
+    for (const h of cl.hosts) routes.set(h.toLowerCase(), base)
+    for (const a of cl.addresses ?? []) if (!byDst.has(canonicalIp(a))) byDst.set(canonicalIp(a), base)
+    for (const p of cl.ports ?? []) {
+      if (p.protocol === 'tcp' || p.protocol === 'tls') continue
+      const r = routedFor(cl, p.targetPort ?? p.port)
+      portClusters.push(r)
+      for (const h of cl.hosts) if (!h.includes(':')) routes.set(`${h.toLowerCase()}:${p.port}`, r)
+      for (const a of cl.addresses ?? []) byDst.set(`${canonicalIp(a)}:${p.port}`, r)
+    }
+  })
+  const outboundPolicy: OutboundPolicy = c.outbound.trafficPolicy ?? input.outboundTrafficPolicy ?? DEFAULT_OUTBOUND_POLICY
+  const l4 = buildL4Table(
+    input.clusters.map((cl) => ({
+      name: cl.name,
+      hosts: cl.hosts,
+      endpoints: cl.endpoints,
+      identities: cl.identities,
+      addresses: cl.addresses,
+      ports: cl.ports,
+      connectTimeoutMs: cl.connectTimeout ? parseDuration(cl.connectTimeout)! : DEFAULT_CONNECT_TIMEOUT_MS,
+      labels: clusterLabels(cl),
+    })),
+    outboundPolicy,
+  )
+  const external = (ctx: RequestContext, address: string): RouteTarget | null => {
+    if (!externalAllowed(l4, ctx.host)) {
+      env.onOutboundRefused?.('http')
+      return null
+    }
+    return {
+      cluster: 'PassthroughCluster',
+      address,
+      dispatcher: env.pools.plain(address, DEFAULT_CONNECT_TIMEOUT_MS),
+      timeoutMs: DEFAULT_TIMEOUT_MS,
+      idleTimeoutMs: IDLE_TIMEOUT_MS,
+      identities: null,
+      servername: null,
+      connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+    }
+  }
+  const appHost = splitAddress(app.address).host
+  const appPorts = new Map<number, RouteTarget>([[appPort, app]])
+  const appOnPort = (port: number): RouteTarget => {
+    let t = appPorts.get(port)
+    if (t === undefined) {
+      const address = appHost.includes(':') ? `[${appHost}]:${port}` : `${appHost}:${port}`
+      t = { ...app, cluster: `inbound|${port}||`, address, dispatcher: env.pools.plain(address, DEFAULT_CONNECT_TIMEOUT_MS) }
+      appPorts.set(port, t)
+    }
+    return t
+  }
   const labels = new Map<string, WorkloadLabels>()
   const principals = new Map<string, string>()
   for (const cl of input.clusters) {
@@ -159,8 +230,13 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
     jwtRules,
     mtlsMode,
     clusters,
+    portClusters,
     app,
-    inbound: buildInboundHandler({ ownId: env.selfId, pathNormalization, mtlsMode, policy: wp, app, appPort, jwt, onJwtResult, accessLog: env.accessLog, onInternalError, ...telemetry, upstream: env.upstream }),
-    outbound: buildOutboundHandler({ pathNormalization, routes, accessLog: env.accessLog, onInternalError, ...telemetry, clusterLabels: labels, clusterPrincipals: principals, upstream: env.upstream }),
+    appOnPort,
+    l4,
+    outboundPolicy,
+    meshOutboundPolicy: input.outboundTrafficPolicy ?? null,
+    inbound: buildInboundHandler({ ownId: env.selfId, pathNormalization, mtlsMode, policy: wp, app, appPort, appOnPort, jwt, onJwtResult, accessLog: env.accessLog, onInternalError, ...telemetry, upstream: env.upstream }),
+    outbound: buildOutboundHandler({ pathNormalization, routes, destinations: { byDst, external }, accessLog: env.accessLog, onInternalError, ...telemetry, clusterLabels: labels, clusterPrincipals: principals, upstream: env.upstream }),
   }
 }

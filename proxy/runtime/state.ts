@@ -43,6 +43,7 @@ export class RuntimeStore {
     this.o.jwks.retain(next.jwtRules)
     const keep = new Set<UpstreamPool>()
     for (const c of next.clusters) for (const t of c.targets) keep.add(t.dispatcher)
+    for (const c of next.portClusters) for (const t of c.targets) keep.add(t.dispatcher)
     keep.add(next.app.dispatcher)
     this.o.pools.retain(keep)
     const e: SwapEvent = { version: next.version, previous, configured: next.configured }

@@ -55,6 +55,19 @@ export const ClusterSchema = z.strictObject({
   connectTimeout: durationSchema.optional(),
 })
 
+export const OUTBOUND_POLICY_MODES = ['ALLOW_ANY', 'REGISTRY_ONLY'] as const
+
+/**
+ * Istio's outboundTrafficPolicy: what happens to a connection or request for a destination outside
+ * the mesh. ALLOW_ANY passes it through to its original destination; REGISTRY_ONLY refuses it
+ * unless its host (TLS SNI or HTTP Host) is in `allowedHosts` (exact, or `*.example.com`).
+ */
+export const OutboundTrafficPolicySchema = z.strictObject({
+  mode: z.enum(OUTBOUND_POLICY_MODES),
+  allowedHosts: z.array(z.string().regex(/^(\*\.)?[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$/, 'expected a host name or *.domain')).default([]),
+})
+export type OutboundTrafficPolicy = z.output<typeof OutboundTrafficPolicySchema>
+
 export type ClusterConfig = z.output<typeof ClusterSchema>
 export type ClusterPort = z.output<typeof ClusterPortSchema>
 /** A cluster as the control plane writes it into a snapshot. */

@@ -74,7 +74,8 @@ export function createAuthzStage(opts: AuthzStageOptions): Stage {
   return function authz(next: Handler): Handler {
     if (policy.authzPolicyCount === 0) return next
     return async function authzStage(ctx: RequestContext) {
-      const decision = evaluate(policy, requestFacts(ctx, destinationPort))
+      // the port the caller asked for (SNI, or redirected from), else the app's default port
+      const decision = evaluate(policy, requestFacts(ctx, ctx.originalDst?.port ?? destinationPort))
       ctx.decision = decision
       onDecision?.(ctx)
       if (decision.action === 'DENY') throw proxyError('REMORA_ERR_AUTHZ_DENIED', decision.reason)

@@ -10,12 +10,41 @@ export interface RoutedCluster {
 /** host, and host:port, lower-cased → cluster. */
 export type RouteTable = ReadonlyMap<string, RoutedCluster>
 
-// Outbound: the Host (or the absolute-form authority) picks the cluster; an endpoint is chosen
-// per request (round robin), so a keep-alive connection from the app never pins one endpoint.
-export function createOutboundRouteStage(table: RouteTable): Stage {
+/** Routing by original destination, for a connection that interception redirected. */
+export interface DestinationRoutes {
+  /** `ip:port` and `ip` (service VIPs, endpoint IPs) → cluster. */
+  readonly byDst: ReadonlyMap<string, RoutedCluster>
+  /** A request for a host outside the mesh: its target at the original destination, or null when the outbound policy refuses it. */
+  readonly external: (ctx: RequestContext, address: string) => RouteTarget | null
+}
+
+function canonical(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip.toLowerCase()
+}
+
+// Outbound: the Host (or the absolute-form authority) picks the cluster, with the port the app
+// dialled when the Host has none; failing that, the original destination (a service VIP or a pod
+// IP); failing that, a host outside the mesh goes to its original destination or is refused
+// (outbound traffic policy). An endpoint is chosen per request (round robin), so a keep-alive
+// connection from the app never pins one endpoint.
+export function createOutboundRouteStage(table: RouteTable, dst?: DestinationRoutes): Stage {
   return function route(next: Handler): Handler {
     return async function routeStage(ctx: RequestContext) {
-      const cluster = table.get(ctx.authority) ?? table.get(ctx.host)
+      const od = ctx.originalDst
+      let cluster = table.get(ctx.authority) ?? (od !== null && ctx.hostPort === null ? table.get(`${ctx.host}:${od.port}`) : undefined) ?? table.get(ctx.host)
+      if (!cluster && od !== null && dst) {
+        const ip = canonical(od.address)
+        cluster = dst.byDst.get(`${ip}:${od.port}`) ?? dst.byDst.get(ip)
+        if (!cluster) {
+          const address = od.family === 6 ? `[${od.address}]:${od.port}` : `${od.address}:${od.port}`
+          const t = dst.external(ctx, address)
+          if (t === null) throw proxyError('REMORA_ERR_REGISTRY_ONLY', `REGISTRY_ONLY: host "${ctx.host}" (${address}) is not a known service`)
+          ctx.cluster = t.cluster
+          ctx.route = t
+          ctx.upstreamHost = t.address
+          return next(ctx)
+        }
+      }
       if (!cluster) throw proxyError('REMORA_ERR_ROUTE_NOT_FOUND', `no cluster for host "${ctx.host}"`)
       ctx.cluster = cluster.name
       const n = cluster.targets.length
@@ -29,13 +58,16 @@ export function createOutboundRouteStage(table: RouteTable): Stage {
   }
 }
 
-// Inbound: there is one upstream, the local app.
-export function createInboundRouteStage(app: RouteTarget): Stage {
+// Inbound: the local app, on the port the caller asked for (a peer's SNI, or the port a plaintext
+// caller was redirected from), else its default port.
+export function createInboundRouteStage(app: RouteTarget, appOnPort?: (port: number) => RouteTarget): Stage {
   return function route(next: Handler): Handler {
     return async function routeStage(ctx: RequestContext) {
-      ctx.cluster = app.cluster
-      ctx.upstreamHost = app.address
-      ctx.route = app
+      const port = ctx.originalDst?.port
+      const t = port === undefined || appOnPort === undefined ? app : appOnPort(port)
+      ctx.cluster = t.cluster
+      ctx.upstreamHost = t.address
+      ctx.route = t
       return next(ctx)
     }
   }

@@ -30,6 +30,8 @@ export interface AccessLogEntry {
   span_id: string | null
   /** The Jaeger UI link, on denied and failed requests whose span was sampled (`--jaeger-ui`). */
   trace_link?: string
+  /** TLS SNI of a connection (passthrough or mesh TCP), Envoy's requested_server_name. */
+  requested_server_name?: string
   detail?: string
 }
 

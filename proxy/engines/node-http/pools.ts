@@ -78,7 +78,7 @@ export class PoolRegistry {
   constructor(private readonly creds: CredentialStore) {}
 
   mtls(key: MtlsPoolKey, servername: string): Pool {
-    const id = `mtls|${key.address}|${[...key.identities].sort().join(',')}|${key.connectTimeoutMs}`
+    const id = `mtls|${key.address}|${[...key.identities].sort().join(',')}|${key.connectTimeoutMs}|${servername}`
     let pool = this.#pools.get(id)
     if (!pool) {
       pool = new Pool(`https://${key.address}`, { ...POOL_OPTIONS, connect: mtlsConnector(key, this.creds, servername) })

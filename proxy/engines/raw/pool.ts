@@ -354,7 +354,7 @@ export class RawPoolRegistry {
   constructor(private readonly creds: CredentialStore) {}
 
   mtls(key: RawMtlsKey, servername: string): RawPool {
-    const id = `mtls|${key.address}|${[...key.identities].sort().join(',')}|${key.connectTimeoutMs}`
+    const id = `mtls|${key.address}|${[...key.identities].sort().join(',')}|${key.connectTimeoutMs}|${servername}`
     let pool = this.#pools.get(id)
     if (!pool) {
       const { host, port } = splitAddress(key.address)
