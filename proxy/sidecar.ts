@@ -278,6 +278,11 @@ export class Sidecar {
     return sc
   }
 
+  /** The bound ports of outbound.listeners, in config order. */
+  get listenerPorts(): number[] {
+    return this.#fixedListeners.map((l) => l.port)
+  }
+
   get version(): string {
     return this.#runtime.current.version
   }

@@ -9,6 +9,7 @@ import { validateSidecarConfig, type SidecarConfigInput } from '../../proxy/conf
 import { buildCredentials } from '../../proxy/tls/index.js'
 import { Sidecar, type Logger, type SidecarJwtOptions } from '../../proxy/sidecar.js'
 import type { AccessLogEntry } from '../../proxy/stages/index.js'
+import type { OriginalDst } from '../../proxy/pipeline/index.js'
 import type { OtelEnv } from '../../proxy/telemetry/index.js'
 import type { Leaf, TestPki } from './pki.js'
 
@@ -56,6 +57,8 @@ export interface StartSidecarOptions {
   clock?: { now(): number }
   /** JWT options: leeway, token cache, JWKS registry, result hooks. */
   jwt?: SidecarJwtOptions
+  /** Stands in for SO_ORIGINAL_DST (tests without iptables): a connection's original destination, or null. */
+  originalDst?: (socket: net.Socket) => OriginalDst | null
 }
 
 export function policiesFromYaml(text: string, trustDomain = 'cluster.local'): PolicyDocument[] {
@@ -90,7 +93,7 @@ export async function startSidecar(o: StartSidecarOptions): Promise<TestSidecar>
   const logger = captureLogger()
   const sidecar = await Sidecar.start(
     { config: v.config, credentials, policies: o.policies ? policiesFromYaml(o.policies, o.pki.trustDomain) : [] },
-    { clock: o.clock ?? { now: () => Date.now() }, logger, accessLog: (e) => accessLog.push(e), otelEnv: o.otelEnv, jwt: o.jwt },
+    { clock: o.clock ?? { now: () => Date.now() }, logger, accessLog: (e) => accessLog.push(e), otelEnv: o.otelEnv, jwt: o.jwt, ...(o.originalDst ? { originalDst: o.originalDst } : {}) },
   )
   return { sidecar, ...sidecar.ports, spiffeId, leaf, accessLog, logger, close: () => sidecar.close() }
 }
