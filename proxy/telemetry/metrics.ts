@@ -24,7 +24,17 @@ export const ISTIO_LABELS = [
   'response_code',
   'response_flags',
   'connection_security_policy',
+  // Istio's label since 1.5: on every request series, empty (so not written, see Family) unless the
+  // request is gRPC. Last, so that label lists derived from this one keep their positions.
+  'grpc_response_status',
 ] as const
+
+/**
+ * Istio's labels of istio_request_messages_total / istio_response_messages_total: the reporter and
+ * the peers only (its stats filter counts messages before it adds protocol, code, flags and
+ * security), the first ten of ISTIO_LABELS.
+ */
+export const ISTIO_MESSAGE_LABELS = ISTIO_LABELS.slice(0, 10)
 
 /** Istio's default buckets (ms) for istio_request_duration_milliseconds. */
 export const ISTIO_DURATION_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000] as const
@@ -85,8 +95,14 @@ abstract class Family<C> {
     return this.#add(values, key)
   }
   #add(values: readonly string[], key = values.join('\u0000')): C {
+    // An empty value is not written: Prometheus holds a label with an empty value equal to no label
+    // (`{grpc_response_status=""}` selects both), and a series without it is what every dashboard
+    // written before the label existed expects.
     const labels: Labels = {}
-    this.labelNames.forEach((n, i) => (labels[n] = values[i] ?? ''))
+    this.labelNames.forEach((n, i) => {
+      const v = values[i] ?? ''
+      if (v !== '') labels[n] = v
+    })
     const child = this.make()
     this.#children.set(key, { labels, child })
     return child
@@ -164,6 +180,12 @@ export class RequestChild {
   }
 }
 
+/** Istio's gRPC message counters for one label combination (ISTIO_MESSAGE_LABELS). */
+export interface MessageChildren {
+  readonly request: CounterChild
+  readonly response: CounterChild
+}
+
 export interface AuthzChildren {
   readonly allow: CounterChild
   readonly deny: CounterChild
@@ -204,6 +226,8 @@ export class SidecarMetrics {
   readonly duration: HistogramFamily
   readonly requestBytes: HistogramFamily
   readonly responseBytes: HistogramFamily
+  readonly requestMessages: CounterFamily
+  readonly responseMessages: CounterFamily
   readonly authzDecisions: CounterFamily
   readonly jwtValidations: CounterFamily
   readonly configRejected: CounterChild
@@ -218,6 +242,8 @@ export class SidecarMetrics {
     this.duration = new HistogramFamily(r, 'istio_request_duration_milliseconds', 'Request duration in milliseconds, first request byte to last response byte (Istio standard metric).', ISTIO_LABELS, ISTIO_DURATION_BUCKETS)
     this.requestBytes = new HistogramFamily(r, 'istio_request_bytes', 'Request body size in bytes (Istio standard metric).', ISTIO_LABELS, ISTIO_BYTES_BUCKETS)
     this.responseBytes = new HistogramFamily(r, 'istio_response_bytes', 'Response body size in bytes (Istio standard metric).', ISTIO_LABELS, ISTIO_BYTES_BUCKETS)
+    this.requestMessages = new CounterFamily(r, 'istio_request_messages_total', 'gRPC messages sent by clients (Istio standard metric).', ISTIO_MESSAGE_LABELS)
+    this.responseMessages = new CounterFamily(r, 'istio_response_messages_total', 'gRPC messages sent by servers (Istio standard metric).', ISTIO_MESSAGE_LABELS)
     this.authzDecisions = new CounterFamily(r, 'remora_authz_decisions_total', 'Authorization decisions by action, deciding policy (namespace/name, "-" for the default) and mode (enforce | dry_run).', ['action', 'policy', 'mode'])
     this.jwtValidations = new CounterFamily(r, 'remora_jwt_validations_total', 'JWT validations by result: ok, missing, or the REMORA_ERR_JWT_* code.', ['result'])
     this.configRejected = new CounterFamily(r, 'remora_config_rejected_total', 'Config or policy updates rejected (the last good config stays in force).', []).child([])
@@ -267,9 +293,14 @@ export class SidecarMetrics {
     this.#configVersion = version
   }
 
-  /** The four Istio families' children for one label combination (14 values in ISTIO_LABELS order). */
+  /** The four Istio families' children for one label combination (values in ISTIO_LABELS order; a missing grpc_response_status is empty). */
   requestChild(values: readonly string[]): RequestChild {
     return new RequestChild(this.requests.child(values), this.duration.child(values), this.requestBytes.child(values), this.responseBytes.child(values))
+  }
+
+  /** The two gRPC message counters for one label combination (values in ISTIO_MESSAGE_LABELS order). */
+  messageChildren(values: readonly string[]): MessageChildren {
+    return { request: this.requestMessages.child(values), response: this.responseMessages.child(values) }
   }
 
   readonly #jwt = new Map<string, CounterChild>()
