@@ -201,7 +201,7 @@ export class Sidecar {
       logger: deps.logger,
     }
     this.#outbound = new OutboundListener(outboundOptions)
-    this.#fixedListeners = config.outbound.listeners.map((l) => new OutboundListener({ ...outboundOptions, fixed: { cluster: l.cluster, port: l.servicePort ?? null } }))
+    this.#fixedListeners = config.outbound.listeners.map((l) => new OutboundListener({ ...outboundOptions, fixed: { cluster: l.cluster, port: l.servicePort ?? null, targetPort: l.targetPort ?? null } }))
     this.#admin = createAdminServer({
       isLive: () => !this.#closed,
       isReady: () =>

@@ -6,7 +6,7 @@
 import { createWriteStream } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -79,6 +79,10 @@ spec:
   rules:
     - from: [{ source: { principals: ["${TD}/ns/${NS}/sa/orders"] } }]
       to: [{ operation: { paths: ["/charge"] } }]
+    # payments' ledger is plain TCP on a second port: a rule with HTTP fields never matches a TCP
+    # connection, so it gets its own L4 rule (principal and port).
+    - from: [{ source: { principals: ["${TD}/ns/${NS}/sa/orders"] } }]
+      to: [{ operation: { ports: ["__LEDGER_PORT__"] } }]
 `
 
 /** The live change: frontend may call payments directly too (applied, shown, then deleted again). */
@@ -114,6 +118,24 @@ function call(port: number, host: string, path: string, method = 'GET', headers:
 // Apps pass the trace context of the request they serve on to the calls they make (as in any Istio
 // mesh), so one call through the demo is one trace in Jaeger.
 const TRACE_HEADERS = ['traceparent', 'tracestate']
+/** One line over TCP: what came back before the other side closed or 2 s passed ('' when closed at once). */
+function tcpCall(port: number, line: string): Promise<string> {
+  return new Promise((resolve) => {
+    let got = ''
+    const s = net.connect({ host: '127.0.0.1', port }, () => s.write(`${line}\n`))
+    const t = setTimeout(() => s.destroy(), 2000)
+    s.on('data', (c: Buffer) => {
+      got += c.toString()
+      if (got.includes('\n')) s.destroy()
+    })
+    s.on('error', () => {})
+    s.on('close', () => {
+      clearTimeout(t)
+      resolve(got)
+    })
+  })
+}
+
 function traceHeadersOf(req: http.IncomingMessage): Record<string, string> {
   const out: Record<string, string> = {}
   for (const h of TRACE_HEADERS) if (typeof req.headers[h] === 'string') out[h] = req.headers[h]
@@ -172,7 +194,13 @@ export async function run(argv: string[]): Promise<number> {
   const tampered = `${bh}.${Buffer.from(JSON.stringify({ iss: ISSUER, sub: 'mallory', aud: 'orders', groups: ['buyers'], exp: 4102444800 })).toString('base64url')}.${bs}`
   const tokenFile = (name: string): string => join(dir, `${name}.jwt`)
   for (const [name, t] of [['buyer', buyer], ['viewer', viewer], ['tampered', tampered]] as const) await writeFile(tokenFile(name), t, { mode: 0o600 })
-  await writeFile(policyFile, POLICY_YAML.replace('__DEMO_JWKS__', JSON.stringify({ keys: [jwk] })))
+  // payments' second port: a line-based TCP "ledger", reached over the mesh through a local bind port.
+  const ledger = net.createServer((s) => {
+    s.on('error', () => s.destroy())
+    s.on('data', (c: Buffer) => s.write(`OK ${c.toString().trim()} balance=42\n`))
+  })
+  const ledgerPort = await new Promise<number>((r) => ledger.listen(0, '127.0.0.1', () => r((ledger.address() as AddressInfo).port)))
+  await writeFile(policyFile, POLICY_YAML.replace('__DEMO_JWKS__', JSON.stringify({ keys: [jwk] })).replace('__LEDGER_PORT__', String(ledgerPort)))
   const accessLogFile = join(dir, 'access.log')
   const accessOut = createWriteStream(accessLogFile, { flags: 'a' })
 
@@ -241,7 +269,8 @@ export async function run(argv: string[]): Promise<number> {
       workload: { namespace: NS, serviceAccount: s, labels: { app: s } },
       controlPlane: { addresses: [cp.address], caFile, tokenFile: joinToken, stateDir: join(dir, `${s}-state`) },
       inbound: { port: 0, bind: '127.0.0.1', app: `127.0.0.1:${appPorts[s]}` },
-      outbound: { port: 0, bind: '127.0.0.1' },
+      // orders and frontend reach payments' ledger (TCP) through a local port of their sidecar.
+      outbound: { port: 0, bind: '127.0.0.1', ...(s === 'payments' ? {} : { listeners: [{ port: 0, cluster: 'payments.shop', targetPort: ledgerPort }] }) },
       admin: { port: 0, bind: '127.0.0.1' },
       telemetry: { metrics: { port: 0, bind: '127.0.0.1' }, ...(jaeger ? { tracing: { endpoint: jaeger.endpoint, sampling: 1, jaegerUi: jaeger.ui } } : {}) },
     })
@@ -315,6 +344,14 @@ export async function run(argv: string[]): Promise<number> {
   ok &&= refused
   console.log(`${refused ? '✔' : '✘'} you → payments directly, plaintext (STRICT mTLS): ${refused ? 'connection refused' : `HTTP ${direct.status}`}`)
 
+  // TCP through the mesh: the same identities and allowlist, on connections instead of requests.
+  const ledgerOk = await tcpCall(sidecars.orders.listenerPorts[0]!, 'BALANCE alice')
+  ok &&= ledgerOk.startsWith('OK BALANCE alice')
+  console.log(`${ledgerOk.startsWith('OK') ? '✔' : '✘'} orders → payments' ledger, TCP through orders' sidecar :${sidecars.orders.listenerPorts[0]} (mTLS, L4 allow): "${ledgerOk.trim()}"`)
+  const ledgerDenied = await tcpCall(sidecars.frontend.listenerPorts[0]!, 'BALANCE alice')
+  ok &&= ledgerDenied === ''
+  console.log(`${ledgerDenied === '' ? '✔' : '✘'} frontend → payments' ledger, TCP: ${ledgerDenied === '' ? "connection closed by payments' sidecar (L4 deny: not on the allowlist)" : `answered "${ledgerDenied.trim()}"`}`)
+
   // A live policy change through the control plane: allow frontend → payments, then take it back.
   const liveFile = join(dir, 'payments-allow-frontend.yaml')
   await writeFile(liveFile, LIVE_CHANGE_YAML)
@@ -357,6 +394,7 @@ Try:
     for (const s of SERVICES) await clients[s].close()
     for (const s of SERVICES) await sidecars[s].close()
     for (const s of SERVICES) apps[s].close()
+    ledger.close()
     await cp.close()
     await store.close()
     await new Promise<void>((r) => accessOut.end(r))

@@ -199,9 +199,12 @@ export const SidecarConfigSchema = z.strictObject({
             port,
             bind: z.string().default('127.0.0.1'),
             cluster: z.string().min(1),
-            /** The destination service port (default: the cluster's only port, else required). */
+            /** The destination service port (default: the cluster's only declared port, else the workload's default port). */
             servicePort: port.optional(),
-          }),
+            /** Or the workload port itself, for a cluster without declared ports (one registered by a sidecar). */
+            targetPort: port.optional(),
+          })
+          .refine((l) => l.servicePort === undefined || l.targetPort === undefined, { message: 'set servicePort or targetPort, not both' }),
         )
         .default([]),
     })

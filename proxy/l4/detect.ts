@@ -17,13 +17,42 @@ export function detect(b: Buffer): Detected | 'more' {
   // h2 preface: "PRI * HTTP/2.0…"; compare as far as we have
   const n = Math.min(b.length, H2_PREFACE.length)
   if (b.compare(H2_PREFACE, 0, n, 0, n) === 0) return n === H2_PREFACE.length ? 'h2' : 'more'
-  // HTTP/1: token chars (upper-case letters, '-', '_') then a space
+  // HTTP/1: a whole request line, METHOD SP request-target SP HTTP/1.x CRLF (as Envoy's
+  // http_inspector parses it); a line protocol whose first word is upper-case is not HTTP.
   for (let i = 0; i < b.length && i <= MAX_METHOD; i++) {
     const c = b[i]!
-    if (c === 0x20) return i > 0 ? 'http1' : 'tcp'
+    if (c === 0x20) {
+      if (i === 0) return 'tcp'
+      return requestLine(b, i + 1)
+    }
     if (!((c >= 0x41 && c <= 0x5a) || c === 0x2d || c === 0x5f)) return 'tcp'
   }
   return b.length > MAX_METHOD ? 'tcp' : 'more'
+}
+
+/** The request line is read up to this many bytes; a longer one is HTTP's problem (414), not detection's. */
+const MAX_REQUEST_LINE = 16 * 1024
+const HTTP1_VERSION = /^HTTP\/1\.[01]\r?$/
+
+function requestLine(b: Buffer, targetStart: number): Detected | 'more' {
+  const lf = b.indexOf(0x0a, targetStart)
+  if (lf === -1) {
+    // the target so far must be visible characters
+    for (let i = targetStart; i < b.length; i++) {
+      const c = b[i]!
+      if (c === 0x20) {
+        // past the target: what follows must be able to become "HTTP/1.x"
+        const tail = b.subarray(i + 1).toString('latin1')
+        return 'HTTP/1.1'.startsWith(tail.slice(0, 7)) || tail.length === 0 ? (b.length >= MAX_REQUEST_LINE ? 'http1' : 'more') : 'tcp'
+      }
+      if (c < 0x21 || c > 0x7e) return 'tcp'
+    }
+    return b.length >= MAX_REQUEST_LINE ? 'http1' : 'more'
+  }
+  const line = b.subarray(targetStart, lf).toString('latin1')
+  const sp = line.indexOf(' ')
+  if (sp <= 0) return 'tcp'
+  return HTTP1_VERSION.test(line.slice(sp + 1)) ? 'http1' : 'tcp'
 }
 
 export interface ClientHello {

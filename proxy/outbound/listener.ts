@@ -13,6 +13,13 @@ import type { ConnectionSink } from '../engines/index.js'
 // h2 preface to the HTTP/2 front, a TLS ClientHello is routed by SNI untouched, anything else is
 // opaque TCP. A client that sends nothing within the detection timeout is TCP too.
 
+/** A local bind port's destination: a cluster, on a service port or directly on a workload port. */
+export interface FixedDestination {
+  readonly cluster: string
+  readonly port: number | null
+  readonly targetPort: number | null
+}
+
 export interface OutboundListenerOptions {
   readonly http: ConnectionSink
   /** The HTTP/2 front (h2c prior knowledge), or null when this sidecar has none. */
@@ -28,7 +35,7 @@ export interface OutboundListenerOptions {
   readonly directTimeoutMs: number
   readonly logger: Logger
   /** Every connection is for this cluster and service port (a local bind port, without interception). */
-  readonly fixed?: { readonly cluster: string; readonly port: number | null }
+  readonly fixed?: FixedDestination
 }
 
 /** Fallbacks are logged once per destination; the set is bounded so a scan cannot grow it. */
@@ -67,9 +74,10 @@ export class OutboundListener {
     this.#sniff(socket, od, m)
   }
 
-  #acceptFixed(socket: net.Socket, fixed: { readonly cluster: string; readonly port: number | null }): void {
+  #acceptFixed(socket: net.Socket, fixed: FixedDestination): void {
     const table = this.opts.table()
-    const m = table === null ? null : matchName(table, fixed.cluster, fixed.port)
+    const named = table === null ? null : matchName(table, fixed.cluster, fixed.port)
+    const m = named !== null && fixed.targetPort !== null ? { ...named, targetPort: fixed.targetPort } : named
     if (m === null) {
       this.#logOnce(`fixed|${fixed.cluster}`, { event: 'outbound_listener_unrouted', cluster: fixed.cluster }, table === null ? 'no config yet: connection refused' : 'the cluster of this listener is not in the config: connection refused')
       return void socket.destroy()
