@@ -1,10 +1,24 @@
-import { CounterFamily, ISTIO_LABELS, type SidecarMetrics } from '../telemetry/index.js'
+import { CounterFamily, type SidecarMetrics } from '../telemetry/index.js'
 import type { WorkloadLabels } from '../stages/index.js'
 
-// Istio's TCP metrics, on the sidecar's registry, with Istio's labels (those of istio_requests_total
-// without response_code). Children are cached per label combination, as the request metrics are.
+// Istio's TCP metrics, on the sidecar's registry, with Istio's TCP label set (the request set
+// without response_code and grpc_response_status). Children are cached per label combination, as the request metrics are.
 
-const TCP_LABELS = ISTIO_LABELS.filter((l) => l !== 'response_code')
+const TCP_LABELS = [
+  'reporter',
+  'source_workload',
+  'source_workload_namespace',
+  'source_principal',
+  'source_app',
+  'destination_workload',
+  'destination_workload_namespace',
+  'destination_principal',
+  'destination_service',
+  'destination_service_name',
+  'request_protocol',
+  'response_flags',
+  'connection_security_policy',
+] as const
 
 export interface TcpChildren {
   readonly opened: { value: number }

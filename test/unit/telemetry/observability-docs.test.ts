@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { expect, test } from 'vitest'
 import { ISTIO_LABELS, SidecarMetrics } from '../../../proxy/telemetry/index.js'
+import { TcpMetrics } from '../../../proxy/l4/index.js'
 
 // docs/observability.md's metric table and the registry must list the same metrics, with the same
 // type and labels, both ways. prom-client's process_*/nodejs_* defaults are one documented row.
@@ -27,6 +28,7 @@ function docRows(): Map<string, Row> {
 
 function registryRows(): Map<string, Row> {
   const m = new SidecarMetrics({ processMetrics: false })
+  new TcpMetrics(m) // the connection-level families live on the same registry
   const rows = new Map<string, Row>()
   for (const x of m.registry.getMetricsAsArray() as unknown as { name: string; type: string; labelNames?: readonly string[] }[]) {
     rows.set(x.name, { type: x.type, labels: [...(x.labelNames ?? [])].sort() })
