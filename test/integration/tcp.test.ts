@@ -265,3 +265,43 @@ describe('inbound never forwards to the sidecar itself', () => {
     await until(() => db.logger.lines.some((l) => String((l.obj as { reason?: string }).reason).includes("sidecar's own")), 3000, 'refusal logged')
   })
 })
+
+describe('plaintext callers redirected to the inbound listener (PERMISSIVE)', () => {
+  test('HTTP goes to the app port the caller dialled (a second port, no annotation)', async () => {
+    pending.set(web.inbound, { address: '127.0.0.1', port: webB, family: 4 })
+    const r = await new Promise<string>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: web.inbound, path: '/', headers: { host: 'web.shop' }, agent: false }, (res) => {
+        let d = ''
+        res.on('data', (c: Buffer) => (d += c.toString()))
+        res.on('end', () => resolve(d))
+      }).on('error', reject)
+    })
+    expect(r).toBe('port-b web.shop')
+  })
+
+  test('non-HTTP bytes are TCP, authorized without a principal: the ALLOW policy on the db port denies it', async () => {
+    const before = db.accessLog.length
+    pending.set(db.inbound, { address: '127.0.0.1', port: dbPort, family: 4 })
+    const s = net.connect({ host: '127.0.0.1', port: db.inbound, allowHalfOpen: true })
+    await new Promise((r) => s.once('connect', r))
+    const r = await exchange(s, '\x00\x00\x00\x08\x04\xd2\x16\x2f')
+    expect(r.reply).toBe('')
+    await until(() => db.accessLog.length > before, 3000, 'the denial logged')
+    expect(db.accessLog.at(-1)).toMatchObject({ protocol: 'TCP', direction: 'inbound', connection_security_policy: 'none', downstream_peer_principal: null, authz_decision: 'DENY', response_flags: 'AZ' })
+  })
+
+  test('a plaintext caller redirected from a server-first port is TCP at once, before any byte', async () => {
+    pending.set(web.inbound, { address: '127.0.0.1', port: 6379, family: 4 })
+    const s = net.connect({ host: '127.0.0.1', port: web.inbound, allowHalfOpen: true })
+    await new Promise((r) => s.once('connect', r))
+    // nothing listens on 6379 here: the sidecar dials it at once and, refused, closes the caller
+    const closed = await new Promise<boolean>((resolve) => {
+      s.on('end', () => resolve(true))
+      s.on('close', () => resolve(true))
+      s.on('error', () => {})
+      setTimeout(() => resolve(false), 2000)
+    })
+    expect(closed).toBe(true)
+    await until(() => web.accessLog.some((e) => e.protocol === 'TCP' && e.response_flags === 'UF'), 3000, 'UF line')
+  })
+})
