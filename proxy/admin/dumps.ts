@@ -24,6 +24,8 @@ export function configDump(s: DumpSource): unknown {
     identity: s.selfId,
     clusters: st.clusterConfigs,
     mtls: { mode: st.mtlsMode, policy: st.workloadPolicy.peerAuthn.policy },
+    // What happens to destinations outside the mesh, and where the setting came from.
+    outboundTrafficPolicy: { ...st.outboundPolicy, source: s.config.outbound.trafficPolicy ? 'sidecar' : st.meshOutboundPolicy ? 'control-plane' : 'default' },
     authorizationPolicies: st.workloadPolicy.authzPolicies.map((p) => ({ policy: p.policy, action: p.action, dryRun: p.dryRun })),
     policies: st.policies.map((p) => ({ kind: p.kind, namespace: p.metadata.namespace, name: p.metadata.name })),
     // Issuers, locations and where keys come from; never a key or a token.
