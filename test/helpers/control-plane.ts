@@ -26,12 +26,12 @@ export interface TestControlPlane {
   close(): Promise<void>
 }
 
-export async function startTestControlPlane(o: { certTtlMs?: number; graceMs?: number; dir?: string; port?: number; replicaId?: string; pushDebounceMs?: number; pushDebounceMaxMs?: number; policyFeed?: ControlPlaneOptions['policyFeed']; tokenReviewer?: ControlPlaneOptions['tokenReviewer']; discoveryFeed?: ControlPlaneOptions['discoveryFeed'] } = {}): Promise<TestControlPlane> {
+export async function startTestControlPlane(o: { certTtlMs?: number; graceMs?: number; dir?: string; port?: number; replicaId?: string; pushDebounceMs?: number; pushDebounceMaxMs?: number; policyFeed?: ControlPlaneOptions['policyFeed']; tokenReviewer?: ControlPlaneOptions['tokenReviewer']; discoveryFeed?: ControlPlaneOptions['discoveryFeed']; outboundTrafficPolicy?: ControlPlaneOptions['outboundTrafficPolicy'] } = {}): Promise<TestControlPlane> {
   const dir = o.dir ?? (await mkdtemp(join(tmpdir(), 'remora-cp-')))
   const store = await FileStore.open(join(dir, 'store'), { pollMs: 100 })
   const logger = captureLogger()
   const cp = await ControlPlane.start(
-    { store, listen: { host: '127.0.0.1', port: o.port ?? 0 }, certTtlMs: o.certTtlMs, graceMs: o.graceMs ?? 5000, heartbeatMs: 500, replicaId: o.replicaId, pushDebounceMs: o.pushDebounceMs, pushDebounceMaxMs: o.pushDebounceMaxMs, policyFeed: o.policyFeed, tokenReviewer: o.tokenReviewer, discoveryFeed: o.discoveryFeed },
+    { store, listen: { host: '127.0.0.1', port: o.port ?? 0 }, certTtlMs: o.certTtlMs, graceMs: o.graceMs ?? 5000, heartbeatMs: 500, replicaId: o.replicaId, pushDebounceMs: o.pushDebounceMs, pushDebounceMaxMs: o.pushDebounceMaxMs, policyFeed: o.policyFeed, tokenReviewer: o.tokenReviewer, discoveryFeed: o.discoveryFeed, ...(o.outboundTrafficPolicy ? { outboundTrafficPolicy: o.outboundTrafficPolicy } : {}) },
     { clock: { now: () => Date.now() }, logger },
   )
   const adminFile = join(dir, 'admin.json')
