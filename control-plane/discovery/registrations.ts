@@ -1,3 +1,4 @@
+import type { ClusterPort } from '../../proxy/snapshot/index.js'
 import type { SnapshotCluster } from '../push/index.js'
 
 /** What a sidecar tells the control plane about itself when its stream opens. */
@@ -14,6 +15,10 @@ export interface Registration {
   readonly replica: string
   readonly connected: boolean
   readonly disconnectedAt: string | null
+  /** The service's virtual IPs, when the platform knows them (Kubernetes ClusterIPs); sidecars register none. */
+  readonly addresses?: readonly string[]
+  /** The service's ports, when the platform knows them (a Kubernetes Service's TCP ports). */
+  readonly ports?: readonly ClusterPort[]
 }
 
 export interface ReplicaHeartbeat {
@@ -36,16 +41,25 @@ export function isLive(r: Registration, replicas: ReadonlyMap<string, ReplicaHea
   return r.disconnectedAt !== null && now - Date.parse(r.disconnectedAt) < graceMs
 }
 
-/** `<service>.<namespace>` clusters from live registrations; a cluster with no live endpoint is left out (NR). */
+/**
+ * `<service>.<namespace>` clusters from live registrations; a cluster with no live endpoint is left
+ * out (NR). The VIPs and ports come from the registrations that carry them (the platform's, all
+ * alike for one Service): addresses in the order first seen, ports by service port, first wins.
+ */
 export function clustersFrom(regs: readonly Registration[], replicas: ReadonlyMap<string, ReplicaHeartbeat>, now: number, graceMs: number): SnapshotCluster[] {
-  const by = new Map<string, { service: string; namespace: string; endpoints: Set<string>; identities: Set<string> }>()
+  const by = new Map<string, { service: string; namespace: string; endpoints: Set<string>; identities: Set<string>; addresses: Set<string>; ports: Map<number, ClusterPort> | null }>()
   for (const r of regs) {
     if (!isLive(r, replicas, now, graceMs)) continue
     const name = `${r.service}.${r.namespace}`
     let c = by.get(name)
-    if (!c) by.set(name, (c = { service: r.service, namespace: r.namespace, endpoints: new Set(), identities: new Set() }))
+    if (!c) by.set(name, (c = { service: r.service, namespace: r.namespace, endpoints: new Set(), identities: new Set(), addresses: new Set(), ports: null }))
     c.endpoints.add(r.address)
     c.identities.add(r.identity)
+    for (const a of r.addresses ?? []) c.addresses.add(a)
+    if (r.ports) {
+      c.ports ??= new Map()
+      for (const p of r.ports) if (!c.ports.has(p.port)) c.ports.set(p.port, p)
+    }
   }
   return [...by.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))
@@ -54,5 +68,7 @@ export function clustersFrom(regs: readonly Registration[], replicas: ReadonlyMa
       hosts: [c.service, `${c.service}.${c.namespace}`, `${c.service}.${c.namespace}.svc.cluster.local`],
       endpoints: [...c.endpoints].sort(),
       identities: [...c.identities].sort(),
+      ...(c.addresses.size ? { addresses: [...c.addresses] } : {}),
+      ...(c.ports ? { ports: [...c.ports.values()].map((p) => ({ ...p })) } : {}),
     }))
 }

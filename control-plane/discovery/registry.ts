@@ -1,13 +1,27 @@
 import type { ControlPlaneDeps } from '../deps.js'
+import type { ClusterPort } from '../../proxy/snapshot/index.js'
 import type { SnapshotCluster } from '../push/index.js'
 import type { Store } from '../store/index.js'
 import { clustersFrom, type Registration, type ReplicaHeartbeat } from './registrations.js'
 
-/** Endpoints from the platform (Kubernetes EndpointSlices of injected pods). */
+/** One endpoint from the platform, with what its Service declares (every endpoint of a Service carries the same). */
+export interface PlatformEndpoint {
+  readonly service: string
+  readonly namespace: string
+  readonly address: string
+  readonly serviceAccount: string
+  readonly identity: string
+  /** The Service's virtual IPs (Kubernetes ClusterIPs). */
+  readonly addresses?: readonly string[]
+  /** The Service's TCP ports and their declared protocols. */
+  readonly ports?: readonly ClusterPort[]
+}
+
+/** Endpoints from the platform (Kubernetes EndpointSlices of injected pods, and their Services). */
 export interface DiscoveryFeed {
   start(ctx: {
     readonly trustDomain: string
-    readonly onEndpoints: (endpoints: { service: string; namespace: string; address: string; serviceAccount: string; identity: string }[]) => void
+    readonly onEndpoints: (endpoints: PlatformEndpoint[]) => void
   }): Promise<{ close(): Promise<void> }>
 }
 
@@ -87,7 +101,7 @@ export class EndpointRegistry {
   }
 
   /** The platform feed's current endpoints (replaces the previous set). */
-  setPlatformEndpoints(eps: Parameters<Parameters<DiscoveryFeed['start']>[0]['onEndpoints']>[0]): void {
+  setPlatformEndpoints(eps: readonly PlatformEndpoint[]): void {
     this.#platform = eps.map((e) => ({
       node: `platform:${e.address}`,
       identity: e.identity,
@@ -99,6 +113,8 @@ export class EndpointRegistry {
       replica: this.#o.replicaId,
       connected: true,
       disconnectedAt: null,
+      ...(e.addresses ? { addresses: e.addresses } : {}),
+      ...(e.ports ? { ports: e.ports } : {}),
     }))
     this.#o.onChange()
   }

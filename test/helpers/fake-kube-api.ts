@@ -2,7 +2,7 @@
 // metadata.resourceVersion, watches as chunked JSON lines from a resourceVersion (history replayed),
 // 410 Gone as an ERROR event for a compacted resourceVersion, the status subresource with merge
 // patches (generation moves only with spec), discovery of API groups, and TokenReview. Core
-// resources (namespaces, configmaps) too: list/watch (fieldSelector metadata.name), get, create
+// resources (namespaces, configmaps, pods, services) too: list/watch (fieldSelector metadata.name), get, create
 // (409 when present), replace (409 on a stale resourceVersion), delete.
 import http from 'node:http'
 import { randomUUID } from 'node:crypto'
@@ -21,7 +21,8 @@ interface Watcher {
   paused: boolean
   name?: string
 }
-const CORE_KINDS: Record<string, string> = { namespaces: 'Namespace', configmaps: 'ConfigMap', pods: 'Pod' }
+const CORE_KINDS: Record<string, string> = { namespaces: 'Namespace', configmaps: 'ConfigMap', pods: 'Pod', services: 'Service' }
+type CorePlural = 'namespaces' | 'configmaps' | 'pods' | 'services'
 
 const KINDS: Record<string, string> = { authorizationpolicies: 'AuthorizationPolicy', requestauthentications: 'RequestAuthentication', peerauthentications: 'PeerAuthentication', endpointslices: 'EndpointSlice' }
 
@@ -46,9 +47,9 @@ export interface FakeKubeApi {
   readonly authorizations: (string | undefined)[]
   readonly statusPatches: { path: string; body: Obj }[]
   /** Core v1 objects (namespaces: namespace ''), as a controller or kubectl would change them. */
-  putCore(plural: 'namespaces' | 'configmaps' | 'pods', obj: Obj): Obj
-  deleteCore(plural: 'namespaces' | 'configmaps' | 'pods', namespace: string, name: string): void
-  getCore(plural: 'namespaces' | 'configmaps' | 'pods', namespace: string, name: string): Obj | undefined
+  putCore(plural: CorePlural, obj: Obj): Obj
+  deleteCore(plural: CorePlural, namespace: string, name: string): void
+  getCore(plural: CorePlural, namespace: string, name: string): Obj | undefined
   /** Writes (POST/PUT/DELETE) to core resources, in order: "POST /api/v1/namespaces/shop/configmaps". */
   readonly coreWrites: string[]
   tokens: Map<string, { username: string; audiences: string[]; pod?: string }>
