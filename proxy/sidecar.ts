@@ -14,7 +14,7 @@ import { engineFor, type Engine, type EngineFront, type EnginePools } from './en
 import { compileRuntime, effectiveJwtSettings, RuntimeStore, workloadName, type CompileEnv, type CompileInput, type EffectiveJwtSettings, type SidecarJwtOptions } from './runtime/index.js'
 import { RemoraError } from './errors/index.js'
 import { OutboundListener } from './outbound/index.js'
-import { InboundConnections, OutboundConnections, TcpMetrics } from './l4/index.js'
+import { HostAddresses, InboundConnections, OutboundConnections, TcpMetrics, canonicalIp } from './l4/index.js'
 import type { OriginalDst } from './pipeline/index.js'
 import type { OutboundTrafficPolicy } from './snapshot/index.js'
 import { mtlsModeFor } from './policy/index.js'
@@ -104,6 +104,7 @@ export class Sidecar {
   readonly #tcpMetrics: TcpMetrics
   readonly #outboundTcp: OutboundConnections
   readonly #inboundTcp: InboundConnections
+  readonly #hosts = new HostAddresses()
   #inboundFront: EngineFront
   #admin: http.Server
   #closed = false
@@ -141,6 +142,7 @@ export class Sidecar {
       clock: deps.clock,
       logger: deps.logger,
       onOutboundRefused: (kind) => this.#tcpMetrics.refused(kind),
+      hosts: this.#hosts,
     }
     this.#tcpMetrics = new TcpMetrics(telemetry.metrics)
     this.#runtime = new RuntimeStore(compileRuntime({ policies, clusters: config.clusters, configured: credentials !== null }, this.#env), this)
@@ -167,7 +169,7 @@ export class Sidecar {
     this.#inboundFront = this.engine.createFront({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'inbound') })
     this.#outboundFront = this.engine.createFront({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'outbound') })
     const originalDst = deps.originalDst ?? nativeOriginalDst
-    const l4Env = { creds: this.creds, metrics: this.#tcpMetrics, accessLog: deps.accessLog, logger: deps.logger, self: () => selfLabels(config, this.selfId) }
+    const l4Env = { hosts: this.#hosts, creds: this.creds, metrics: this.#tcpMetrics, accessLog: deps.accessLog, logger: deps.logger, self: () => selfLabels(config, this.selfId) }
     this.#outboundTcp = new OutboundConnections(l4Env)
     this.#inboundTcp = new InboundConnections(l4Env)
     const ownPorts = (): ReadonlySet<number> => new Set([this.ports.inbound, this.ports.outbound, this.ports.admin, this.ports.metrics, ...this.#fixedListeners.map((l) => l.port)].filter((p) => p > 0))
@@ -177,7 +179,9 @@ export class Sidecar {
       http: this.#inboundFront,
       tcp: (socket, conn) => {
         const st = rt.current
-        void this.#inboundTcp.accept(socket, conn, { workloadPolicy: st.workloadPolicy, appHost: splitAddress(st.app.address).host, onDecision: (d) => this.metrics.authzChildren(d.policy ?? '-', 'enforce')[d.action === 'ALLOW' ? 'allow' : 'deny'].value++ })
+        // the configured app port on its configured address; another port on the address the caller reached (see appOnPort)
+        const appHost = conn.port === portOf(st.app.address) ? splitAddress(st.app.address).host : canonicalIp(conn.localAddress)
+        void this.#inboundTcp.accept(socket, conn, { workloadPolicy: st.workloadPolicy, appHost, onDecision: (d) => this.metrics.authzChildren(d.policy ?? '-', 'enforce')[d.action === 'ALLOW' ? 'allow' : 'deny'].value++ })
       },
       mtlsMode: (port) => mtlsModeFor(rt.current.workloadPolicy, port),
       defaultPort: () => portOf(rt.current.app.address),

@@ -17,6 +17,8 @@ export interface InboundTcpConnection {
   readonly security: 'mutual_tls' | 'none'
   readonly port: number
   readonly sni: string | null
+  /** The address the caller reached the pod on (the original destination's, when redirected). */
+  readonly localAddress: string
 }
 
 export interface InboundListenerOptions {
@@ -103,7 +105,7 @@ export class InboundListener {
     if (alpn === MESH_ALPN.tcp) {
       if (!this.opts.tcp) return void sock.destroy()
       sock.allowHalfOpen = true
-      this.opts.tcp(sock, { peer: r.identity, security: 'mutual_tls', port, sni: typeof sock.servername === 'string' ? sock.servername : null })
+      this.opts.tcp(sock, { peer: r.identity, security: 'mutual_tls', port, sni: typeof sock.servername === 'string' ? sock.servername : null, localAddress: sock.localAddress ?? '127.0.0.1' })
       return
     }
     setConnectionInfo(sock, { peer: r.identity, security: 'mutual_tls', originalDst: asked === null ? null : { address: sock.localAddress ?? '', port: asked, family: 4 } })
@@ -206,7 +208,7 @@ export class InboundListener {
     this.opts.metrics?.detected('inbound', kind)
     if (kind === 'tcp' || kind === 'timeout') {
       if (!this.opts.tcp) return void socket.destroy()
-      this.opts.tcp(socket, { peer: null, security: 'none', port, sni: null })
+      this.opts.tcp(socket, { peer: null, security: 'none', port, sni: null, localAddress: od?.address ?? socket.localAddress ?? '127.0.0.1' })
       return
     }
     socket.allowHalfOpen = false

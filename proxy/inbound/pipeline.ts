@@ -25,7 +25,7 @@ export interface InboundHandlerOptions {
   /** The app's port: PeerAuthentication portLevelMtls and AuthorizationPolicy ports match on it. */
   readonly appPort: number
   /** The app on another port (multi-port workloads: the port a caller asked for). */
-  readonly appOnPort?: (port: number) => RouteTarget
+  readonly appOnPort?: (port: number, host: string) => RouteTarget
   readonly accessLog: AccessLogSink
   readonly onInternalError: (err: unknown) => void
   /** The tracer (null: tracing off, no trace stage) and the metric registry with this workload's labels. */

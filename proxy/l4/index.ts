@@ -5,6 +5,7 @@
 export { detect, detectDirect, parseClientHello, H2_PREFACE, type ClientHello, type Detected } from './detect.js'
 export { meshServername, targetPortOf } from './sni.js'
 export { relay, type RelayResult } from './relay.js'
+export { HostAddresses } from './resolve.js'
 export { TcpMetrics, type TcpChildren } from './metrics.js'
 export {
   DEFAULT_OUTBOUND_POLICY,

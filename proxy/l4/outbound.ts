@@ -9,6 +9,7 @@ import { relay, type RelayResult } from './relay.js'
 import { meshServername } from './sni.js'
 import { externalAllowed, type L4Match, type L4Table } from './routes.js'
 import type { TcpMetrics } from './metrics.js'
+import type { HostAddresses } from './resolve.js'
 
 // Outbound connections that are not HTTP: app TCP to a meshed destination crosses the pair inside
 // mTLS (ALPN remora-tcp, the target port in the SNI, secure naming as for HTTP); TLS from the app
@@ -25,6 +26,8 @@ export interface L4Env {
   readonly logger: Logger
   readonly self: () => WorkloadLabels
   readonly idleMs?: number
+  /** Resolves allowed external hosts under REGISTRY_ONLY (the destination must be one of theirs). */
+  readonly hosts: HostAddresses
 }
 
 export interface TcpConnectionFacts {
@@ -125,7 +128,9 @@ export class OutboundConnections {
     const startMono = performance.now()
     const target = od ? (od.family === 6 ? `[${od.address}]:${od.port}` : `${od.address}:${od.port}`) : null
     const facts = { direction: 'outbound' as const, down, start, startMono, protocol, sni, cluster: 'PassthroughCluster', upstream: target }
-    if (!externalAllowed(t, sni)) {
+    // REGISTRY_ONLY lets a named host through only to that host's own addresses (the SNI is the app's to choose).
+    const allowed = externalAllowed(t, sni) && (t.policy.mode === 'ALLOW_ANY' || (od !== null && sni !== null && (await this.env.hosts.has(sni, od.address))))
+    if (!allowed) {
       this.env.metrics.refused(protocol === 'TLS' ? 'tls' : 'tcp')
       this.env.logger.info({ event: 'outbound_refused', policy: 'REGISTRY_ONLY', destination: target, sni }, 'outbound connection refused: destination is not in the mesh registry')
       return this.#fail(down, { ...facts, cluster: 'BlackHoleCluster' }, 'NR', 'REMORA_ERR_REGISTRY_ONLY', `REGISTRY_ONLY: ${sni ?? target ?? 'unknown destination'} is not a known service`)

@@ -9,8 +9,8 @@ import type { AccessLogSink, RoutedCluster, WorkloadLabels } from '../stages/ind
 import type { SidecarMetrics, Tracing } from '../telemetry/index.js'
 import type { EnginePools } from '../engines/index.js'
 import { logInternalError, type Clock, type Logger } from '../deps.js'
-import { portOf, splitAddress } from '../engines/common/index.js'
-import { DEFAULT_OUTBOUND_POLICY, buildL4Table, canonicalIp, externalAllowed, meshServername, type L4Table, type OutboundPolicy } from '../l4/index.js'
+import { portOf } from '../engines/common/index.js'
+import { DEFAULT_OUTBOUND_POLICY, buildL4Table, type HostAddresses, canonicalIp, externalAllowed, meshServername, type L4Table, type OutboundPolicy } from '../l4/index.js'
 import type { OutboundTrafficPolicy } from '../snapshot/index.js'
 import type { EffectiveJwtSettings } from './jwt-settings.js'
 import { clusterLabels, selfLabels } from './labels.js'
@@ -33,8 +33,8 @@ export interface RuntimeState {
   readonly clusterConfigs: readonly ClusterConfig[]
   /** The local app's target (its pool is kept across swaps). */
   readonly app: RouteTarget
-  /** The local app on another port (a multi-port workload), made once per port. */
-  readonly appOnPort: (port: number) => RouteTarget
+  /** The workload on another port (a multi-port pod), at the address the caller reached it on; made once per address and port. */
+  readonly appOnPort: (port: number, host: string) => RouteTarget
   /** Connection-level routing (original destination, SNI) and the outbound traffic policy in force. */
   readonly l4: L4Table
   readonly outboundPolicy: OutboundPolicy
@@ -58,6 +58,8 @@ export interface CompileEnv {
   readonly upstream: Handler
   readonly clock: Clock
   readonly logger: Logger
+  /** Resolves allowed external hosts under REGISTRY_ONLY. */
+  readonly hosts: HostAddresses
   /** An HTTP request refused by REGISTRY_ONLY (counted by the sidecar). */
   readonly onOutboundRefused?: (kind: 'http') => void
 }
@@ -183,8 +185,9 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
     })),
     outboundPolicy,
   )
-  const external = (ctx: RequestContext, address: string): RouteTarget | null => {
-    if (!externalAllowed(l4, ctx.host)) {
+  const external = async (ctx: RequestContext, address: string): Promise<RouteTarget | null> => {
+    // REGISTRY_ONLY lets a named host through only to that host's own addresses (the Host is the app's to choose).
+    if (!externalAllowed(l4, ctx.host) || (outboundPolicy.mode === 'REGISTRY_ONLY' && !(await env.hosts.has(ctx.host, ctx.originalDst!.address)))) {
       env.onOutboundRefused?.('http')
       return null
     }
@@ -199,14 +202,19 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
       connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
     }
   }
-  const appHost = splitAddress(app.address).host
-  const appPorts = new Map<number, RouteTarget>([[appPort, app]])
-  const appOnPort = (port: number): RouteTarget => {
-    let t = appPorts.get(port)
+  // Another port of the workload is reached on the address the caller reached the pod on (the pod
+  // IP), never on loopback: as Istio since 1.10, a server bound to 127.0.0.1 only stays private.
+  // The configured app port keeps its configured address. One target per address and port (bounded:
+  // the pod's own addresses × 65535).
+  const appPorts = new Map<string, RouteTarget>()
+  const appOnPort = (port: number, host: string): RouteTarget => {
+    if (port === appPort) return app
+    const h = canonicalIp(host)
+    const address = h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`
+    let t = appPorts.get(address)
     if (t === undefined) {
-      const address = appHost.includes(':') ? `[${appHost}]:${port}` : `${appHost}:${port}`
       t = { ...app, cluster: `inbound|${port}||`, address, dispatcher: env.pools.plain(address, DEFAULT_CONNECT_TIMEOUT_MS) }
-      appPorts.set(port, t)
+      appPorts.set(address, t)
     }
     return t
   }

@@ -15,7 +15,7 @@ export interface DestinationRoutes {
   /** `ip:port` and `ip` (service VIPs, endpoint IPs) → cluster. */
   readonly byDst: ReadonlyMap<string, RoutedCluster>
   /** A request for a host outside the mesh: its target at the original destination, or null when the outbound policy refuses it. */
-  readonly external: (ctx: RequestContext, address: string) => RouteTarget | null
+  readonly external: (ctx: RequestContext, address: string) => Promise<RouteTarget | null>
 }
 
 function canonical(ip: string): string {
@@ -37,7 +37,7 @@ export function createOutboundRouteStage(table: RouteTable, dst?: DestinationRou
         cluster = dst.byDst.get(`${ip}:${od.port}`) ?? dst.byDst.get(ip)
         if (!cluster) {
           const address = od.family === 6 ? `[${od.address}]:${od.port}` : `${od.address}:${od.port}`
-          const t = dst.external(ctx, address)
+          const t = await dst.external(ctx, address)
           if (t === null) throw proxyError('REMORA_ERR_REGISTRY_ONLY', `REGISTRY_ONLY: host "${ctx.host}" (${address}) is not a known service`)
           ctx.cluster = t.cluster
           ctx.route = t
@@ -59,12 +59,12 @@ export function createOutboundRouteStage(table: RouteTable, dst?: DestinationRou
 }
 
 // Inbound: the local app, on the port the caller asked for (a peer's SNI, or the port a plaintext
-// caller was redirected from), else its default port.
-export function createInboundRouteStage(app: RouteTarget, appOnPort?: (port: number) => RouteTarget): Stage {
+// caller was redirected from) at the address it reached the pod on, else its configured address.
+export function createInboundRouteStage(app: RouteTarget, appOnPort?: (port: number, host: string) => RouteTarget): Stage {
   return function route(next: Handler): Handler {
     return async function routeStage(ctx: RequestContext) {
-      const port = ctx.originalDst?.port
-      const t = port === undefined || appOnPort === undefined ? app : appOnPort(port)
+      const od = ctx.originalDst
+      const t = od === null || appOnPort === undefined ? app : appOnPort(od.port, od.address)
       ctx.cluster = t.cluster
       ctx.upstreamHost = t.address
       ctx.route = t

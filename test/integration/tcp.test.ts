@@ -101,7 +101,7 @@ beforeAll(async () => {
   ]
   orders = await startSidecar({ pki, serviceAccount: 'orders', app: '127.0.0.1:1', clusters, originalDst, extra: { outbound: { port: 0, bind: '127.0.0.1', listeners: [{ port: 0, cluster: 'db.shop', servicePort: 5432 }] } } as never })
   batch = await startSidecar({ pki, serviceAccount: 'batch', app: '127.0.0.1:1', clusters, originalDst })
-  strictOut = await startSidecar({ pki, serviceAccount: 'strict', app: '127.0.0.1:1', clusters, originalDst, extra: { outbound: { port: 0, bind: '127.0.0.1', trafficPolicy: { mode: 'REGISTRY_ONLY', allowedHosts: ['allowed.example.com'] } } } })
+  strictOut = await startSidecar({ pki, serviceAccount: 'strict', app: '127.0.0.1:1', clusters, originalDst, extra: { outbound: { port: 0, bind: '127.0.0.1', trafficPolicy: { mode: 'REGISTRY_ONLY', allowedHosts: ['localhost'] } } } })
   const leaf = await pki.issue('spiffe://example.com/api')
   tlsServer = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (s) => s.end(`hello ${s.servername}`))
   tlsPort = await listen(tlsServer)
@@ -205,13 +205,27 @@ describe('TLS from the app passes through untouched', () => {
 
     const raw2 = await connectVia(strictOut, { address: '127.0.0.1', port: tlsPort, family: 4 })
     const ok = await new Promise<string>((resolve, reject) => {
-      const s = tls.connect({ socket: raw2, servername: 'allowed.example.com', rejectUnauthorized: false })
+      const s = tls.connect({ socket: raw2, servername: 'localhost', rejectUnauthorized: false })
       let d = ''
       s.on('data', (c: Buffer) => (d += c.toString()))
       s.on('end', () => resolve(d))
       s.on('error', reject)
     })
-    expect(ok).toBe('hello allowed.example.com')
+    expect(ok).toBe('hello localhost')
+  })
+
+  test('REGISTRY_ONLY: an allowed SNI sent to another address is refused (the name must resolve to the destination)', async () => {
+    const before = strictOut.accessLog.length
+    const raw = await connectVia(strictOut, { address: '10.255.255.1', port: 443, family: 4 })
+    const r = await new Promise<string>((resolve) => {
+      const s = tls.connect({ socket: raw, servername: 'localhost', rejectUnauthorized: false })
+      s.on('secureConnect', () => resolve('connected'))
+      s.on('error', () => resolve('refused'))
+      s.on('close', () => resolve('refused'))
+    })
+    expect(r).toBe('refused')
+    await until(() => strictOut.accessLog.length > before, 3000, 'refusal logged')
+    expect(strictOut.accessLog.at(-1)).toMatchObject({ upstream_cluster: 'BlackHoleCluster', error_code: 'REMORA_ERR_REGISTRY_ONLY', requested_server_name: 'localhost' })
   })
 })
 
@@ -245,8 +259,11 @@ describe('HTTP by original destination', () => {
     expect(refused.status).toBe(502)
     expect(refused.headers['x-remora-error-code']).toBe('REMORA_ERR_REGISTRY_ONLY')
     expect(refused.headers['x-remora-response-flags']).toBe('NR')
-    const allowed = await httpVia(strictOut, to, 'allowed.example.com')
+    const allowed = await httpVia(strictOut, to, 'localhost')
     expect(allowed.status).toBe(200)
+    // the Host is the app's to choose: an allowed name to another address is refused
+    const spoofed = await httpVia(strictOut, { address: '10.255.255.1', port: 80, family: 4 }, 'localhost')
+    expect(spoofed.status).toBe(502)
   })
 })
 
