@@ -36,6 +36,15 @@ const dbServer = net.createServer({ allowHalfOpen: true }, (s) => {
   s.on('end', () => s.end(`END:${Buffer.concat(chunks).toString().toUpperCase()}`))
 })
 
+/** Reads nothing until told to: a slow consumer. */
+let slowSocket: net.Socket | null = null
+let slowReceived = 0
+const slowServer = net.createServer((s) => {
+  slowSocket = s
+  s.pause()
+  s.on('data', (c: Buffer) => (slowReceived += c.length))
+})
+
 /** An app connection through `sidecar`'s outbound listener as if it had dialled `to`. */
 function connectVia(sidecar: TestSidecar, to: OriginalDst): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -60,6 +69,7 @@ function exchange(s: net.Socket, data: string): Promise<{ reply: string; error: 
 
 let pki: TestPki
 let dbPort: number
+let slowPort: number
 let db: TestSidecar
 let orders: TestSidecar
 let batch: TestSidecar
@@ -87,6 +97,7 @@ spec:
 beforeAll(async () => {
   pki = await createTestPki()
   dbPort = await listen(dbServer)
+  slowPort = await listen(slowServer)
   db = await startSidecar({ pki, serviceAccount: 'db', app: `127.0.0.1:${dbPort}`, policies: POLICIES.replace('PORT', String(dbPort)), originalDst })
   for (const body of ['port-a', 'port-b']) {
     const s = http.createServer((req, res) => res.end(`${body} ${req.headers.host}`))
@@ -111,7 +122,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const s of [orders, batch, strictOut, db, web]) await s?.close()
-  for (const s of [dbServer, tlsServer, plainExternal, ...webServers]) s?.close()
+  for (const s of [dbServer, slowServer, tlsServer, plainExternal, ...webServers]) s?.close()
 })
 
 describe('TCP to a meshed service by its VIP', () => {
@@ -157,6 +168,28 @@ describe('TCP to a meshed service by its VIP', () => {
     const s = net.connect({ host: '127.0.0.1', port: port!, allowHalfOpen: true })
     await new Promise((r) => s.once('connect', r))
     expect((await exchange(s, 'local bind')).reply).toBe('END:LOCAL BIND')
+  })
+})
+
+describe('back-pressure', () => {
+  test('a consumer that does not read stops the producer: the sidecars buffer a bounded amount, then everything arrives', async () => {
+    // the slow server sits behind web's sidecar (no policies), reached as web's workload port
+    const s = await connectVia(orders, { address: WEB_VIP, port: slowPort, family: 4 })
+    const chunk = Buffer.alloc(64 * 1024, 1)
+    let written = 0
+    // write until the kernel and both sidecars stop taking more
+    for (let i = 0; i < 4096; i++) {
+      written += chunk.length
+      if (!s.write(chunk)) {
+        const drained = await Promise.race([new Promise<boolean>((r) => s.once('drain', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 300))])
+        if (!drained) break
+      }
+    }
+    expect(written).toBeLessThan(4096 * chunk.length) // it stalled: back-pressure reached the caller
+    await until(() => slowSocket !== null, 3000, 'the app saw the connection')
+    slowSocket!.resume()
+    s.end()
+    await until(() => slowReceived === written, 10_000, `all ${written} bytes arrived`)
   })
 })
 
