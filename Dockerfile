@@ -7,10 +7,18 @@
 # `docker buildx imagetools inspect node:26-slim`), and bump the pin deliberately.
 ARG NODE_IMAGE=node:26-slim
 
-# --- build: full dependency tree, TypeScript → dist/ ----------------------------------------------
+# --- build: full dependency tree, the native addon, TypeScript → dist/ ----------------------------
 FROM ${NODE_IMAGE} AS build
+# The native addon (native/original_dst.cc: SO_ORIGINAL_DST) is compiled by the root package's
+# install script during `npm ci` (node-gyp): it needs a C++ compiler, make and python3, and the
+# image's own Node headers (/usr/local/include/node), so node-gyp downloads nothing.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends g++ make python3 \
+ && rm -rf /var/lib/apt/lists/*
+ENV npm_config_nodedir=/usr/local
 WORKDIR /app
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json binding.gyp ./
+COPY native ./native
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY proxy ./proxy
@@ -27,9 +35,14 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 ENV NODE_ENV=production
 WORKDIR /app
+# No compiler here: lifecycle scripts (the addon's build) are off for this stage's RUNs (an ARG is
+# not kept in the image's environment), and the addon built above is copied in. Node-API: the
+# build loads on this Node whatever its version.
+ARG npm_config_ignore_scripts=true
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/Release/original_dst.node ./build/Release/original_dst.node
 
 # UID/GID 1337, as Istio's proxy: the interception rules exclude this UID so that the sidecar's own
 # traffic is not redirected back into itself. Root-owned, read-only files: the process cannot

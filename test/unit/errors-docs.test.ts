@@ -10,6 +10,7 @@ import { CA_ERRORS } from '../../control-plane/ca/index.js'
 import { STORE_ERRORS } from '../../control-plane/store/index.js'
 import { INJECT_ERRORS } from '../../control-plane/inject/index.js'
 import { InterceptionError, IptablesError } from '../../proxy/interception/index.js'
+import { NATIVE_ERRORS } from '../../proxy/native/index.js'
 import { KubeApiError } from '../../control-plane/kubernetes/index.js'
 import { CP_ERRORS } from '../../control-plane/api/index.js'
 import { XDS_ERRORS } from '../../proxy/xds/index.js'
@@ -59,6 +60,7 @@ const CATALOGS: readonly Catalog[] = [
   catalog('STORE_ERRORS (control-plane/store/errors.ts)', STORE_ERRORS),
   catalog('INJECT_ERRORS (control-plane/inject/errors.ts)', INJECT_ERRORS),
   errorClasses('interception (proxy/interception)', [new InterceptionError(''), new IptablesError('')]),
+  catalog('NATIVE_ERRORS (proxy/native/errors.ts)', NATIVE_ERRORS),
   errorClasses('Kubernetes source (control-plane/kubernetes)', [new KubeApiError(0, '')]),
   catalog('CP_ERRORS (control-plane/api/errors.ts)', CP_ERRORS),
   catalog('XDS_ERRORS (proxy/xds/errors.ts)', XDS_ERRORS),
