@@ -82,6 +82,8 @@ export class OutboundListener {
       this.#logOnce(`fixed|${fixed.cluster}`, { event: 'outbound_listener_unrouted', cluster: fixed.cluster }, table === null ? 'no config yet: connection refused' : 'the cluster of this listener is not in the config: connection refused')
       return void socket.destroy()
     }
+    // HTTP on this port goes to the listener's cluster and port, whatever its Host says.
+    setConnectionInfo(socket, { peer: null, security: 'none', fixedRoute: { cluster: m.cluster.name, targetPort: m.targetPort } })
     if (m.protocol === 'tcp') return this.#tcp(socket, null, m, 'declared')
     if (m.protocol === null && fixed.port !== null && SERVER_FIRST_PORTS.has(fixed.port)) return this.#tcp(socket, null, m, 'server_first')
     this.#sniff(socket, null, m, false)

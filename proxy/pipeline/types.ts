@@ -55,6 +55,8 @@ export interface RequestContext {
   readonly localPort: number
   /** Where the app dialled before interception redirected it (SO_ORIGINAL_DST), when it was redirected. */
   readonly originalDst: OriginalDst | null
+  /** Set on a local bind port's connections (outbound.listeners): every request goes to this cluster and workload port. */
+  readonly fixedRoute: FixedRoute | null
   /** Set for `Upgrade` requests (WebSocket): the raw downstream socket, once authorized. */
   readonly upgradeSocket: Duplex | null
   /** Chosen by the `route` stage; used by the terminal `upstream` stage. */
@@ -78,6 +80,12 @@ export interface RequestContext {
   traceLink: string | null
   /** Set by `trace`: propagation headers for the upstream request; `sanitize` writes them into `headers`. */
   traceHeaders: Record<string, string> | null
+}
+
+/** A local bind port's destination: a cluster and the workload port to ask for (null: its default). */
+export interface FixedRoute {
+  readonly cluster: string
+  readonly targetPort: number | null
 }
 
 /** A connection's destination before iptables' REDIRECT (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST). */

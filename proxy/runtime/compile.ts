@@ -171,6 +171,22 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
       for (const a of cl.addresses ?? []) byDst.set(`${canonicalIp(a)}:${p.port}`, r)
     }
   })
+  // Local bind ports (outbound.listeners) name a cluster and a workload port; routed clusters for
+  // ports nobody declared are made on first use (bounded by the listeners' ports).
+  const named = new Map<string, RoutedCluster>()
+  const byName = (name: string, targetPort: number | null): RoutedCluster | undefined => {
+    const key = `${name}|${targetPort ?? ''}`
+    let r = named.get(key)
+    if (r === undefined) {
+      const i = input.clusters.findIndex((x) => x.name === name)
+      if (i === -1) return undefined
+      r = targetPort === null ? clusters[i]! : routedFor(input.clusters[i]!, targetPort)
+      named.set(key, r)
+      if (targetPort !== null) portClusters.push(r)
+    }
+    return r
+  }
+  for (const l of c.outbound.listeners) if (l.targetPort !== undefined) byName(l.cluster, l.targetPort)
   const outboundPolicy: OutboundPolicy = c.outbound.trafficPolicy ?? input.outboundTrafficPolicy ?? DEFAULT_OUTBOUND_POLICY
   const l4 = buildL4Table(
     input.clusters.map((cl) => ({
@@ -245,6 +261,6 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
     outboundPolicy,
     meshOutboundPolicy: input.outboundTrafficPolicy ?? null,
     inbound: buildInboundHandler({ ownId: env.selfId, pathNormalization, mtlsMode, policy: wp, app, appPort, appOnPort, jwt, onJwtResult, accessLog: env.accessLog, onInternalError, ...telemetry, upstream: env.upstream }),
-    outbound: buildOutboundHandler({ pathNormalization, routes, destinations: { byDst, external }, accessLog: env.accessLog, onInternalError, ...telemetry, clusterLabels: labels, clusterPrincipals: principals, upstream: env.upstream }),
+    outbound: buildOutboundHandler({ pathNormalization, routes, destinations: { byDst, external, byName }, accessLog: env.accessLog, onInternalError, ...telemetry, clusterLabels: labels, clusterPrincipals: principals, upstream: env.upstream }),
   }
 }

@@ -16,6 +16,8 @@ export interface DestinationRoutes {
   readonly byDst: ReadonlyMap<string, RoutedCluster>
   /** A request for a host outside the mesh: its target at the original destination, or null when the outbound policy refuses it. */
   readonly external: (ctx: RequestContext, address: string) => Promise<RouteTarget | null>
+  /** A cluster by name on a workload port (local bind ports), made once per port. */
+  readonly byName: (cluster: string, targetPort: number | null) => RoutedCluster | undefined
 }
 
 function canonical(ip: string): string {
@@ -31,7 +33,10 @@ export function createOutboundRouteStage(table: RouteTable, dst?: DestinationRou
   return function route(next: Handler): Handler {
     return async function routeStage(ctx: RequestContext) {
       const od = ctx.originalDst
-      let cluster = table.get(ctx.authority) ?? (od !== null && ctx.hostPort === null ? table.get(`${ctx.host}:${od.port}`) : undefined) ?? table.get(ctx.host)
+      const fixed = ctx.fixedRoute
+      let cluster = fixed !== null && dst ? dst.byName(fixed.cluster, fixed.targetPort) : undefined
+      if (fixed !== null && !cluster) throw proxyError('REMORA_ERR_ROUTE_NOT_FOUND', `no cluster "${fixed.cluster}" for this local port`)
+      cluster ??= table.get(ctx.authority) ?? (od !== null && ctx.hostPort === null ? table.get(`${ctx.host}:${od.port}`) : undefined) ?? table.get(ctx.host)
       if (!cluster && od !== null && dst) {
         const ip = canonical(od.address)
         cluster = dst.byDst.get(`${ip}:${od.port}`) ?? dst.byDst.get(ip)

@@ -110,7 +110,7 @@ beforeAll(async () => {
     { name: 'db.shop', hosts: ['db.shop.svc.cluster.local', 'db'], endpoints: [`127.0.0.1:${db.inbound}`], identities: [db.spiffeId], addresses: [VIP], ports: [{ port: 5432, targetPort: dbPort }, { port: 7000, targetPort: dbPort, protocol: 'tcp' as const }] },
     { name: 'web.shop', hosts: ['web'], endpoints: [`127.0.0.1:${web.inbound}`], identities: [web.spiffeId], addresses: [WEB_VIP], ports: [{ port: 80, targetPort: webA, protocol: 'http' as const }, { port: 8080, targetPort: webB, protocol: 'http' as const }] },
   ]
-  orders = await startSidecar({ pki, serviceAccount: 'orders', app: '127.0.0.1:1', clusters, originalDst, extra: { outbound: { port: 0, bind: '127.0.0.1', listeners: [{ port: 0, cluster: 'db.shop', servicePort: 5432 }] } } as never })
+  orders = await startSidecar({ pki, serviceAccount: 'orders', app: '127.0.0.1:1', clusters, originalDst, extra: { outbound: { port: 0, bind: '127.0.0.1', listeners: [{ port: 0, cluster: 'db.shop', servicePort: 5432 }, { port: 0, cluster: 'web.shop', targetPort: webB }] } } as never })
   batch = await startSidecar({ pki, serviceAccount: 'batch', app: '127.0.0.1:1', clusters, originalDst })
   strictOut = await startSidecar({ pki, serviceAccount: 'strict', app: '127.0.0.1:1', clusters, originalDst, extra: { outbound: { port: 0, bind: '127.0.0.1', trafficPolicy: { mode: 'REGISTRY_ONLY', allowedHosts: ['localhost'] } } } })
   const leaf = await pki.issue('spiffe://example.com/api')
@@ -168,6 +168,18 @@ describe('TCP to a meshed service by its VIP', () => {
     const s = net.connect({ host: '127.0.0.1', port: port!, allowHalfOpen: true })
     await new Promise((r) => s.once('connect', r))
     expect((await exchange(s, 'local bind')).reply).toBe('END:LOCAL BIND')
+  })
+
+  test('HTTP through a local bind port goes to its cluster and workload port, whatever the Host says', async () => {
+    const [, port] = orders.sidecar.listenerPorts
+    const body = await new Promise<string>((resolve, reject) => {
+      http.get({ host: '127.0.0.1', port: port!, path: '/', headers: { host: 'localhost' }, agent: false }, (res) => {
+        let d = ''
+        res.on('data', (c: Buffer) => (d += c.toString()))
+        res.on('end', () => resolve(d))
+      }).on('error', reject)
+    })
+    expect(body).toBe('port-b localhost')
   })
 })
 

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream'
 import type { PeerIdentity } from '../../identity/index.js'
-import type { Direction, DownstreamRequest, DownstreamResponse, OriginalDst, RequestContext } from '../../pipeline/index.js'
+import type { Direction, DownstreamRequest, DownstreamResponse, FixedRoute, OriginalDst, RequestContext } from '../../pipeline/index.js'
 
 /** Per-connection facts, computed once at accept/handshake time and reused by every request on it. */
 export interface ConnectionInfo {
@@ -8,6 +8,7 @@ export interface ConnectionInfo {
   readonly security: 'mutual_tls' | 'none'
   /** Set when the connection was redirected by interception (read once at accept). */
   readonly originalDst?: OriginalDst | null
+  readonly fixedRoute?: FixedRoute | null
 }
 
 const PLAIN: ConnectionInfo = { peer: null, security: 'none' }
@@ -54,6 +55,7 @@ export function createContext(direction: Direction, req: ContextRequest, res: Do
     sourcePort: socket.remotePort ?? 0,
     localPort: socket.localPort ?? 0,
     originalDst: info.originalDst ?? null,
+    fixedRoute: info.fixedRoute ?? null,
     upgradeSocket,
     route: null,
     flags: [],
