@@ -166,6 +166,10 @@ export async function runProxy(argv: string[]): Promise<number> {
       console.error(issues ? `remora proxy: invalid configuration\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}` : `remora proxy: cannot start\n  ${(err as Error).message}`)
       return 2
     }
+    if (hasCode(err, 'REMORA_ERR_NATIVE_ADDON_MISSING')) {
+      console.error(`remora proxy: cannot start (REMORA_ERR_NATIVE_ADDON_MISSING)\n  ${(err as Error).message}`)
+      return 2
+    }
     if (err instanceof Error && 'code' in err && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS')) {
       console.error(`remora proxy: ${err.message}\n\n${PROXY_USAGE}`)
       return 2

@@ -16,14 +16,13 @@ import { RemoraError } from './errors/index.js'
 import { OutboundListener } from './outbound/index.js'
 import { HostAddresses, InboundConnections, OutboundConnections, TcpMetrics, canonicalIp } from './l4/index.js'
 import type { OriginalDst } from './pipeline/index.js'
+import { NativeError, nativeStatus, originalDst as nativeOriginalDst } from './native/index.js'
 import type { OutboundTrafficPolicy } from './snapshot/index.js'
 import { mtlsModeFor } from './policy/index.js'
 import { portOf, splitAddress } from './engines/common/index.js'
 import { parseDuration } from './config/schema.js'
 import { selfLabels } from './runtime/index.js'
 
-// Until the native addon is loaded (proxy/native), no connection is known to be redirected.
-const nativeOriginalDst = (): OriginalDst | null => null
 
 export type { Clock, Logger, EffectiveJwtSettings, SidecarJwtOptions }
 export { effectiveJwtSettings }
@@ -250,6 +249,9 @@ export class Sidecar {
   static async start(opts: SidecarStartOptions, deps: SidecarDeps): Promise<Sidecar> {
     const missing = engineFor(opts.config.engine).unavailable()
     if (missing !== null) throw new StartupError('engine', `${missing}; use --engine node-http`)
+    // Loaded once, at start: without it no redirected connection could find its destination.
+    const native = deps.originalDst ? { ok: true as const } : nativeStatus()
+    if (!native.ok) throw new NativeError('REMORA_ERR_NATIVE_ADDON_MISSING', native.reason)
     const sc = new Sidecar(opts.config, opts.credentials, opts.policies, deps, await Sidecar.#telemetry(opts.config, deps))
     const c = opts.config
     const bindings: [string, () => Promise<number>, (p: number) => void][] = [
