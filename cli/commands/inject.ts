@@ -7,13 +7,19 @@ import { parse as parseYaml } from 'yaml'
 import { createInjectConfig, isInjectError, injectManifests, type InjectConfigInput } from '../../control-plane/inject/index.js'
 
 const USAGE = `usage: remora inject -f <file|-> [-o <file>] [--config inject.yaml] [--image IMAGE]
-                     [--control-plane HOST:PORT] [--trust-domain TD] [--no-native-sidecar]
+                     [--control-plane HOST:PORT] [--trust-domain TD] [--legacy-sidecar]
 
 Adds to every pod template (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob,
 List items) the remora sidecar, the init container that sets up interception and the projected
 service-account token. Other objects pass through unchanged; already injected ones too.
-Pod annotations: remora.dev/inject: "false", remora.dev/app-port, remora.dev/exclude-inbound-ports,
-remora.dev/exclude-outbound-ports, remora.dev/exclude-outbound-cidrs.
+Every TCP port of the pod is intercepted; the Services in the same file declare the ports'
+protocols (appProtocol, port names).
+The sidecar is a native sidecar (an init container with restartPolicy: Always, Kubernetes
+>= 1.29); --legacy-sidecar (alias --no-native-sidecar) makes it the first container instead, with
+a postStart hook that holds the app until the sidecar is ready.
+Pod annotations: remora.dev/inject: "false", remora.dev/native-sidecar: "true"|"false",
+remora.dev/app-port, remora.dev/exclude-inbound-ports, remora.dev/exclude-outbound-ports,
+remora.dev/exclude-outbound-cidrs.
 Exit codes: 0 done, 2 invalid input (the message names the object and the reason).`
 
 async function readInput(file: string): Promise<string> {
@@ -35,6 +41,7 @@ export async function run(argv: string[]): Promise<number> {
         image: { type: 'string' },
         'control-plane': { type: 'string' },
         'trust-domain': { type: 'string' },
+        'legacy-sidecar': { type: 'boolean' },
         'no-native-sidecar': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -57,7 +64,7 @@ export async function run(argv: string[]): Promise<number> {
     if (values.image) input.image = values.image
     if (values['control-plane']) input.controlPlane = values['control-plane']
     if (values['trust-domain']) input.trustDomain = values['trust-domain']
-    if (values['no-native-sidecar']) input.nativeSidecar = false
+    if (values['legacy-sidecar'] || values['no-native-sidecar']) input.nativeSidecar = false
     const cfg = createInjectConfig(input)
     const r = injectManifests(await readInput(values.filename), cfg)
     for (const rep of r.reports) {

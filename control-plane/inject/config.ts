@@ -9,11 +9,16 @@ import { InjectError } from './errors.js'
 export const ANNOTATIONS = {
   /** "false" opts a pod out; "true" is accepted and changes nothing. */
   inject: 'remora.dev/inject',
-  /** The inbound port the sidecar forwards to (default: the one TCP containerPort declared). */
+  /**
+   * The default app port: where a mesh connection that names no port goes (default: the first
+   * HTTP or undeclared TCP containerPort). A connection to another port goes to that port.
+   */
   appPort: 'remora.dev/app-port',
+  /** "false": the legacy sidecar (a regular first container); "true": native. Wins over the injector's nativeSidecar (Istio's sidecar.istio.io/nativeSidecar). */
+  nativeSidecar: 'remora.dev/native-sidecar',
   /** Comma-separated ports never intercepted inbound (left to the app, without mTLS). */
   excludeInboundPorts: 'remora.dev/exclude-inbound-ports',
-  /** Comma-separated destination ports the app reaches directly (databases, non-HTTP). */
+  /** Comma-separated destination ports the app reaches directly, outside the mesh. */
   excludeOutboundPorts: 'remora.dev/exclude-outbound-ports',
   /** Comma-separated destination CIDRs the app reaches directly. */
   excludeOutboundCidrs: 'remora.dev/exclude-outbound-cidrs',
@@ -53,9 +58,11 @@ export const InjectConfigSchema = z.strictObject({
     .default('remora-control-plane.remora-system.svc:15010'),
   trustDomain: z.string().regex(/^[a-z0-9._-]+$/).default('cluster.local'),
   /**
-   * Native sidecars (an init container with restartPolicy: Always, Kubernetes ≥ 1.29): the sidecar
-   * starts before the app and stops after it, and Jobs complete. false = a regular first container
-   * with a postStart hook that holds the app until the sidecar is ready (older clusters).
+   * Native sidecars (an init container with restartPolicy: Always, Kubernetes ≥ 1.29), as Istio
+   * and Linkerd inject them: the sidecar starts before the app and stops after it, and Jobs
+   * complete. false = the legacy sidecar, a regular first container with a postStart hook that
+   * holds the app until the sidecar is ready (older clusters). A pod's remora.dev/native-sidecar
+   * annotation overrides it.
    */
   nativeSidecar: z.boolean().default(true),
   proxyResources: z

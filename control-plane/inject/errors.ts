@@ -5,11 +5,7 @@ import { catalogError } from '../../proxy/errors/index.js'
 export const INJECT_ERRORS = {
   REMORA_ERR_INJECT_APP_PORT: {
     status: 400,
-    message: 'cannot tell which port the sidecar forwards inbound traffic to',
-  },
-  REMORA_ERR_INJECT_NON_HTTP_PORT: {
-    status: 400,
-    message: 'a non-HTTP port would be intercepted (remora proxies HTTP only)',
+    message: "an app port is one of the sidecar's own ports",
   },
   REMORA_ERR_INJECT_BAD_ANNOTATION: { status: 400, message: 'invalid remora.dev annotation' },
   REMORA_ERR_INJECT_BAD_DOCUMENT: { status: 400, message: 'not a Kubernetes object that can be injected' },

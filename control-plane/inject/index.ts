@@ -1,6 +1,7 @@
-// Sidecar injection for Kubernetes: a pod template → the same pod with the remora sidecar, the
-// interception init container and the projected token (pure), manifests for `remora inject -f`,
-// AdmissionReview → JSONPatch, and the HTTPS webhook. Imports nothing from proxy/.
+// Sidecar injection for Kubernetes: a pod template → the same pod with the remora sidecar (native
+// by default, legacy on request), the interception init container and the projected token (pure),
+// manifests for `remora inject -f`, AdmissionReview → JSONPatch, and the HTTPS webhook.
+// From proxy/ it imports only the shared leaves (snapshot's port protocols, errors).
 export { INJECT_ERRORS, InjectError, isInjectError, type InjectErrorCode } from './errors.js'
 export {
   ANNOTATIONS,
@@ -18,7 +19,7 @@ export {
   type InjectConfig,
   type InjectConfigInput,
 } from './config.js'
-export { injectPod, readyScript, type ContainerLike, type InjectContext, type InjectOutcome, type InjectionStatus, type PodLike } from './pod.js'
+export { injectPod, readyScript, type ContainerLike, type InjectContext, type InjectOutcome, type InjectionStatus, type PodLike, type PodPort, type ServiceLike } from './pod.js'
 export { createJsonPatch, pointerSegment, type JsonPatchOp } from './patch.js'
 export { injectManifests, injectObject, type DocumentReport, type ManifestInjection } from './workloads.js'
 export { ADMISSION_API_VERSION, parseAdmissionReview, reviewAdmission, type AdmissionResponse, type AdmissionReviewOut, type ReviewResult } from './admission.js'

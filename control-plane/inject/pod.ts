@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { SERVER_FIRST_PORTS, declaredProtocol, type PortProtocol } from '../../proxy/snapshot/index.js'
 import {
   ANNOTATIONS,
   INIT_CONTAINER,
@@ -18,6 +19,8 @@ import { InjectError } from './errors.js'
 // injectPod(): a pod (or a workload's pod template, the same shape) → the same pod with the
 // sidecar, the interception init container and the projected token. Pure: a new object is
 // returned, the input is never changed; the same input and config always give the same output.
+// Every TCP port crosses the mesh: inbound is intercepted on all the pod's ports but the excluded
+// ones, and the sidecar forwards each connection to the port the caller dialled.
 
 /** The parts of a Pod/PodTemplateSpec injection reads; everything else is carried over untouched. */
 export interface PodLike {
@@ -42,23 +45,50 @@ export interface ContainerLike {
   [k: string]: unknown
 }
 
+/** The parts of a Service injection reads: which pods it selects, and its ports' declared protocols. */
+export interface ServiceLike {
+  metadata?: { name?: string; namespace?: string; [k: string]: unknown }
+  spec?: {
+    selector?: Record<string, string>
+    ports?: { name?: string; port?: number; targetPort?: number | string; protocol?: string; appProtocol?: string }[]
+    [k: string]: unknown
+  }
+  [k: string]: unknown
+}
+
 export interface InjectContext {
   /** The pod's namespace when metadata has none (AdmissionRequest.namespace). */
   readonly namespace?: string
   /** The owning workload's name (Deployment, Job…): the default service name. */
   readonly workloadName?: string
+  /** Services known beside the pod (`remora inject -f`: those in the same manifests); the ones that select it declare its ports' protocols. */
+  readonly services?: readonly ServiceLike[]
+}
+
+/** One TCP port the pod serves, and its declared protocol (absent: detected by the sidecar). */
+export interface PodPort {
+  readonly port: number
+  readonly container: string
+  readonly name?: string
+  readonly protocol?: PortProtocol
 }
 
 export type InjectOutcome =
   | { readonly injected: true; readonly pod: PodLike; readonly warnings: readonly string[] }
   | { readonly injected: false; readonly pod: PodLike; readonly reason: string; readonly warnings: readonly string[] }
 
-/** What the status annotation records: the names injection added. */
+/** What the status annotation records: the names injection added, and what it made of the pod's ports. */
 export interface InjectionStatus {
   readonly version: 1
   readonly initContainers: readonly string[]
   readonly containers: readonly string[]
   readonly volumes: readonly string[]
+  /** A native sidecar (an init container with restartPolicy: Always), or the legacy first container. */
+  readonly nativeSidecar: boolean
+  /** The default app port (--app), or null. */
+  readonly appPort: number | null
+  /** The pod's intercepted TCP ports with their declared protocols. */
+  readonly ports: readonly { readonly port: number; readonly protocol?: PortProtocol }[]
 }
 
 /**
@@ -73,9 +103,6 @@ export function readyScript(timeoutMs: number): string {
     `function again(){Date.now()>end?process.exit(1):setTimeout(t,200)}t()`
   )
 }
-
-const NON_HTTP_NAME = /^(tcp|tls|https|grpc|grpc-web|http2|h2c|mongo|mysql|redis|udp|mqtt|amqp|kafka|postgres|postgresql)(-|$)/i
-const HTTP_APP_PROTOCOLS = new Set(['http', 'HTTP', 'kubernetes.io/http'])
 
 function clone<T>(v: T): T {
   return structuredClone(v)
@@ -111,78 +138,111 @@ function parseCidrs(annotations: Readonly<Record<string, string>>, key: string):
   return out
 }
 
-interface DeclaredPort {
-  readonly container: string
-  readonly port: number
-  readonly name: string | undefined
-  readonly appProtocol: string | undefined
+function parseBoolean(annotations: Readonly<Record<string, string>>, key: string): boolean | undefined {
+  const raw = annotations[key]
+  if (raw === undefined) return undefined
+  if (raw !== 'true' && raw !== 'false') throw new InjectError('REMORA_ERR_INJECT_BAD_ANNOTATION', `${key}: expected "true" or "false", got "${raw}"`)
+  return raw === 'true'
 }
 
-function declaredTcpPorts(containers: readonly ContainerLike[]): DeclaredPort[] {
-  const out: DeclaredPort[] = []
+/** Does a Service select this pod (its selector's every label, in the pod's namespace when both say)? */
+function selects(svc: ServiceLike, labels: Readonly<Record<string, string>>, namespace: string | undefined): boolean {
+  const selector = svc.spec?.selector ?? {}
+  const keys = Object.keys(selector)
+  if (keys.length === 0) return false // a Service without a selector has its endpoints managed by hand
+  const ns = svc.metadata?.namespace
+  if (ns !== undefined && namespace !== undefined && ns !== namespace) return false
+  return keys.every((k) => labels[k] === selector[k])
+}
+
+/**
+ * Every TCP port the pod's containers declare, with its declared protocol: the appProtocol of a
+ * Service port that targets it (by number or by the container port's name), else the container
+ * port's own, else the Service port's name, else the container port's name (Istio's order: an
+ * explicit appProtocol wins over a name prefix). No protocol: the sidecar detects it.
+ */
+function podPorts(containers: readonly ContainerLike[], services: readonly ServiceLike[]): PodPort[] {
+  const out: PodPort[] = []
   for (const c of containers) {
     for (const p of c.ports ?? []) {
       if (typeof p.containerPort !== 'number') continue
       if ((p.protocol ?? 'TCP') !== 'TCP') continue
       if (out.some((o) => o.port === p.containerPort)) continue
-      out.push({ container: c.name ?? '?', port: p.containerPort, name: p.name, appProtocol: p.appProtocol })
+      const sp = services
+        .flatMap((svc) => svc.spec?.ports ?? [])
+        .find((q) => (q.protocol ?? 'TCP') === 'TCP' && (typeof q.targetPort === 'number' ? q.targetPort === p.containerPort : typeof q.targetPort === 'string' ? q.targetPort === p.name : q.port === p.containerPort))
+      const protocol = declaredProtocol(sp?.appProtocol ?? p.appProtocol, null) ?? declaredProtocol(null, sp?.name) ?? declaredProtocol(null, p.name)
+      out.push({ port: p.containerPort, container: c.name ?? '?', ...(p.name ? { name: p.name } : {}), ...(protocol ? { protocol } : {}) })
     }
   }
   return out
 }
 
-function isNonHttp(p: DeclaredPort): boolean {
-  if (p.appProtocol !== undefined) return !HTTP_APP_PROTOCOLS.has(p.appProtocol)
-  return p.name !== undefined && NON_HTTP_NAME.test(p.name)
-}
+/** HTTP by declaration, or undeclared and not a server-first port: what a caller that names no port most likely speaks. */
+const isHttpish = (p: PodPort): boolean => (p.protocol === undefined ? !SERVER_FIRST_PORTS.has(p.port) : p.protocol === 'http' || p.protocol === 'http2' || p.protocol === 'grpc')
 
-function describePort(p: DeclaredPort): string {
-  return `${p.port}${p.name ? ` (${p.name})` : ''} of container ${p.container}`
-}
+const RESERVED = Object.values(PROXY_PORTS) as number[]
 
 /**
- * The one inbound port the sidecar forwards to. Every other declared TCP port must be excluded:
- * remora cannot read a connection's original destination, so an intercepted second port would be
- * sent to the app port, and a port left out silently would bypass mTLS and authorization.
+ * The default app port: where the sidecar forwards a mesh connection that names no port (a caller
+ * through a cluster without declared ports). A connection that names one (the SNI's port, the
+ * original destination) goes to that port. remora.dev/app-port when given; else the first served
+ * port that is HTTP or undeclared; else the first served port; else none (a Job).
  */
-function chooseAppPort(annotations: Readonly<Record<string, string>>, containers: readonly ContainerLike[], excludedInbound: readonly number[]): number | null {
-  const declared = declaredTcpPorts(containers).filter((p) => !excludedInbound.includes(p.port))
+function defaultAppPort(annotations: Readonly<Record<string, string>>, served: readonly PodPort[], excludedInbound: readonly number[]): number | null {
   const explicit = parsePorts(annotations, ANNOTATIONS.appPort)
   if (explicit.length > 1) throw new InjectError('REMORA_ERR_INJECT_BAD_ANNOTATION', `${ANNOTATIONS.appPort}: one port only, got "${annotations[ANNOTATIONS.appPort]}"`)
-  const fix = `add them to the ${ANNOTATIONS.excludeInboundPorts} annotation (they then bypass the sidecar) or set ${ANNOTATIONS.appPort}`
-  let app: number | null
-  if (explicit[0] !== undefined) {
-    app = explicit[0]
-    if (excludedInbound.includes(app)) {
-      throw new InjectError('REMORA_ERR_INJECT_BAD_ANNOTATION', `${ANNOTATIONS.appPort} ${app} is also in ${ANNOTATIONS.excludeInboundPorts}`)
-    }
-    const others = declared.filter((p) => p.port !== app)
-    if (others.length > 0) {
-      throw new InjectError(
-        'REMORA_ERR_INJECT_APP_PORT',
-        `ports ${others.map(describePort).join(', ')} would be intercepted but inbound traffic only reaches the app port ${app}; add them to ${ANNOTATIONS.excludeInboundPorts}`,
-      )
-    }
-  } else if (declared.length === 0) {
-    app = null
-  } else if (declared.length === 1) {
-    app = declared[0]!.port
-  } else {
-    throw new InjectError('REMORA_ERR_INJECT_APP_PORT', `the pod declares several TCP ports (${declared.map(describePort).join(', ')}); ${fix}`)
+  const app = explicit[0] ?? (served.find(isHttpish) ?? served[0])?.port ?? null
+  if (explicit[0] !== undefined && excludedInbound.includes(explicit[0])) {
+    throw new InjectError('REMORA_ERR_INJECT_BAD_ANNOTATION', `${ANNOTATIONS.appPort} ${explicit[0]} is also in ${ANNOTATIONS.excludeInboundPorts}`)
   }
-  const appDecl = declared.find((p) => p.port === app)
-  if (appDecl && isNonHttp(appDecl)) {
-    throw new InjectError(
-      'REMORA_ERR_INJECT_NON_HTTP_PORT',
-      `port ${describePort(appDecl)} is not HTTP (by its ${appDecl.appProtocol !== undefined ? `appProtocol "${appDecl.appProtocol}"` : 'name'}); remora proxies HTTP/1.1 only: add it to ${ANNOTATIONS.excludeInboundPorts}`,
-    )
-  }
-  for (const reserved of Object.values(PROXY_PORTS)) {
-    if (app === reserved || declared.some((p) => p.port === reserved)) {
-      throw new InjectError('REMORA_ERR_INJECT_APP_PORT', `port ${reserved} is reserved for the sidecar (15000, 15001, 15006, 15090)`)
+  for (const port of [...(app !== null ? [app] : []), ...served.map((p) => p.port)]) {
+    if (RESERVED.includes(port)) {
+      const p = served.find((x) => x.port === port)
+      throw new InjectError('REMORA_ERR_INJECT_APP_PORT', `port ${port}${p ? ` of container ${p.container}` : ` (${ANNOTATIONS.appPort})`} is one of the sidecar's own (${RESERVED.join(', ')}); add it to ${ANNOTATIONS.excludeInboundPorts} or move the app`)
     }
   }
   return app
+}
+
+/**
+ * The init container's interception flags: every inbound port goes to the sidecar but the
+ * excluded ones. Until `remora init-iptables` intercepts all inbound ports by default, they are
+ * listed: the pod's TCP ports and the default app port.
+ */
+function interceptionArgs(inbound: readonly number[], excludedOutbound: readonly number[], excludedCidrs: readonly string[]): string[] {
+  const args = ['init-iptables', '--proxy-uid', String(PROXY_UID)]
+  if (inbound.length) args.push('--inbound-ports', inbound.join(','))
+  if (excludedOutbound.length) args.push('--exclude-outbound-ports', excludedOutbound.join(','))
+  if (excludedCidrs.length) args.push('--exclude-outbound-cidrs', excludedCidrs.join(','))
+  return args
+}
+
+/** Kubelet probes on intercepted ports reach the sidecar, not the app: said at injection, not found in production. */
+function probeWarnings(containers: readonly ContainerLike[], intercepted: (port: number) => boolean): string[] {
+  const out: string[] = []
+  for (const c of containers) {
+    for (const kind of ['readinessProbe', 'livenessProbe', 'startupProbe'] as const) {
+      const probe = c[kind] as { httpGet?: { port?: number | string }; grpc?: { port?: number }; tcpSocket?: { port?: number | string } } | undefined
+      if (!probe) continue
+      const resolve = (port: number | string | undefined) => (typeof port === 'string' ? c.ports?.find((p) => p.name === port)?.containerPort : port)
+      for (const [how, spec] of [['httpGet', probe.httpGet], ['grpc', probe.grpc]] as const) {
+        const port = resolve(spec?.port)
+        if (port !== undefined && intercepted(port)) {
+          out.push(
+            `${c.name ?? '?'}: the ${kind} (${how} on port ${String(spec!.port)}) goes through the sidecar; with STRICT mTLS the kubelet's plain request is refused: use PERMISSIVE for port ${port}, an exec probe, or a probe port listed in ${ANNOTATIONS.excludeInboundPorts}`,
+          )
+        }
+      }
+      const tcp = resolve(probe.tcpSocket?.port)
+      if (tcp !== undefined && intercepted(tcp)) {
+        out.push(
+          `${c.name ?? '?'}: the ${kind} (tcpSocket on port ${String(probe.tcpSocket!.port)}) connects to the sidecar, which accepts whether or not the app is up: use an exec probe, or list port ${tcp} in ${ANNOTATIONS.excludeInboundPorts}`,
+        )
+      }
+    }
+  }
+  return out
 }
 
 function serviceName(pod: PodLike, ctx: InjectContext, sa: string): string {
@@ -200,14 +260,14 @@ function isInjected(pod: PodLike): boolean {
   return names.includes(SIDECAR_CONTAINER) || pod.metadata?.annotations?.[ANNOTATIONS.status] !== undefined
 }
 
-function readinessProbes(cfg: InjectConfig): Record<string, unknown> {
+function readinessProbes(native: boolean): Record<string, unknown> {
   const exec = (ms: number) => ({ command: ['node', '-e', readyScript(ms)] })
   const probes: Record<string, unknown> = {
     readinessProbe: { exec: exec(1000), periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
   }
   // A native sidecar's startupProbe holds the next init containers and the app until it passes:
   // the app never sends a request before the sidecar can carry it.
-  if (cfg.nativeSidecar) probes.startupProbe = { exec: exec(1000), periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 120 }
+  if (native) probes.startupProbe = { exec: exec(1000), periodSeconds: 1, timeoutSeconds: 3, failureThreshold: 120 }
   return probes
 }
 
@@ -232,19 +292,22 @@ export function injectPod(input: PodLike, cfg: InjectConfig, ctx: InjectContext 
   const excludedInbound = parsePorts(annotations, ANNOTATIONS.excludeInboundPorts)
   const excludedOutbound = parsePorts(annotations, ANNOTATIONS.excludeOutboundPorts)
   const excludedCidrs = parseCidrs(annotations, ANNOTATIONS.excludeOutboundCidrs)
-  const appPort = chooseAppPort(annotations, spec.containers, excludedInbound)
-  const warnings: string[] = []
+  // Istio's sidecar.istio.io/nativeSidecar: the pod's annotation wins over the injector's default.
+  const native = parseBoolean(annotations, ANNOTATIONS.nativeSidecar) ?? cfg.nativeSidecar
+  const labels = input.metadata?.labels ?? {}
+  const namespace = input.metadata?.namespace ?? ctx.namespace
+  const services = (ctx.services ?? []).filter((svc) => selects(svc, labels, namespace))
+  const served = podPorts(spec.containers, services).filter((p) => !excludedInbound.includes(p.port))
+  const appPort = defaultAppPort(annotations, served, excludedInbound)
+  const inbound = [...served.map((p) => p.port), ...(appPort !== null && !served.some((p) => p.port === appPort) ? [appPort] : [])]
+  const warnings: string[] = probeWarnings(spec.containers, (port) => inbound.includes(port))
 
   const pod = clone(input)
   const podSpec = pod.spec!
   const sa = podSpec.serviceAccountName ?? 'default'
   const service = serviceName(pod, ctx, sa)
-  const labels = pod.metadata?.labels ?? {}
 
-  const initArgs = ['init-iptables', '--proxy-uid', String(PROXY_UID)]
-  if (appPort !== null) initArgs.push('--inbound-ports', String(appPort))
-  if (excludedOutbound.length) initArgs.push('--exclude-outbound-ports', excludedOutbound.join(','))
-  if (excludedCidrs.length) initArgs.push('--exclude-outbound-cidrs', excludedCidrs.join(','))
+  const initArgs = interceptionArgs(inbound, excludedOutbound, excludedCidrs)
 
   const init: ContainerLike = {
     name: INIT_CONTAINER,
@@ -324,11 +387,11 @@ export function injectPod(input: PodLike, cfg: InjectConfig, ctx: InjectContext 
       { name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true },
       { name: STATE_VOLUME, mountPath: STATE_DIR },
     ],
-    ...readinessProbes(cfg),
+    ...readinessProbes(native),
   }
 
   const existingInit = podSpec.initContainers ?? []
-  if (cfg.nativeSidecar) {
+  if (native) {
     sidecar.restartPolicy = 'Always'
     podSpec.initContainers = [init, sidecar, ...existingInit]
   } else {
@@ -339,7 +402,7 @@ export function injectPod(input: PodLike, cfg: InjectConfig, ctx: InjectContext 
     podSpec.containers = [sidecar, ...podSpec.containers!]
     if (existingInit.length > 0) {
       warnings.push(
-        `init containers ${existingInit.map((c) => c.name).join(', ')} run before the sidecar (nativeSidecar is off): their outbound TCP is intercepted with nothing listening; exclude their ports or CIDRs`,
+        `init containers ${existingInit.map((c) => c.name).join(', ')} run before the sidecar (a legacy sidecar, not native): their outbound TCP is intercepted with nothing listening; exclude their ports or CIDRs`,
       )
     }
   }
@@ -362,26 +425,17 @@ export function injectPod(input: PodLike, cfg: InjectConfig, ctx: InjectContext 
     { name: STATE_VOLUME, emptyDir: { medium: 'Memory', sizeLimit: '16Mi' } },
   ]
 
-  if (appPort !== null) {
-    for (const c of input.spec!.containers!) {
-      for (const kind of ['readinessProbe', 'livenessProbe', 'startupProbe'] as const) {
-        const probe = c[kind] as { httpGet?: { port?: number | string } } | undefined
-        const port = probe?.httpGet?.port
-        const named = typeof port === 'string' ? c.ports?.find((p) => p.name === port)?.containerPort : port
-        if (named === appPort) {
-          warnings.push(
-            `${c.name ?? '?'}: the ${kind} (httpGet on port ${String(port)}) goes through the sidecar; with STRICT mTLS the kubelet's plain request is refused: use PERMISSIVE for port ${appPort}, an exec probe, or a probe port listed in ${ANNOTATIONS.excludeInboundPorts}`,
-          )
-        }
-      }
-    }
-  }
-
   const status: InjectionStatus = {
     version: 1,
-    initContainers: cfg.nativeSidecar ? [INIT_CONTAINER, SIDECAR_CONTAINER] : [INIT_CONTAINER],
-    containers: cfg.nativeSidecar ? [] : [SIDECAR_CONTAINER],
+    initContainers: native ? [INIT_CONTAINER, SIDECAR_CONTAINER] : [INIT_CONTAINER],
+    containers: native ? [] : [SIDECAR_CONTAINER],
     volumes: [TOKEN_VOLUME, STATE_VOLUME],
+    nativeSidecar: native,
+    appPort,
+    ports: inbound.map((port) => {
+      const protocol = served.find((p) => p.port === port)?.protocol
+      return { port, ...(protocol ? { protocol } : {}) }
+    }),
   }
   pod.metadata = { ...(pod.metadata ?? {}) }
   const firstApp = input.spec!.containers![0]!.name

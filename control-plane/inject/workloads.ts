@@ -1,10 +1,11 @@
 import { parseAllDocuments, stringify } from 'yaml'
 import type { InjectConfig } from './config.js'
 import { InjectError, isInjectError } from './errors.js'
-import { injectPod, type InjectOutcome, type PodLike } from './pod.js'
+import { injectPod, type InjectOutcome, type PodLike, type ServiceLike } from './pod.js'
 
 // `remora inject -f`: every pod template in a (multi-document) manifest gets the sidecar, like
-// `istioctl kube-inject`. Kinds without a pod template pass through unchanged.
+// `istioctl kube-inject`. Kinds without a pod template pass through unchanged. The Services in the
+// same manifests declare the protocols of the ports they select (appProtocol, port names).
 
 /** Where each kind keeps its pod template. */
 const TEMPLATE_PATHS: Readonly<Record<string, readonly string[]>> = {
@@ -47,8 +48,19 @@ function setAt(o: Obj, path: readonly string[], value: unknown): Obj {
   return { ...o, [head]: setAt((o[head] as Obj) ?? {}, rest, value) }
 }
 
+/** The Services among the objects (and `List` items), each with its namespace. */
+function servicesIn(objs: readonly unknown[]): ServiceLike[] {
+  const out: ServiceLike[] = []
+  for (const o of objs) {
+    if (!isObject(o)) continue
+    if (o.kind === 'List' && Array.isArray(o.items)) out.push(...servicesIn(o.items))
+    else if (o.kind === 'Service' && (o.apiVersion ?? 'v1') === 'v1') out.push(o as ServiceLike)
+  }
+  return out
+}
+
 /** One object (or a `List` of them) → the injected object and a report line per object. */
-export function injectObject(obj: unknown, cfg: InjectConfig, index: number): { obj: unknown; reports: DocumentReport[] } {
+export function injectObject(obj: unknown, cfg: InjectConfig, index: number, services: readonly ServiceLike[] = []): { obj: unknown; reports: DocumentReport[] } {
   if (!isObject(obj)) throw new InjectError('REMORA_ERR_INJECT_BAD_DOCUMENT', `document ${index} is not a mapping`)
   const kind = typeof obj.kind === 'string' ? obj.kind : '?'
   const meta = isObject(obj.metadata) ? obj.metadata : {}
@@ -56,7 +68,7 @@ export function injectObject(obj: unknown, cfg: InjectConfig, index: number): { 
   if (kind === 'List' && Array.isArray(obj.items)) {
     const reports: DocumentReport[] = []
     const items = obj.items.map((item) => {
-      const r = injectObject(item, cfg, index)
+      const r = injectObject(item, cfg, index, services)
       reports.push(...r.reports)
       return r.obj
     })
@@ -68,7 +80,7 @@ export function injectObject(obj: unknown, cfg: InjectConfig, index: number): { 
   if (!isObject(template)) throw new InjectError('REMORA_ERR_INJECT_BAD_DOCUMENT', `${kind} ${name}: ${path.join('.') || '(root)'} is missing`)
   let outcome: InjectOutcome
   try {
-    outcome = injectPod(template as PodLike, cfg, { namespace: typeof meta.namespace === 'string' ? meta.namespace : undefined, workloadName: name })
+    outcome = injectPod(template as PodLike, cfg, { namespace: typeof meta.namespace === 'string' ? meta.namespace : undefined, workloadName: name, services })
   } catch (err) {
     if (isInjectError(err)) throw err.within(`${kind} ${name}`)
     throw err
@@ -79,15 +91,19 @@ export function injectObject(obj: unknown, cfg: InjectConfig, index: number): { 
 
 /** A YAML (or JSON) stream → the injected YAML stream; documents keep their order. */
 export function injectManifests(text: string, cfg: InjectConfig): ManifestInjection {
-  const docs = parseAllDocuments(text)
+  const values: unknown[] = []
+  for (const doc of parseAllDocuments(text)) {
+    if (doc.errors.length > 0) throw new InjectError('REMORA_ERR_INJECT_BAD_DOCUMENT', `document ${values.length}: ${doc.errors[0]!.message}`)
+    const value: unknown = doc.toJS()
+    if (value === null || value === undefined) continue // an empty document between separators
+    values.push(value)
+  }
+  const services = servicesIn(values)
   const out: string[] = []
   const reports: DocumentReport[] = []
   let index = 0
-  for (const doc of docs) {
-    if (doc.errors.length > 0) throw new InjectError('REMORA_ERR_INJECT_BAD_DOCUMENT', `document ${index}: ${doc.errors[0]!.message}`)
-    const value: unknown = doc.toJS()
-    if (value === null || value === undefined) continue // an empty document between separators
-    const r = injectObject(value, cfg, index)
+  for (const value of values) {
+    const r = injectObject(value, cfg, index, services)
     reports.push(...r.reports)
     out.push(stringify(r.obj, { lineWidth: 0 }))
     index++

@@ -1,12 +1,13 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects of any shape, read as JSON in tests */
 // Checks every injected pod must pass, shared by the injectPod unit tests, `remora inject -f` and
 // the webhook tests (after the JSONPatch is applied), so the three paths are held to one standard.
 import { expect } from 'vitest'
 import type { ContainerLike, PodLike } from '../../control-plane/inject/index.js'
 
 export interface ExpectInjected {
-  /** The inbound port the sidecar forwards to, or null when the pod declares none. */
+  /** The default app port (--app), or null when the pod declares none. */
   appPort: number | null
+  /** The intercepted inbound ports as init-iptables gets them (default: the app port alone). */
+  inboundPorts?: string
   native?: boolean
   excludeOutboundPorts?: string
   excludeOutboundCidrs?: string
@@ -37,10 +38,10 @@ export function expectInjectedPod(pod: PodLike, e: ExpectInjected): void {
   const proxy = [...init, ...spec.containers!].find((c) => c.name === 'remora-proxy')! as Record<string, any>
   const initC = init[0]! as Record<string, any>
 
-  // Interception: root with NET_ADMIN/NET_RAW only, the sidecar's UID excluded, the app port in.
+  // Interception: root with NET_ADMIN/NET_RAW only, the sidecar's UID excluded, every served port in.
   expect(initC.args[0]).toBe('init-iptables')
   expect(argValue(initC.args, '--proxy-uid')).toBe('1337')
-  expect(argValue(initC.args, '--inbound-ports')).toBe(e.appPort === null ? undefined : String(e.appPort))
+  expect(argValue(initC.args, '--inbound-ports')).toBe(e.inboundPorts ?? (e.appPort === null ? undefined : String(e.appPort)))
   expect(argValue(initC.args, '--exclude-outbound-ports')).toBe(e.excludeOutboundPorts)
   expect(argValue(initC.args, '--exclude-outbound-cidrs')).toBe(e.excludeOutboundCidrs)
   expect(initC.securityContext).toMatchObject({ runAsUser: 0, allowPrivilegeEscalation: false, privileged: false, capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] } })
@@ -79,4 +80,8 @@ export function expectInjectedPod(pod: PodLike, e: ExpectInjected): void {
 
   const status = JSON.parse(pod.metadata!.annotations!['remora.dev/status']!)
   expect(status.version).toBe(1)
+  expect(status.nativeSidecar).toBe(native)
+  expect(status.appPort).toBe(e.appPort)
+  expect(status.initContainers).toEqual(native ? ['remora-init', 'remora-proxy'] : ['remora-init'])
+  expect(status.containers).toEqual(native ? [] : ['remora-proxy'])
 }

@@ -1,7 +1,8 @@
 // The sidecar container `remora inject` writes must start: its args, after the kubelet expands
 // $(VAR) from the container's env, go through `remora proxy`'s own parseProxyArgs and
-// loadSidecarConfig without an error, for a Deployment (app port) and a Job (no port). A sidecar
-// without an app port refuses inbound connections and says why.
+// loadSidecarConfig without an error, for a Deployment (app port), a Job (no port) and a
+// StatefulSet serving gRPC, Postgres and HTTP beside its Service. A sidecar without an app port
+// refuses inbound connections and says why. `--legacy-sidecar` writes the legacy form.
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -40,6 +41,34 @@ spec:
       containers:
         - name: backfill
           image: backfill:1
+---
+apiVersion: v1
+kind: Service
+metadata: { name: ledger, namespace: shop }
+spec:
+  selector: { app: ledger }
+  ports:
+    - { name: api, port: 9090, targetPort: grpc, appProtocol: grpc }
+    - { name: tcp-postgres, port: 5432, targetPort: 5432 }
+    - { name: http, port: 80, targetPort: 8080 }
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: ledger, namespace: shop }
+spec:
+  serviceName: ledger
+  selector: { matchLabels: { app: ledger } }
+  template:
+    metadata: { labels: { app: ledger } }
+    spec:
+      serviceAccountName: ledger
+      containers:
+        - name: ledger
+          image: ledger:3
+          ports:
+            - { name: grpc, containerPort: 9091 }
+            - { name: db, containerPort: 5432 }
+            - { name: web, containerPort: 8080 }
 `
 
 // What the kubelet would put in each fieldRef of the injected env.
@@ -58,14 +87,20 @@ function expand(args: string[], env: { name: string; value?: string; valueFrom?:
 
 let dir: string
 let docs: any[]
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'remora-inject-args-'))
-  await writeFile(join(dir, 'workloads.yaml'), WORKLOADS)
-  const c = runRemora(['inject', '-f', join(dir, 'workloads.yaml')])
+let legacyDocs: any[]
+
+async function inject(...flags: string[]): Promise<any[]> {
+  const c = runRemora(['inject', '-f', join(dir, 'workloads.yaml'), ...flags])
   const code = await c.exited
   expect(c.stderr).not.toMatch(/error/i)
   expect(code).toBe(0)
-  docs = parseAllDocuments(c.stdout).map((d) => d.toJS())
+  return parseAllDocuments(c.stdout).map((d) => d.toJS())
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'remora-inject-args-'))
+  await writeFile(join(dir, 'workloads.yaml'), WORKLOADS)
+  ;[docs, legacyDocs] = await Promise.all([inject(), inject('--legacy-sidecar')])
 }, 60_000)
 afterAll(async () => {
   if (dir) await rmDir(dir)
@@ -87,6 +122,35 @@ describe('the injected sidecar args parse as remora proxy would read them', () =
     expect(config.controlPlane?.tokenFile).toBe('/var/run/secrets/remora/tokens/remora-token')
     expect(config.workload).toMatchObject({ namespace: 'shop', serviceAccount: 'orders', labels: { app: 'orders', version: 'v1' } })
     expect(config.inbound.app).toBe('127.0.0.1:8080')
+  })
+
+  test('StatefulSet with gRPC, Postgres and HTTP ports: accepted, every port intercepted, the gRPC port (first HTTP-family) the default app port, protocols from the Service', async () => {
+    const { args } = proxyContainer(docs[3])
+    const parsed = parseProxyArgs(args)
+    const { config } = await loadSidecarConfig(parsed.file, parsed.overrides)
+    expect(config.inbound.app).toBe('127.0.0.1:9091')
+    const spec = docs[3].spec.template.spec
+    const init = spec.initContainers[0]
+    expect(init.args.slice(0, 1)).toEqual(['init-iptables'])
+    expect(init.args[init.args.indexOf('--inbound-ports') + 1]).toBe('9091,5432,8080')
+    expect(JSON.parse(docs[3].spec.template.metadata.annotations['remora.dev/status']).ports).toEqual([
+      { port: 9091, protocol: 'grpc' },
+      { port: 5432, protocol: 'tcp' },
+      { port: 8080, protocol: 'http' },
+    ])
+  })
+
+  test('native by default (init container after remora-init, restartPolicy Always); --legacy-sidecar writes the first container instead, whose args parse the same', async () => {
+    const native = docs[0].spec.template.spec
+    expect(native.initContainers.map((c: any) => c.name)).toEqual(['remora-init', 'remora-proxy'])
+    expect(native.initContainers[1].restartPolicy).toBe('Always')
+    const legacy = legacyDocs[0].spec.template.spec
+    expect(legacy.initContainers.map((c: any) => c.name)).toEqual(['remora-init'])
+    expect(legacy.containers.map((c: any) => c.name)).toEqual(['remora-proxy', 'app'])
+    expect(legacy.containers[0].restartPolicy).toBeUndefined()
+    expect(legacy.containers[0].lifecycle.postStart.exec.command[0]).toBe('node')
+    const { args } = proxyContainer(legacyDocs[0])
+    expect(args).toEqual(proxyContainer(docs[0]).args)
   })
 
   test('Job (no container port): the config loads without an inbound app', async () => {

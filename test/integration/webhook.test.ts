@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects of any shape, read as JSON in tests */
 // The injection webhook as the API server calls it: AdmissionReview v1 JSON over HTTPS to a server
 // with its own certificate (minted by our CA for the webhook Service's DNS name), the JSONPatch
 // applied with a JSON-Patch library to the pod that was sent, and the result checked.
@@ -194,12 +193,46 @@ describe('the injection webhook (AdmissionReview v1 over HTTPS)', () => {
     expect(out.metadata!.annotations!['remora.dev/exclude-inbound-ports']).toBe('9090')
   })
 
-  test('a pod whose second port would be silently sent to the app port is refused with the reason (400), no patch', async () => {
-    const res = await review(deploymentPod({ ports: [{ containerPort: 8080 }, { containerPort: 8081 }] }))
+  test('a pod with gRPC, Postgres, HTTP and an undeclared port is injected: every port intercepted, each with the protocol its name declares', async () => {
+    const pod = deploymentPod({
+      ports: [
+        { name: 'grpc-api', containerPort: 9090, protocol: 'TCP' },
+        { name: 'tcp-postgres', containerPort: 5432, protocol: 'TCP' },
+        { name: 'http', containerPort: 8080, protocol: 'TCP' },
+        { containerPort: 7000, protocol: 'TCP' },
+        { name: 'dns', containerPort: 53, protocol: 'UDP' },
+      ],
+    })
+    const res = await review(pod)
+    expect(res.allowed).toBe(true)
+    const out = applied(pod, res.patch!)
+    expectInjectedPod(out, { appPort: 9090, inboundPorts: '9090,5432,8080,7000', appContainers: ['app'] })
+    expect(JSON.parse(out.metadata!.annotations!['remora.dev/status']!).ports).toEqual([{ port: 9090, protocol: 'grpc' }, { port: 5432, protocol: 'tcp' }, { port: 8080, protocol: 'http' }, { port: 7000 }])
+    expect(out).toEqual(injectPod(pod, createInjectConfig({}), { namespace: 'shop', workloadName: 'frontend' }).pod)
+  })
+
+  test('remora.dev/native-sidecar: "false" gets the legacy sidecar: first in containers, held by postStart; the patch applies and a second review changes nothing', async () => {
+    const pod = deploymentPod({ annotations: { 'remora.dev/native-sidecar': 'false' }, initContainers: [{ name: 'migrate', image: 'm' }] })
+    const res = await review(pod)
+    expect(res.allowed).toBe(true)
+    const out = applied(pod, res.patch!)
+    expectInjectedPod(out, { appPort: 8080, appContainers: ['app'], appInitContainers: ['migrate'], native: false })
+    expect(res.warnings!.join('\n')).toMatch(/^remora: init containers migrate run before the sidecar/)
+    expect(await review(out)).toEqual({ uid: expect.any(String), allowed: true })
+  })
+
+  test('a pod that declares one of the sidecar\'s ports is refused with the reason (400), no patch', async () => {
+    const res = await review(deploymentPod({ ports: [{ containerPort: 8080 }, { containerPort: 15006 }] }))
     expect(res.allowed).toBe(false)
     expect(res.patch).toBeUndefined()
     expect(res.status!.code).toBe(400)
-    expect(res.status!.message).toMatch(/REMORA_ERR_INJECT_APP_PORT.*8081.*remora\.dev\/exclude-inbound-ports/)
+    expect(res.status!.message).toMatch(/REMORA_ERR_INJECT_APP_PORT.*15006.*remora\.dev\/exclude-inbound-ports/)
+  })
+
+  test('a bad remora.dev/native-sidecar value is refused with the annotation named', async () => {
+    const res = await review(deploymentPod({ annotations: { 'remora.dev/native-sidecar': 'off' } }))
+    expect(res.allowed).toBe(false)
+    expect(res.status!.message).toMatch(/REMORA_ERR_INJECT_BAD_ANNOTATION.*remora\.dev\/native-sidecar/)
   })
 
   test('an httpGet probe on the app port comes back as an admission warning', async () => {

@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- Kubernetes objects of any shape, read as JSON in tests */
 import { spawn } from 'node:child_process'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -88,24 +87,63 @@ describe('injectPod', () => {
     expect(codeOf(() => injectPod(pod({ annotations: { 'remora.dev/exclude-outbound-cidrs': 'example.com' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
   })
 
-  test('several TCP ports without a choice are refused (a second port would silently reach the app port); remora.dev/app-port + exclusions resolve it', () => {
-    const two = [{ name: 'http', containerPort: 8080 }, { name: 'admin', containerPort: 8081 }]
-    expect(codeOf(() => injectPod(pod({ ports: two }), cfg))).toBe('REMORA_ERR_INJECT_APP_PORT')
-    expect(codeOf(() => injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '8080' } }), cfg))).toBe('REMORA_ERR_INJECT_APP_PORT')
-    const ok = injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '8081', 'remora.dev/exclude-inbound-ports': '8080' } }), cfg)
-    expectInjectedPod(ok.pod, { appPort: 8081, appContainers: ['app'] })
+  const statusOf = (p: PodLike) => JSON.parse(p.metadata!.annotations!['remora.dev/status']!) as { ports: { port: number; protocol?: string }[]; appPort: number | null }
+
+  test('several TCP ports: every one is intercepted (the sidecar forwards to the port dialled), the first HTTP one is the default app port', () => {
+    const r = injectPod(pod({ ports: [{ name: 'tcp-postgres', containerPort: 5432 }, { name: 'http', containerPort: 8080 }, { name: 'admin', containerPort: 8081 }] }), cfg)
+    expect(r.injected).toBe(true)
+    expectInjectedPod(r.pod, { appPort: 8080, inboundPorts: '5432,8080,8081', appContainers: ['app'] })
   })
 
-  test('a non-HTTP app port is refused clearly; an HTTP appProtocol or an excluded port is fine', () => {
-    expect(codeOf(() => injectPod(pod({ ports: [{ name: 'tcp-db', containerPort: 5432 }] }), cfg))).toBe('REMORA_ERR_INJECT_NON_HTTP_PORT')
-    expect(codeOf(() => injectPod(pod({ ports: [{ name: 'db', containerPort: 5432, appProtocol: 'postgresql' }] }), cfg))).toBe('REMORA_ERR_INJECT_NON_HTTP_PORT')
-    expect(injectPod(pod({ ports: [{ name: 'web', containerPort: 8080, appProtocol: 'http' }] }), cfg).injected).toBe(true)
+  test('remora.dev/app-port picks the default app port among them; an undeclared one is intercepted too; one port only, never an excluded one', () => {
+    const two = [{ name: 'http', containerPort: 8080 }, { name: 'admin', containerPort: 8081 }]
+    expectInjectedPod(injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '8081' } }), cfg).pod, { appPort: 8081, inboundPorts: '8080,8081', appContainers: ['app'] })
+    expectInjectedPod(injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '9000' } }), cfg).pod, { appPort: 9000, inboundPorts: '8080,8081,9000', appContainers: ['app'] })
+    expect(codeOf(() => injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '8080,8081' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
+    expect(codeOf(() => injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '8081', 'remora.dev/exclude-inbound-ports': '8081' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
+  })
+
+  test('non-HTTP ports are injected, not refused: each port keeps its declared protocol (appProtocol, else its name), undeclared ones are detected', () => {
+    const r = injectPod(
+      pod({
+        ports: [
+          { name: 'tcp-db', containerPort: 5432 },
+          { name: 'api', containerPort: 9090, appProtocol: 'kubernetes.io/h2c' },
+          { name: 'grpc-admin', containerPort: 9091 },
+          { name: 'metrics', containerPort: 9100 },
+          { name: 'dns', containerPort: 53, protocol: 'UDP' },
+        ],
+      }),
+      cfg,
+    )
+    expectInjectedPod(r.pod, { appPort: 9090, inboundPorts: '5432,9090,9091,9100', appContainers: ['app'] })
+    expect(statusOf(r.pod).ports).toEqual([{ port: 5432, protocol: 'tcp' }, { port: 9090, protocol: 'http2' }, { port: 9091, protocol: 'grpc' }, { port: 9100 }])
+  })
+
+  test('a pod that serves only TCP gets it as its default app port; an excluded port is left to the app', () => {
+    expectInjectedPod(injectPod(pod({ ports: [{ name: 'db', containerPort: 5432, appProtocol: 'postgresql' }] }), cfg).pod, { appPort: 5432, appContainers: ['app'] })
+    // An undeclared server-first port (Postgres' 5432) is not taken for HTTP either.
+    const mixed = injectPod(pod({ ports: [{ containerPort: 5432 }, { containerPort: 8080 }] }), cfg)
+    expectInjectedPod(mixed.pod, { appPort: 8080, inboundPorts: '5432,8080', appContainers: ['app'] })
     const excluded = injectPod(pod({ ports: [{ name: 'tcp-db', containerPort: 5432 }], annotations: { 'remora.dev/exclude-inbound-ports': '5432' } }), cfg)
     expectInjectedPod(excluded.pod, { appPort: null, appContainers: ['app'] })
   })
 
-  test("a pod that declares a sidecar's port is refused", () => {
+  test("a Service that selects the pod declares its ports' protocols: its appProtocol (by targetPort number or name) wins over the container port's name", () => {
+    const ports = [{ name: 'web', containerPort: 8080 }, { name: 'tcp-stream', containerPort: 7000 }, { name: 'plain', containerPort: 9000 }]
+    const service = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'frontend', namespace: 'shop' }, spec: { selector: { app: 'frontend' }, ports: [{ name: 'public', port: 80, targetPort: 'web', appProtocol: 'grpc' }, { name: 'stream', port: 7000, targetPort: 7000, appProtocol: 'kubernetes.io/h2c' }, { name: 'https-9000', port: 443, targetPort: 9000 }] } }
+    const other = { ...service, spec: { ...service.spec, selector: { app: 'billing' }, ports: [{ port: 8080, targetPort: 8080, appProtocol: 'tcp' }] } }
+    const r = injectPod(pod({ ports }), cfg, { services: [other, service] })
+    expect(statusOf(r.pod).ports).toEqual([{ port: 8080, protocol: 'grpc' }, { port: 7000, protocol: 'http2' }, { port: 9000, protocol: 'tls' }])
+    // Another namespace's Service does not count.
+    const elsewhere = injectPod(pod({ ports }), cfg, { services: [{ ...service, metadata: { name: 'frontend', namespace: 'billing' } }] })
+    expect(statusOf(elsewhere.pod).ports).toEqual([{ port: 8080 }, { port: 7000, protocol: 'tcp' }, { port: 9000 }])
+  })
+
+  test("a pod that declares a sidecar's port is refused; excluded, it is left to the app", () => {
     expect(codeOf(() => injectPod(pod({ ports: [{ containerPort: 15001 }] }), cfg))).toBe('REMORA_ERR_INJECT_APP_PORT')
+    expect(codeOf(() => injectPod(pod({ annotations: { 'remora.dev/app-port': '15006' } }), cfg))).toBe('REMORA_ERR_INJECT_APP_PORT')
+    expectInjectedPod(injectPod(pod({ ports: [{ containerPort: 8080 }, { containerPort: 15090 }], annotations: { 'remora.dev/exclude-inbound-ports': '15090' } }), cfg).pod, { appPort: 8080, appContainers: ['app'] })
   })
 
   test('existing native sidecars and init containers stay, after ours', () => {
@@ -113,10 +151,34 @@ describe('injectPod', () => {
     expectInjectedPod(r.pod, { appPort: 8080, appContainers: ['app'], appInitContainers: ['migrate', 'log-shipper'] })
   })
 
-  test('nativeSidecar: false puts the sidecar first in containers with a postStart hook that holds the app, and warns about init containers', () => {
+  test('native by default: the sidecar is the init container right after remora-init, restartPolicy Always, a startupProbe on /ready that holds the app', () => {
+    const r = injectPod(pod(), cfg)
+    const init = r.pod.spec!.initContainers! as Record<string, any>[]
+    expect(init.map((c) => c.name)).toEqual(['remora-init', 'remora-proxy'])
+    expect(init[1]!.restartPolicy).toBe('Always')
+    expect(init[1]!.startupProbe.exec.command.join(' ')).toContain("path:'/ready'")
+    expect(init[1]!.lifecycle).toBeUndefined()
+    expect(r.pod.spec!.containers!.map((c) => c.name)).toEqual(['app'])
+  })
+
+  test('the legacy sidecar (nativeSidecar: false) is the first container with a postStart hook that holds the app, and warns about init containers', () => {
     const r = injectPod(pod({ initContainers: [{ name: 'migrate', image: 'm' }] }), createInjectConfig({ nativeSidecar: false }))
     expectInjectedPod(r.pod, { appPort: 8080, appContainers: ['app'], appInitContainers: ['migrate'], native: false })
+    expect((r.pod.spec!.containers![0] as Record<string, any>).startupProbe).toBeUndefined()
     expect(r.warnings.join('\n')).toMatch(/migrate.*intercepted/)
+  })
+
+  test('remora.dev/native-sidecar on the pod wins over the injector default both ways (Istio\'s sidecar.istio.io/nativeSidecar); anything but "true"/"false" is refused', () => {
+    expectInjectedPod(injectPod(pod({ annotations: { 'remora.dev/native-sidecar': 'false' } }), cfg).pod, { appPort: 8080, appContainers: ['app'], native: false })
+    expectInjectedPod(injectPod(pod({ annotations: { 'remora.dev/native-sidecar': 'true' } }), createInjectConfig({ nativeSidecar: false })).pod, { appPort: 8080, appContainers: ['app'] })
+    expect(codeOf(() => injectPod(pod({ annotations: { 'remora.dev/native-sidecar': 'yes' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
+  })
+
+  test('a legacy-injected pod injected again changes nothing either', () => {
+    const legacy = createInjectConfig({ nativeSidecar: false })
+    const once = injectPod(pod(), legacy)
+    expect(injectPod(once.pod, legacy)).toMatchObject({ injected: false, reason: 'already injected', pod: once.pod })
+    expect(injectPod(once.pod, cfg)).toMatchObject({ injected: false, reason: 'already injected', pod: once.pod })
   })
 
   test('hostNetwork pods are never injected (the rules would land in the node)', () => {
@@ -129,6 +191,15 @@ describe('injectPod', () => {
       cfg,
     )
     expect(r.warnings.join('\n')).toMatch(/readinessProbe.*STRICT/)
+  })
+
+  test('probes on any intercepted port are warned about (tcpSocket would always pass); on an excluded port they are not', () => {
+    const ports = [{ name: 'http', containerPort: 8080 }, { name: 'tcp-db', containerPort: 5432 }, { name: 'health', containerPort: 8086 }]
+    const containers = [{ name: 'app', image: 'a', ports, livenessProbe: { tcpSocket: { port: 'tcp-db' } }, readinessProbe: { grpc: { port: 8086 } } }]
+    const r = injectPod(pod({ containers }), cfg)
+    expect(r.warnings.join('\n')).toMatch(/livenessProbe \(tcpSocket on port tcp-db\).*accepts whether or not the app is up/)
+    expect(r.warnings.join('\n')).toMatch(/readinessProbe \(grpc on port 8086\).*STRICT/)
+    expect(injectPod(pod({ containers, annotations: { 'remora.dev/exclude-inbound-ports': '5432,8086' } }), cfg).warnings).toEqual([])
   })
 
   test('a "$" in a label cannot be read by the kubelet as a variable reference', () => {
@@ -288,6 +359,16 @@ describe('remora inject -f (injectManifests)', () => {
     expect(service(docs[4]!)).toBe('backfill')
   })
 
+  test("a Service in the same file declares the protocols of the ports it selects, and the Service itself passes through unchanged", () => {
+    const text = WORKLOADS.replace('ports: [{ port: 80, targetPort: 8080 }]', 'ports: [{ name: api, port: 80, targetPort: http, appProtocol: grpc }]')
+    const docs = parseAllDocuments(injectManifests(text, cfg).text).map((d) => d.toJS() as Record<string, any>)
+    const status = JSON.parse(templateOf(docs[0]!).metadata!.annotations!['remora.dev/status']!)
+    expect(status.ports).toEqual([{ port: 8080, protocol: 'grpc' }])
+    // The StatefulSet (app: ledger) is not selected: its port stays undeclared.
+    expect(JSON.parse(templateOf(docs[2]!).metadata!.annotations!['remora.dev/status']!).ports).toEqual([{ port: 9000 }])
+    expect(docs[1]).toEqual(parseAllDocuments(text)[1]!.toJS())
+  })
+
   test('injecting the output again gives the same text (idempotent)', () => {
     const once = injectManifests(WORKLOADS, cfg)
     const twice = injectManifests(once.text, cfg)
@@ -300,7 +381,7 @@ describe('remora inject -f (injectManifests)', () => {
     const r = injectManifests(JSON.stringify(list), cfg)
     const out = parseAllDocuments(r.text)[0]!.toJS() as { items: PodLike[] }
     expectInjectedPod(out.items[0]!, { appPort: 8080, appContainers: ['app'] })
-    const bad = WORKLOADS.replace('ports: [{ containerPort: 9000 }]', 'ports: [{ containerPort: 9000 }, { containerPort: 9001 }]')
+    const bad = WORKLOADS.replace('ports: [{ containerPort: 9000 }]', 'ports: [{ containerPort: 9000 }, { containerPort: 15006 }]')
     let err: { code?: string; message?: string } = {}
     try {
       injectManifests(bad, cfg)
