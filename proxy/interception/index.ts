@@ -1,4 +1,4 @@
-// Traffic interception for a pod (`remora init-iptables`): the NAT rules as data, and writing or
-// removing them with iptables. Imports nothing else from the repo.
-export { CHAINS, HOOKS, InterceptionError, checkOptions, cleanupCommands, interceptionRules, type InterceptionOptions } from './rules.js'
-export { DEFAULT_BINARIES, IptablesError, applyInterception, removeInterception, type IptablesBinaries } from './apply.js'
+// Traffic interception for a pod (`remora init-iptables`): the NAT rules as data, for IPv4 and
+// IPv6, and writing or removing them with iptables / ip6tables. Imports only the error factory.
+export { CHAINS, HOOKS, InterceptionError, SIDECAR_PORTS, checkOptions, cidrFamily, cleanupCommands, dryRunRules, interceptionRules, ownPorts, type InterceptionOptions, type IpFamily } from './rules.js'
+export { DEFAULT_HOST, IptablesError, applyInterception, removeInterception, type InterceptionHost } from './apply.js'
