@@ -1,4 +1,4 @@
-import http2, { type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
+import http2, { type Http2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import type { DownstreamResponse } from '../../pipeline/index.js'
 import type { ContextRequest } from '../common/index.js'
 import { GRPC_STATUS, httpToGrpcStatus, type GrpcFacts } from '../../telemetry/index.js'
@@ -8,7 +8,7 @@ import { GRPC_STATUS, httpToGrpcStatus, type GrpcFacts } from '../../telemetry/i
 // proxy-generated answer is written to (sendProxyResponse), which for a gRPC call becomes what
 // Envoy sends: a trailers-only response, HTTP 200 with grpc-status and grpc-message.
 
-const { NGHTTP2_INTERNAL_ERROR } = http2.constants
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants
 
 /** Request header fields RFC 9113 §8.2.2 forbids in HTTP/2 (Node refuses to send them): never written to a stream. */
 export const H2_CONNECTION_SPECIFIC: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings', 'host'])
@@ -100,6 +100,15 @@ function streamHeaders(h: Record<string, string | number>): OutgoingHttpHeaders 
   return out
 }
 
+/**
+ * RST_STREAM now, with CANCEL or INTERNAL_ERROR. Not `stream.close(code)`: it ends the writable side
+ * first, and once that END_STREAM is out the reset is ignored, so a truncated body would look whole.
+ */
+export function resetStream(stream: Http2Stream, code: number): void {
+  if (stream.destroyed) return
+  stream.destroy(code === NGHTTP2_CANCEL ? Object.assign(new Error('stream cancelled'), { code: 'ABORT_ERR' }) : new Error('stream reset'))
+}
+
 export const kLocalReset = Symbol('remora.h2.localReset')
 type MarkedStream = ServerHttp2Stream & { [kLocalReset]?: boolean }
 
@@ -157,7 +166,7 @@ export class H2Response implements DownstreamResponse {
     const s = this.stream as MarkedStream
     if (s.destroyed) return
     s[kLocalReset] = true
-    s.close(code)
+    resetStream(s, code)
   }
   destroy(): this {
     this.reset()

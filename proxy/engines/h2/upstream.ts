@@ -2,7 +2,7 @@ import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingH
 import { FLAGS, proxyError, responseExtras, type Handler, type RequestContext, type RouteTarget } from '../../pipeline/index.js'
 import type { CredentialStore } from '../../tls/index.js'
 import { bodyBytesForwarded, connectionNamed, passesResponseHeader, upstreamFailure, type UpstreamFailure } from '../common/index.js'
-import { H2_CONNECTION_SPECIFIC, H2Response } from './exchange.js'
+import { H2_CONNECTION_SPECIFIC, H2Response, resetStream } from './exchange.js'
 import { GrpcMessageCounter } from './grpc-frames.js'
 import { H2SessionPool, type H2Session } from './sessions.js'
 
@@ -127,13 +127,13 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
       // Envoy's route timeout: the response head must arrive in time (504 UT).
       const timer = setTimeout(() => {
         if (responded) return
-        up.close(NGHTTP2_CANCEL)
+        resetStream(up, NGHTTP2_CANCEL)
         settle({ done: false, failure: { kind: 'timeout' }, unprocessed: false })
       }, route.timeoutMs)
 
       // The caller reset its stream (or its connection went): cancel ours.
       const onDownClose = (): void => {
-        if (!up.closed) up.close(NGHTTP2_CANCEL)
+        resetStream(up, NGHTTP2_CANCEL)
         if (!ctx.flags.includes(FLAGS.DownstreamConnectionTermination)) ctx.flags.push(FLAGS.DownstreamConnectionTermination)
         settle(DONE)
       }
@@ -160,7 +160,7 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
         // Idle between response chunks beyond the route's idle timeout: reset (stream idle timeout).
         up.setTimeout(route.idleTimeoutMs, () => {
           if (!ctx.flags.includes(FLAGS.StreamIdleTimeout)) ctx.flags.push(FLAGS.StreamIdleTimeout)
-          up.close(NGHTTP2_CANCEL)
+          resetStream(up, NGHTTP2_CANCEL)
         })
         const counter = grpc !== null ? new GrpcMessageCounter() : null
         pump(up, down, (c) => {
