@@ -15,8 +15,9 @@ import { compileRuntime, effectiveJwtSettings, RuntimeStore, workloadName, type 
 import { RemoraError } from './errors/index.js'
 import { OutboundListener } from './outbound/index.js'
 import { HostAddresses, InboundConnections, OutboundConnections, TcpMetrics, canonicalIp } from './l4/index.js'
-import type { OriginalDst } from './pipeline/index.js'
+import type { Handler, OriginalDst } from './pipeline/index.js'
 import { NativeError, nativeStatus, originalDst as nativeOriginalDst } from './native/index.js'
+import { createH2Front, createH2Upstream, type H2Front, type H2Upstream } from './engines/h2/index.js'
 import type { OutboundTrafficPolicy } from './snapshot/index.js'
 import { mtlsModeFor } from './policy/index.js'
 import { portOf, splitAddress } from './engines/common/index.js'
@@ -100,6 +101,10 @@ export class Sidecar {
   /** Local bind ports for one cluster each (outbound.listeners). */
   #fixedListeners: OutboundListener[] = []
   #outboundFront: EngineFront
+  /** HTTP/2 fronts (h2c from the app, ALPN h2 from peers) and the HTTP/2 upstream. */
+  readonly #h2In: H2Front
+  readonly #h2Out: H2Front
+  readonly #h2Upstream: H2Upstream
   readonly #tcpMetrics: TcpMetrics
   readonly #outboundTcp: OutboundConnections
   readonly #inboundTcp: InboundConnections
@@ -117,6 +122,7 @@ export class Sidecar {
     telemetry: { metrics: SidecarMetrics; tracing: Tracing | null },
   ) {
     this.creds = new CredentialStore(credentials)
+    this.#h2Upstream = createH2Upstream(this.creds)
     this.engine = engineFor(config.engine)
     this.pools = this.engine.createPools(this.creds)
     this.jwtSettings = effectiveJwtSettings(config, deps.jwt)
@@ -137,7 +143,7 @@ export class Sidecar {
       metrics: this.metrics,
       tracing: this.tracing,
       accessLog: deps.accessLog,
-      upstream: this.engine.createUpstream(),
+      upstream: this.#upstream(),
       clock: deps.clock,
       logger: deps.logger,
       onOutboundRefused: (kind) => this.#tcpMetrics.refused(kind),
@@ -167,6 +173,8 @@ export class Sidecar {
     const rt = this.#runtime
     this.#inboundFront = this.engine.createFront({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'inbound') })
     this.#outboundFront = this.engine.createFront({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'outbound') })
+    this.#h2In = createH2Front({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'inbound') })
+    this.#h2Out = createH2Front({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'outbound') })
     const originalDst = deps.originalDst ?? nativeOriginalDst
     const l4Env = { hosts: this.#hosts, creds: this.creds, metrics: this.#tcpMetrics, accessLog: deps.accessLog, logger: deps.logger, self: () => selfLabels(config, this.selfId) }
     this.#outboundTcp = new OutboundConnections(l4Env)
@@ -176,6 +184,7 @@ export class Sidecar {
     this.#inbound = new InboundListener({
       creds: this.creds,
       http: this.#inboundFront,
+      h2: this.#h2In,
       tcp: (socket, conn) => {
         const st = rt.current
         // the configured app port on its configured address; another port on the address the caller reached (see appOnPort)
@@ -194,7 +203,7 @@ export class Sidecar {
     })
     const outboundOptions = {
       http: this.#outboundFront,
-      h2: null,
+      h2: this.#h2Out,
       originalDst,
       table: () => (rt.current.configured ? rt.current.l4 : null),
       connections: this.#outboundTcp,
@@ -345,6 +354,16 @@ export class Sidecar {
     return this.tracing?.forceFlush() ?? Promise.resolve()
   }
 
+  /**
+   * The terminal: HTTP/2 requests (from the h2 fronts) go out on multiplexed HTTP/2 sessions
+   * (ALPN h2 to peers, h2c to the app), everything else on the engine's HTTP/1.1 path.
+   */
+  #upstream(): Handler {
+    const h1 = this.engine.createUpstream()
+    const h2 = this.#h2Upstream.handler
+    return (ctx) => (ctx.req.httpVersion === '2.0' ? h2(ctx) : h1(ctx))
+  }
+
   *#upstreamConnections(): Iterable<[string, number]> {
     const st = this.#runtime.current
     for (const c of st.clusters) for (const t of c.targets) yield [c.name, t.dispatcher.stats.connected]
@@ -384,6 +403,8 @@ export class Sidecar {
     await Promise.all([this.#inbound.close(), this.#outbound.close(), ...this.#fixedListeners.map((l) => l.close()), closeServer(this.#admin), closeServer(this.#metricsServer)])
     this.#inboundFront.closeAllConnections()
     this.#outboundFront.closeAllConnections()
+    await Promise.all([this.#h2In.close(), this.#h2Out.close()])
+    await this.#h2Upstream.close()
     await this.pools.close()
     await this.jwks.close()
     await this.creds.close()

@@ -7,6 +7,7 @@ import { createWriteStream } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import net, { type AddressInfo } from 'node:net'
+import * as grpc from '@grpc/grpc-js'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -79,6 +80,9 @@ spec:
   rules:
     - from: [{ source: { principals: ["${TD}/ns/${NS}/sa/orders"] } }]
       to: [{ operation: { paths: ["/charge"] } }]
+    # payments' gRPC API (a third port): orders may call the Ledger service, nothing else.
+    - from: [{ source: { principals: ["${TD}/ns/${NS}/sa/orders"] } }]
+      to: [{ operation: { paths: ["/demo.Ledger/*"] } }]
     # payments' ledger is plain TCP on a second port: a rule with HTTP fields never matches a TCP
     # connection, so it gets its own L4 rule (principal and port).
     - from: [{ source: { principals: ["${TD}/ns/${NS}/sa/orders"] } }]
@@ -118,6 +122,32 @@ function call(port: number, host: string, path: string, method = 'GET', headers:
 // Apps pass the trace context of the request they serve on to the calls they make (as in any Istio
 // mesh), so one call through the demo is one trace in Jaeger.
 const TRACE_HEADERS = ['traceparent', 'tracestate']
+/** A gRPC service without a .proto: JSON in Buffers, as a demo needs nothing more. */
+const LEDGER_SERVICE: grpc.ServiceDefinition = {
+  Balance: {
+    path: '/demo.Ledger/Balance',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (b: Buffer) => b,
+    requestDeserialize: (b: Buffer) => b,
+    responseSerialize: (b: Buffer) => b,
+    responseDeserialize: (b: Buffer) => b,
+  },
+}
+
+/** One unary call to 127.0.0.1:port (h2c: the sidecar's local port), its status and reply. */
+function grpcCall(port: number, account: string): Promise<{ code: number; details: string; reply: string }> {
+  const Client = grpc.makeGenericClientConstructor(LEDGER_SERVICE, 'Ledger')
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure())
+  return new Promise((resolve) => {
+    const deadline = new Date(Date.now() + 5000)
+    ;(client as unknown as { Balance: (req: Buffer, md: grpc.Metadata, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void) => void }).Balance(Buffer.from(JSON.stringify({ account })), new grpc.Metadata(), { deadline }, (err, res) => {
+      client.close()
+      resolve(err ? { code: err.code, details: err.details, reply: '' } : { code: 0, details: '', reply: res!.toString() })
+    })
+  })
+}
+
 /** One line over TCP: what came back before the other side closed or 2 s passed ('' when closed at once). */
 function tcpCall(port: number, line: string): Promise<string> {
   return new Promise((resolve) => {
@@ -200,6 +230,16 @@ export async function run(argv: string[]): Promise<number> {
     s.on('data', (c: Buffer) => s.write(`OK ${c.toString().trim()} balance=42\n`))
   })
   const ledgerPort = await new Promise<number>((r) => ledger.listen(0, '127.0.0.1', () => r((ledger.address() as AddressInfo).port)))
+  // payments' third port: a gRPC service (grpc-js, h2c), reached the same way.
+  const grpcServer = new grpc.Server()
+  grpcServer.addService(LEDGER_SERVICE, {
+    Balance: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const { account } = JSON.parse(call.request.toString()) as { account: string }
+      if (account !== 'alice') return cb({ code: grpc.status.NOT_FOUND, details: `no account ${account}` })
+      cb(null, Buffer.from(JSON.stringify({ account, balance: 42 })))
+    },
+  })
+  const grpcPort = await new Promise<number>((resolve, reject) => grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))))
   await writeFile(policyFile, POLICY_YAML.replace('__DEMO_JWKS__', JSON.stringify({ keys: [jwk] })).replace('__LEDGER_PORT__', String(ledgerPort)))
   const accessLogFile = join(dir, 'access.log')
   const accessOut = createWriteStream(accessLogFile, { flags: 'a' })
@@ -270,7 +310,7 @@ export async function run(argv: string[]): Promise<number> {
       controlPlane: { addresses: [cp.address], caFile, tokenFile: joinToken, stateDir: join(dir, `${s}-state`) },
       inbound: { port: 0, bind: '127.0.0.1', app: `127.0.0.1:${appPorts[s]}` },
       // orders and frontend reach payments' ledger (TCP) through a local port of their sidecar.
-      outbound: { port: 0, bind: '127.0.0.1', ...(s === 'payments' ? {} : { listeners: [{ port: 0, cluster: 'payments.shop', targetPort: ledgerPort }] }) },
+      outbound: { port: 0, bind: '127.0.0.1', ...(s === 'payments' ? {} : { listeners: [{ port: 0, cluster: 'payments.shop', targetPort: ledgerPort }, { port: 0, cluster: 'payments.shop', targetPort: grpcPort }] }) },
       admin: { port: 0, bind: '127.0.0.1' },
       telemetry: { metrics: { port: 0, bind: '127.0.0.1' }, ...(jaeger ? { tracing: { endpoint: jaeger.endpoint, sampling: 1, jaegerUi: jaeger.ui } } : {}) },
     })
@@ -352,6 +392,19 @@ export async function run(argv: string[]): Promise<number> {
   ok &&= ledgerDenied === ''
   console.log(`${ledgerDenied === '' ? '✔' : '✘'} frontend → payments' ledger, TCP: ${ledgerDenied === '' ? "connection closed by payments' sidecar (L4 deny: not on the allowlist)" : `answered "${ledgerDenied.trim()}"`}`)
 
+  // gRPC through the mesh: h2c to orders' sidecar, HTTP/2 over mTLS between the sidecars, one span
+  // and one access-log line per RPC, authorized on :path = /demo.Ledger/Balance.
+  const grpcLocal = sidecars.orders.listenerPorts[1]!
+  const rpc = (account: string) => grpcCall(grpcLocal, account)
+  const okRpc = await rpc('alice')
+  ok &&= okRpc.code === 0
+  console.log(`${okRpc.code === 0 ? '✔' : '✘'} orders → payments gRPC /demo.Ledger/Balance through orders' sidecar :${grpcLocal} (HTTP/2 over mTLS): ${okRpc.code === 0 ? okRpc.reply : `status ${okRpc.code} ${okRpc.details}`}`)
+  const missingRpc = await rpc('mallory')
+  const counted = (await sidecars.payments.metrics.scrape()).body.split('\n').find((l) => l.startsWith('istio_requests_total{') && l.includes('grpc_response_status="5"'))
+  const notFound = missingRpc.code === grpc.status.NOT_FOUND && counted !== undefined
+  ok &&= notFound
+  console.log(`${notFound ? '✔' : '✘'} orders → payments gRPC for an unknown account: status ${missingRpc.code} (NOT_FOUND) "${missingRpc.details}"${counted ? `, counted by payments' sidecar: istio_requests_total{…grpc_response_status="5"…} ${counted.split(' ').pop()}` : ', but not counted with grpc_response_status="5"'}`)
+
   // A live policy change through the control plane: allow frontend → payments, then take it back.
   const liveFile = join(dir, 'payments-allow-frontend.yaml')
   await writeFile(liveFile, LIVE_CHANGE_YAML)
@@ -395,6 +448,7 @@ Try:
     for (const s of SERVICES) await sidecars[s].close()
     for (const s of SERVICES) apps[s].close()
     ledger.close()
+    grpcServer.forceShutdown()
     await cp.close()
     await store.close()
     await new Promise<void>((r) => accessOut.end(r))
