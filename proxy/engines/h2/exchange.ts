@@ -1,4 +1,5 @@
 import http2, { type Http2Stream, type IncomingHttpHeaders, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
+import { EventEmitter, on } from 'node:events'
 import type { DownstreamResponse } from '../../pipeline/index.js'
 import type { ContextRequest } from '../common/index.js'
 import { GRPC_STATUS, httpToGrpcStatus, type GrpcFacts } from '../../telemetry/index.js'
@@ -106,8 +107,24 @@ function streamHeaders(h: Record<string, string | number>): OutgoingHttpHeaders 
  */
 export function resetStream(stream: Http2Stream, code: number): void {
   if (stream.destroyed) return
-  stream.destroy(code === NGHTTP2_CANCEL ? Object.assign(new Error('stream cancelled'), { code: 'ABORT_ERR' }) : new Error('stream reset'))
+  // node:http2 resets with CANCEL for an instance of its internal AbortError, INTERNAL_ERROR for any other error.
+  stream.destroy(code === NGHTTP2_CANCEL ? new AbortErrorClass() : new Error('stream reset'))
 }
+
+/**
+ * Node's internal AbortError class, which no module exports: `events.on` throws one synchronously
+ * for a signal that is already aborted (the same on Node 20 and 26).
+ */
+const AbortErrorClass: new () => Error = (() => {
+  const ac = new AbortController()
+  ac.abort()
+  try {
+    on(new EventEmitter(), 'never', { signal: ac.signal })
+  } catch (err) {
+    if (err instanceof Error && err.name === 'AbortError') return err.constructor as new () => Error
+  }
+  throw new Error('node:events did not throw its AbortError for an aborted signal')
+})()
 
 export const kLocalReset = Symbol('remora.h2.localReset')
 type MarkedStream = ServerHttp2Stream & { [kLocalReset]?: boolean }

@@ -87,7 +87,7 @@ export interface Frame {
 
 /** Splits a byte stream into frames (after the server's side has no preface to skip). */
 export class FrameReader {
-  #buf = Buffer.alloc(0)
+  #buf: Buffer = Buffer.alloc(0)
   push(chunk: Buffer): Frame[] {
     this.#buf = this.#buf.length ? Buffer.concat([this.#buf, chunk]) : chunk
     const out: Frame[] = []
