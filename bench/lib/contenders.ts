@@ -1,7 +1,10 @@
 // The contenders: each one sets up the two-hop topology on loopback,
 //   client → outbound proxy → mTLS (TLS 1.3, client certs, SPIFFE URI SANs) → inbound proxy → app
-// (or client → app for `direct`), one process with one worker per proxy.
-import { mkdirSync, writeFileSync } from 'node:fs'
+// (or client → app for `direct`), one process with one worker per proxy. Besides the HTTP/1.1
+// entry, a contender may offer an h2c entry (HTTP/2 prior knowledge, also gRPC) that reaches the
+// app's h2c servers through the pair over TLS with ALPN h2, and a TCP entry that carries opaque
+// bytes through the pair over mTLS; null where the contender cannot (the workload is then n/a).
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -11,9 +14,19 @@ import { freePort, processTree, start, stop, waitForPort, type Proc } from './pr
 export const HOST = 'app.bench'
 export const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url))
 
+/** The app's ports: HTTP/1.1 and h2c (nginx, the same files), gRPC and TCP (node, bench/app). */
+export interface AppPorts {
+  readonly http: number
+  readonly h2c: number
+  readonly grpc: number
+  readonly tcp: number
+}
+
 export interface BenchEnv {
   readonly pki: BenchPki
+  /** The app's HTTP/1.1 port (= app.http). */
   readonly appPort: number
+  readonly app: AppPorts
   /** A fresh directory for this contender session (configs, logs, access logs). */
   readonly dir: string
   readonly cliJs: string
@@ -34,6 +47,12 @@ export interface Topology {
   readonly entryPort: number
   /** The inbound proxy's mTLS port (new-connection runs), or null for `direct`. */
   readonly mtlsPort: number | null
+  /** h2c (prior knowledge) entry for GET /1k from the app's h2c server, or null: no HTTP/2 in this contender. */
+  readonly h2Port: number | null
+  /** h2c entry for gRPC calls to the app's gRPC server (often the same port as h2Port), or null. */
+  readonly grpcPort: number | null
+  /** Plain TCP entry whose bytes reach the app's TCP server, or null: no TCP proxying in this contender. */
+  readonly tcpPort: number | null
   readonly roles: readonly Role[]
   readonly procs: readonly Proc[]
   stop(): Promise<void>
@@ -66,15 +85,24 @@ async function stopAll(procs: readonly Proc[]): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The app: nginx serving two static files. The lightest server available here, so the proxies'
-// cost dominates what is measured; the same instance serves every contender.
+// The app: nginx serving two static files, over HTTP/1.1 and over h2c (prior knowledge, a second
+// port: nginx 1.22 cannot serve both on one plaintext port). The lightest server available here,
+// so the proxies' cost dominates what is measured; the same instance serves every contender. gRPC
+// and TCP need a program: one node process (bench/app/grpc-tcp-app.mjs) serves both.
 
-export async function startApp(nginx: string, dir: string): Promise<{ port: number; proc: Proc; stop(): Promise<void> }> {
+/** An h2 `:authority` for the app's port `port`. remora routes HTTP by Host, and `app.bench:<port>` names that service port of its cluster. */
+export function authorityFor(port: number): string {
+  return `${HOST}:${port}`
+}
+
+export const GRPC_ECHO_PATH = '/bench.Echo/Echo'
+
+export async function startApp(nginx: string, dir: string): Promise<{ ports: AppPorts; procs: Proc[]; stop(): Promise<void> }> {
   const www = join(dir, 'www')
   mkdirSync(www, { recursive: true })
   writeFileSync(join(www, '1k'), Buffer.alloc(1024, 'a'))
   writeFileSync(join(www, '1m'), Buffer.alloc(1024 * 1024, 'b'))
-  const port = await freePort()
+  const [port, h2c, grpc, tcp] = [await freePort(), await freePort(), await freePort(), await freePort()]
   const conf = join(dir, 'app-nginx.conf')
   writeFileSync(
     conf,
@@ -89,16 +117,38 @@ http {
     listen 127.0.0.1:${port} backlog=4096;
     location / { root ${www}; }
   }
+  server {
+    # nginx's HTTP/2 with sendfile writes the body apart from its HEADERS frame and meets delayed
+    # ACKs: 40 ms per response at one stream. Read and written from memory instead.
+    listen 127.0.0.1:${h2c} http2 backlog=4096;
+    sendfile off;
+    tcp_nopush off;
+    location / { root ${www}; }
+  }
 }
 `,
   )
   const proc = start('app (nginx)', nginx, nginxArgs(dir, 'app', conf))
-  await waitForPort(port, [proc])
-  return { port, proc, stop: () => stop(proc) }
+  const node = start('app (node: gRPC, TCP)', process.execPath, [join(BENCH_DIR, 'app', 'grpc-tcp-app.mjs'), String(grpc), String(tcp)])
+  const procs = [proc, node]
+  try {
+    for (const p of [port, h2c, grpc, tcp]) await waitForPort(p, procs)
+  } catch (e) {
+    await stopAll(procs)
+    throw e
+  }
+  return { ports: { http: port, h2c, grpc, tcp }, procs, stop: () => stopAll(procs) }
 }
 
-function nginxMain(dir: string, name: string): string {
-  return `worker_processes 1;
+/** Debian ships nginx's stream module (TCP proxying) as a separate package, loaded by path. */
+export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'
+
+export function hasNginxStream(): boolean {
+  return existsSync(NGINX_STREAM_MODULE)
+}
+
+function nginxMain(dir: string, name: string, modules: readonly string[] = []): string {
+  return `${modules.map((m) => `load_module ${m};\n`).join('')}worker_processes 1;
 pid ${join(dir, `${name}.pid`)};
 error_log ${join(dir, `${name}-error.log`)} warn;
 events { worker_connections 8192; multi_accept on; }`
@@ -123,33 +173,45 @@ export const direct: Contender = {
   describe: 'client → app, no proxies (the floor)',
   needs: [],
   async start(env) {
-    return { entryPort: env.appPort, mtlsPort: null, roles: [], procs: [], stop: async () => {} }
+    return { entryPort: env.appPort, mtlsPort: null, h2Port: env.app.h2c, grpcPort: env.app.grpc, tcpPort: env.app.tcp, roles: [], procs: [], stop: async () => {} }
   },
 }
 
 export const nginxPair: Contender = {
   name: 'nginx',
-  describe: 'Debian nginx, one worker per proxy; outbound: upstream keepalive 64, `proxy_ssl_certificate` (client cert), TLS 1.3, `proxy_buffering off`; inbound: `ssl_verify_client on` against the bench CA; access log to a buffered file',
+  describe:
+    'Debian nginx, one worker per proxy; outbound: upstream keepalive 64, `proxy_ssl_certificate` (client cert), TLS 1.3, `proxy_buffering off`; inbound: `ssl_verify_client on` against the bench CA; access log to a buffered file. ' +
+    'HTTP/2 and gRPC: `listen … http2` (h2c) on the outbound, `grpc_pass grpcs://` with `grpc_ssl_certificate` to the inbound `listen … ssl http2`, `grpc_pass grpc://` to the app (nginx proxies HTTP/2 upstream only through `grpc_pass`, so plain h2 goes that way too; it does not multiplex upstream: one upstream connection per stream in flight, kept alive). ' +
+    'TCP: `stream {}`, outbound `proxy_ssl on` with the client cert, inbound `listen … ssl` with `ssl_verify_client on`, a buffered access log per connection',
   needs: ['nginx'],
   async start(env) {
-    const [outPort, inPort] = [await freePort(), await freePort()]
+    const [outPort, inPort, outH2, inH2, outTcp, inTcp] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()]
     const { pki, dir } = env
     const outConf = join(dir, 'nginx-out.conf')
     const inConf = join(dir, 'nginx-in.conf')
+    const modules = hasNginxStream() ? [NGINX_STREAM_MODULE] : []
+    const xfcc = '"Hash=$ssl_client_fingerprint;Subject=\\"$ssl_client_s_dn\\""'
     // nginx can check a server name only against DNS SANs or the CN; our workload certificates carry
     // only a SPIFFE URI SAN, so the outbound side cannot do secure naming (nor, with
     // proxy_ssl_verify on, connect at all). It verifies nothing about the server: say so in the report.
+    const keepalive = (n: number): string => `keepalive ${n};
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;`
+    const streamLog = (name: string): string => `log_format conn '$remote_addr [$time_local] $protocol $status $bytes_sent $bytes_received $session_time';
+  access_log ${join(dir, `${name}-stream-access.log`)} conn buffer=64k flush=1s;`
     writeFileSync(
       outConf,
-      `${nginxMain(dir, 'nginx-out')}
+      `${nginxMain(dir, 'nginx-out', modules)}
 http {
   ${nginxHttpCommon(dir, 'nginx-out')}
   access_log ${join(dir, 'nginx-out-access.log')} combined buffer=64k flush=1s;
   upstream inbound {
     server 127.0.0.1:${inPort};
-    keepalive 64;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
+    ${keepalive(64)}
+  }
+  upstream inbound_h2 {
+    server 127.0.0.1:${inH2};
+    ${keepalive(128)}
   }
   server {
     listen 127.0.0.1:${outPort} backlog=4096;
@@ -167,20 +229,57 @@ http {
       proxy_ssl_verify off;
     }
   }
+  server {
+    listen 127.0.0.1:${outH2} http2 backlog=4096;
+    location / {
+      grpc_pass grpcs://inbound_h2;
+      grpc_ssl_certificate ${pki.client.cert};
+      grpc_ssl_certificate_key ${pki.client.key};
+      grpc_ssl_trusted_certificate ${pki.ca};
+      grpc_ssl_protocols TLSv1.3;
+      grpc_ssl_session_reuse on;
+      grpc_ssl_verify off;
+    }
+  }
+}
+${
+  modules.length
+    ? `stream {
+  ${streamLog('nginx-out')}
+  server {
+    listen 127.0.0.1:${outTcp} backlog=4096;
+    proxy_pass 127.0.0.1:${inTcp};
+    proxy_ssl on;
+    proxy_ssl_certificate ${pki.client.cert};
+    proxy_ssl_certificate_key ${pki.client.key};
+    proxy_ssl_trusted_certificate ${pki.ca};
+    proxy_ssl_protocols TLSv1.3;
+    proxy_ssl_session_reuse on;
+    proxy_ssl_verify off;
+    proxy_timeout 300s;
+  }
+}`
+    : ''
 }
 `,
     )
     writeFileSync(
       inConf,
-      `${nginxMain(dir, 'nginx-in')}
+      `${nginxMain(dir, 'nginx-in', modules)}
 http {
   ${nginxHttpCommon(dir, 'nginx-in')}
   access_log ${join(dir, 'nginx-in-access.log')} combined buffer=64k flush=1s;
   upstream app {
     server 127.0.0.1:${env.appPort};
-    keepalive 64;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
+    ${keepalive(64)}
+  }
+  upstream app_h2 {
+    server 127.0.0.1:${env.app.h2c};
+    ${keepalive(128)}
+  }
+  upstream app_grpc {
+    server 127.0.0.1:${env.app.grpc};
+    ${keepalive(128)}
   }
   server {
     listen 127.0.0.1:${inPort} ssl backlog=4096;
@@ -194,10 +293,43 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-Client-Cert "Hash=$ssl_client_fingerprint;Subject=\\"$ssl_client_s_dn\\"";
+      proxy_set_header X-Forwarded-Client-Cert ${xfcc};
       proxy_buffering off;
     }
   }
+  server {
+    listen 127.0.0.1:${inH2} ssl http2 backlog=4096;
+    ssl_protocols TLSv1.3;
+    ssl_certificate ${pki.app.cert};
+    ssl_certificate_key ${pki.app.key};
+    ssl_client_certificate ${pki.ca};
+    ssl_verify_client on;
+    location / {
+      grpc_pass grpc://app_h2;
+      grpc_set_header X-Forwarded-Client-Cert ${xfcc};
+    }
+    location ${GRPC_ECHO_PATH.slice(0, GRPC_ECHO_PATH.lastIndexOf('/') + 1)} {
+      grpc_pass grpc://app_grpc;
+      grpc_set_header X-Forwarded-Client-Cert ${xfcc};
+    }
+  }
+}
+${
+  modules.length
+    ? `stream {
+  ${streamLog('nginx-in')}
+  server {
+    listen 127.0.0.1:${inTcp} ssl backlog=4096;
+    ssl_protocols TLSv1.3;
+    ssl_certificate ${pki.app.cert};
+    ssl_certificate_key ${pki.app.key};
+    ssl_client_certificate ${pki.ca};
+    ssl_verify_client on;
+    proxy_pass 127.0.0.1:${env.app.tcp};
+    proxy_timeout 300s;
+  }
+}`
+    : ''
 }
 `,
     )
@@ -205,8 +337,8 @@ http {
     const pout = start('nginx outbound', env.bins.nginx!, nginxArgs(dir, 'nginx-out', outConf))
     const procs = [pin, pout]
     try {
-      await waitForPort(inPort, procs)
-      await waitForPort(outPort, procs)
+      for (const p of [inPort, inH2, ...(modules.length ? [inTcp] : [])]) await waitForPort(p, procs)
+      for (const p of [outPort, outH2, ...(modules.length ? [outTcp] : [])]) await waitForPort(p, procs)
     } catch (e) {
       await stopAll(procs)
       throw e
@@ -214,6 +346,9 @@ http {
     return {
       entryPort: outPort,
       mtlsPort: inPort,
+      h2Port: outH2,
+      grpcPort: outH2,
+      tcpPort: modules.length ? outTcp : null,
       roles: [
         { role: 'outbound', pids: processTree(pout.pid) },
         { role: 'inbound', pids: processTree(pin.pid) },
@@ -226,10 +361,13 @@ http {
 
 export const haproxyPair: Contender = {
   name: 'haproxy',
-  describe: 'Debian haproxy, `nbthread 1`; outbound: `ssl crt` (client cert) `verify required ca-file`, TLS 1.3, connection reuse; inbound: `verify required` against the bench CA; no logging (haproxy logs only to syslog)',
+  describe:
+    'Debian haproxy, `nbthread 1`; outbound: `ssl crt` (client cert) `verify required ca-file`, TLS 1.3, connection reuse; inbound: `verify required` against the bench CA; no logging (haproxy logs only to syslog). ' +
+    'HTTP/2 and gRPC: `bind … proto h2` (h2c) on the outbound, `server … ssl alpn h2` to the inbound `bind … ssl alpn h2`, `server … proto h2` to the app (streams multiplexed on shared connections, `http-reuse always`). ' +
+    'TCP: `mode tcp`, outbound `server … ssl crt … verify required`, inbound `bind … ssl crt … verify required`',
   needs: ['haproxy'],
   async start(env) {
-    const [outPort, inPort] = [await freePort(), await freePort()]
+    const [outPort, inPort, outH2, inH2, outTcp, inTcp] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()]
     const { pki, dir } = env
     const global = `global
   nbthread 1
@@ -246,6 +384,8 @@ defaults
 `
     const outCfg = join(dir, 'haproxy-out.cfg')
     const inCfg = join(dir, 'haproxy-in.cfg')
+    const toInbound = `ssl crt ${pki.client.bundle} ca-file ${pki.ca} verify required ssl-min-ver TLSv1.3`
+    const asInbound = `ssl crt ${pki.app.bundle} ca-file ${pki.ca} verify required ssl-min-ver TLSv1.3`
     // haproxy verifies the server's chain; without `verifyhost` it checks no name (it has no
     // URI SAN matcher), so, like nginx, it does no secure naming.
     writeFileSync(
@@ -255,25 +395,51 @@ frontend outbound
   bind 127.0.0.1:${outPort}
   default_backend inbound
 backend inbound
-  server in1 127.0.0.1:${inPort} ssl crt ${pki.client.bundle} ca-file ${pki.ca} verify required ssl-min-ver TLSv1.3 alpn http/1.1
+  server in1 127.0.0.1:${inPort} ${toInbound} alpn http/1.1
+frontend outbound_h2
+  bind 127.0.0.1:${outH2} proto h2
+  default_backend inbound_h2
+backend inbound_h2
+  server in1 127.0.0.1:${inH2} ${toInbound} alpn h2
+frontend outbound_tcp
+  mode tcp
+  bind 127.0.0.1:${outTcp}
+  default_backend inbound_tcp
+backend inbound_tcp
+  mode tcp
+  server in1 127.0.0.1:${inTcp} ${toInbound}
 `,
     )
     writeFileSync(
       inCfg,
       `${global}
 frontend inbound
-  bind 127.0.0.1:${inPort} ssl crt ${pki.app.bundle} ca-file ${pki.ca} verify required ssl-min-ver TLSv1.3 alpn http/1.1
+  bind 127.0.0.1:${inPort} ${asInbound} alpn http/1.1
   default_backend app
 backend app
   server app1 127.0.0.1:${env.appPort}
+frontend inbound_h2
+  bind 127.0.0.1:${inH2} ${asInbound} alpn h2
+  use_backend app_grpc if { path_beg ${GRPC_ECHO_PATH.slice(0, GRPC_ECHO_PATH.lastIndexOf('/') + 1)} }
+  default_backend app_h2
+backend app_h2
+  server app1 127.0.0.1:${env.app.h2c} proto h2
+backend app_grpc
+  server app1 127.0.0.1:${env.app.grpc} proto h2
+frontend inbound_tcp
+  mode tcp
+  bind 127.0.0.1:${inTcp} ${asInbound}
+  default_backend app_tcp
+backend app_tcp
+  mode tcp
+  server app1 127.0.0.1:${env.app.tcp}
 `,
     )
     const pin = start('haproxy inbound', env.bins.haproxy!, ['-f', inCfg, '-db'])
     const pout = start('haproxy outbound', env.bins.haproxy!, ['-f', outCfg, '-db'])
     const procs = [pin, pout]
     try {
-      await waitForPort(inPort, procs)
-      await waitForPort(outPort, procs)
+      for (const p of [inPort, inH2, inTcp, outPort, outH2, outTcp]) await waitForPort(p, procs)
     } catch (e) {
       await stopAll(procs)
       throw e
@@ -281,6 +447,9 @@ backend app
     return {
       entryPort: outPort,
       mtlsPort: inPort,
+      h2Port: outH2,
+      grpcPort: outH2,
+      tcpPort: outTcp,
       roles: [
         { role: 'outbound', pids: processTree(pout.pid) },
         { role: 'inbound', pids: processTree(pin.pid) },
@@ -312,6 +481,10 @@ export const httpProxyPair: Contender = {
     return {
       entryPort: outPort,
       mtlsPort: inPort,
+      // http-proxy proxies HTTP/1.x only (no HTTP/2, no TCP): those workloads are n/a.
+      h2Port: null,
+      grpcPort: null,
+      tcpPort: null,
       roles: [
         { role: 'outbound', pids: [pout.pid] },
         { role: 'inbound', pids: [pin.pid] },
@@ -322,8 +495,12 @@ export const httpProxyPair: Contender = {
   },
 }
 
-/** 10 AuthorizationPolicies for the inbound workload; only the last one allows the bench client. */
-export function benchPolicies(): string {
+/**
+ * 10 AuthorizationPolicies for the inbound workload; only the last one allows the bench client:
+ * GET of the two files (HTTP/1.1 and h2), POST of the gRPC method, and TCP connections to the app's
+ * TCP port (an L4 rule: a rule with methods or paths never matches a connection).
+ */
+export function benchPolicies(app: AppPorts): string {
   const docs: string[] = [
     `apiVersion: security.remora.dev/v1
 kind: PeerAuthentication
@@ -351,7 +528,11 @@ spec:
   action: ALLOW
   rules:
     - from: [{ source: { principals: ["${CLIENT_ID.replace('spiffe://', '')}"] } }]
-      to: [{ operation: { methods: ["GET"], paths: ["/1k", "/1m"] } }]`)
+      to: [{ operation: { methods: ["GET"], paths: ["/1k", "/1m"] } }]
+    - from: [{ source: { principals: ["${CLIENT_ID.replace('spiffe://', '')}"] } }]
+      to: [{ operation: { methods: ["POST"], paths: ["${GRPC_ECHO_PATH}"] } }]
+    - from: [{ source: { principals: ["${CLIENT_ID.replace('spiffe://', '')}"] } }]
+      to: [{ operation: { ports: ["${app.tcp}"] } }]`)
   return docs.join('\n---\n') + '\n'
 }
 
@@ -359,13 +540,13 @@ spec:
 export function remoraPair(engine: string | null): Contender {
   return {
     name: engine ? `remora[${engine}]` : 'remora',
-    describe: `two \`remora proxy\` processes from dist/ (${engine ? `\`--engine ${engine}\`` : 'default engine'}), STRICT mTLS, secure naming on the outbound side, authz with 10 AuthorizationPolicies (the request is allowed by the last), JSON access log to a file (the default)`,
+    describe: `two \`remora proxy\` processes from dist/ (${engine ? `\`--engine ${engine}\`` : 'default engine'}), STRICT mTLS, secure naming on the outbound side, authz with 10 AuthorizationPolicies (the request is allowed by the last), JSON access log to a file (the default). HTTP/2 and gRPC: h2c to the outbound listener (h2 preface detected), sidecar to sidecar over ALPN h2, h2c to the app; the app port is the cluster's service port named by \`:authority\`. TCP: a local bind port (\`outbound.listeners\`) for the cluster's \`tcp\` port, mTLS with ALPN \`remora-tcp\`, L4 authorization by an allow rule on the port`,
     needs: [],
     async start(env) {
-      const [outPort, inPort] = [await freePort(), await freePort()]
+      const [outPort, inPort, tcpPort] = [await freePort(), await freePort(), await freePort()]
       const { pki, dir } = env
       const policyFile = join(dir, 'policies.yaml')
-      writeFileSync(policyFile, benchPolicies())
+      writeFileSync(policyFile, benchPolicies(env.app))
       const config = (role: 'outbound' | 'inbound'): string => {
         const isOut = role === 'outbound'
         const file = join(dir, `remora-${role}.yaml`)
@@ -378,10 +559,24 @@ trustDomain: ${TRUST_DOMAIN}
 workload: { namespace: bench, serviceAccount: ${isOut ? 'client' : 'app'}, labels: { app: ${isOut ? 'bench-client' : 'bench-app'} } }
 identity: { certFile: ${leaf.cert}, keyFile: ${leaf.key}, caFile: ${pki.ca} }
 inbound: { port: ${isOut ? 0 : inPort}, bind: 127.0.0.1, app: "127.0.0.1:${env.appPort}" }
-outbound: { port: ${isOut ? outPort : 0}, bind: 127.0.0.1 }
+outbound:
+  port: ${isOut ? outPort : 0}
+  bind: 127.0.0.1
+  listeners: ${isOut ? `[{ port: ${tcpPort}, bind: 127.0.0.1, cluster: app.bench, servicePort: ${env.app.tcp} }]` : '[]'}
 admin: { port: 0, bind: 127.0.0.1 }
 clusters:
-${isOut ? `  - { name: app.bench, hosts: ["${HOST}", "127.0.0.1"], endpoints: ["127.0.0.1:${inPort}"], identities: ["${APP_ID}"] }` : '  []'}
+${
+  isOut
+    ? `  - name: app.bench
+    hosts: ["${HOST}", "127.0.0.1"]
+    endpoints: ["127.0.0.1:${inPort}"]
+    identities: ["${APP_ID}"]
+    ports:
+      - { port: ${env.app.h2c}, protocol: http2, name: h2c-files }
+      - { port: ${env.app.grpc}, protocol: grpc, name: grpc-echo }
+      - { port: ${env.app.tcp}, protocol: tcp, name: tcp-echo }`
+    : '  []'
+}
 policies: { files: ["${policyFile}"] }
 accessLog: { enabled: true, path: ${join(dir, `remora-${role}-access.log`)} }
 `,
@@ -397,6 +592,7 @@ accessLog: { enabled: true, path: ${join(dir, `remora-${role}-access.log`)} }
       try {
         await waitForPort(inPort, procs)
         await waitForPort(outPort, procs)
+        await waitForPort(tcpPort, procs)
         // Authz really is on: a path no policy allows is refused by the inbound sidecar.
         await probe(outPort, '/not-allowed', 403)
       } catch (e) {
@@ -406,6 +602,12 @@ accessLog: { enabled: true, path: ${join(dir, `remora-${role}-access.log`)} }
       return {
         entryPort: outPort,
         mtlsPort: inPort,
+        // h2c and gRPC on the outbound listener (detected by the h2 preface), routed by :authority
+        // (app.bench:<port>, a service port of the cluster) to that workload port; TCP through a
+        // local bind port for the cluster's TCP port (no iptables here).
+        h2Port: outPort,
+        grpcPort: outPort,
+        tcpPort,
         roles: [
           { role: 'outbound', pids: [pout.pid] },
           { role: 'inbound', pids: [pin.pid] },

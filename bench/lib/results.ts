@@ -57,6 +57,8 @@ export interface BenchResults {
   readonly runs: RunRecord[]
   readonly idle: IdleRecord[]
   readonly failures: { rep: number; contender: string; workload: string | null; error: string }[]
+  /** Workloads a contender cannot run (no HTTP/2 or TCP in it); absent in runs before issue 15. */
+  readonly notApplicable?: { contender: string; workload: string }[]
   micro: MicroRecord[]
   notes: string[]
 }

@@ -3,7 +3,7 @@
 // two shared cores) and returns what the generator saw; the harness measures the proxies around it.
 import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { BENCH_DIR, HOST, type BenchEnv, type Topology } from './contenders.js'
+import { authorityFor, BENCH_DIR, HOST, type BenchEnv, type Topology } from './contenders.js'
 import { start, type Proc } from './proc.js'
 
 export interface Latency {
@@ -24,10 +24,14 @@ export interface GeneratorResult {
   readonly command: string
 }
 
+export const WORKLOAD_NAMES = ['latency', 'throughput', 'large', 'newconn', 'h2', 'grpc', 'tcp', 'tcp-bulk'] as const
+
 export interface Workload {
-  readonly name: 'latency' | 'throughput' | 'large' | 'newconn'
+  readonly name: (typeof WORKLOAD_NAMES)[number]
   readonly title: string
   readonly method: string
+  /** The entry port this workload drives, null when the contender has none (the workload is n/a for it). Absent: the HTTP/1.1 entry. */
+  readonly entry?: (t: Topology) => number | null
   /** Discarded run before the measured one (pools filled, JIT warm). 0: none. */
   readonly warmupSeconds: number
   run(t: Topology, env: BenchEnv, seconds: number, tag: string): Promise<GeneratorResult>
@@ -153,6 +157,129 @@ export function newConnectionWorkload(): Workload {
       const out = await finished(start('newconn', process.execPath, args), 'newconn client')
       const r = JSON.parse(out.trim().split('\n').pop()!) as { requests: number; failed: number; seconds: number; rps: number; latencyUs: Latency }
       return { requests: r.requests, errors: r.failed, seconds: r.seconds, rps: r.rps, latencyUs: r.latencyUs, command: `node bench/clients/newconn.mjs --concurrency ${NEWCONN_CONCURRENCY} --tls …` }
+    },
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/2, gRPC and TCP (issue 15): each through the contender's h2c or TCP entry.
+
+export const H2_CONNECTIONS = 4
+export const H2_STREAMS = 16
+
+/** Rows of h2load's --log-file (start µs, status, duration µs): latencies of 200s, errors otherwise. */
+function h2loadLog(log: string, stdout: string): { lat: Float64Array; errors: number } {
+  const rows = readFileSync(log, 'utf8').split('\n')
+  rmSync(log, { force: true })
+  const lat: number[] = []
+  let errors = 0
+  for (const row of rows) {
+    if (!row) continue
+    const f = row.split('\t')
+    if (f[1] === '200') lat.push(Number(f[2]))
+    else errors++
+  }
+  const failed = /requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed, (\d+) errored/.exec(stdout)
+  if (failed) errors = Math.max(errors, Number(failed[1]) + Number(failed[2]))
+  return { lat: Float64Array.from(lat).sort(), errors }
+}
+
+/** Closed loop over h2c: h2load with 4 connections × 16 concurrent streams, GET /1k from the app's h2c server. */
+export function h2Workload(): Workload {
+  return {
+    name: 'h2',
+    title: `HTTP/2 (h2c in, h2 over mTLS between the proxies), 1 KiB responses, ${H2_CONNECTIONS} connections × ${H2_STREAMS} streams (closed loop)`,
+    method: `h2load -c ${H2_CONNECTIONS} -m ${H2_STREAMS} -D <s> (h2c prior knowledge) to the contender's h2c entry; \`:authority\` names the app's h2c port (\`app.bench:<port>\`, how remora routes it); each stream sends its next request when its response is complete; percentiles from h2load's per-request log. The app is the same nginx on an h2c port.`,
+    warmupSeconds: 1,
+    entry: (t) => t.h2Port,
+    async run(t, env, seconds, tag) {
+      const log = join(env.dir, `h2load-h2-${tag}.log`)
+      const args = ['-c', String(H2_CONNECTIONS), '-m', String(H2_STREAMS), '-t', '1', '-D', String(seconds), '-H', `:authority: ${authorityFor(env.app.h2c)}`, '--log-file', log, `http://127.0.0.1:${t.h2Port}/1k`]
+      const out = await finished(start('h2load', env.bins.h2load!, args), 'h2load')
+      const { lat, errors } = h2loadLog(log, out)
+      if (lat.length === 0) throw new Error(`h2load completed no request: ${out.slice(-1500)}`)
+      return { requests: lat.length, errors, seconds, rps: lat.length / seconds, latencyUs: quantiles(lat), command: `h2load ${args.slice(0, -3).join(' ')} …/1k` }
+    },
+  }
+}
+
+export const GRPC_CONNECTIONS = 4
+export const GRPC_CONCURRENCY = 16
+
+interface ClientSummary {
+  requests: number
+  failed: number
+  seconds: number
+  rps: number
+  bytesPerSecond?: number
+  latencyUs: Latency
+  statuses?: Record<string, number>
+}
+
+function lastJsonLine(out: string, what: string): ClientSummary {
+  const line = out.trim().split('\n').pop() ?? ''
+  try {
+    return JSON.parse(line) as ClientSummary
+  } catch {
+    throw new Error(`${what} printed no summary: ${out.slice(-1500)}`)
+  }
+}
+
+/** Closed loop of unary gRPC calls from a grpc-js client (bench/clients/grpc.mjs). */
+export function grpcWorkload(): Workload {
+  return {
+    name: 'grpc',
+    title: `gRPC unary calls, 1 KiB request and response, ${GRPC_CONCURRENCY} in flight over ${GRPC_CONNECTIONS} connections (closed loop)`,
+    method: `bench/clients/grpc.mjs (node, @grpc/grpc-js): ${GRPC_CONNECTIONS} channels (one HTTP/2 connection each, h2c) to the contender's h2c entry, ${GRPC_CONCURRENCY} loops each making its next \`bench.Echo/Echo\` call when the previous one returns; the app is a grpc-js server echoing the 1 KiB message (raw Buffer (de)serializers, no .proto). A status other than OK, or a short reply, is an error. The client is Node, so on two cores it limits the rate for every contender: compare the proxies' CPU per call.`,
+    warmupSeconds: 1,
+    entry: (t) => t.grpcPort,
+    async run(t, env, seconds) {
+      const script = join(BENCH_DIR, 'clients', 'grpc.mjs')
+      const args = [script, '--port', String(t.grpcPort), '--authority', authorityFor(env.app.grpc), '--connections', String(GRPC_CONNECTIONS), '--concurrency', String(GRPC_CONCURRENCY), '--seconds', String(seconds), '--size', '1024']
+      const out = await finished(start('grpc client', process.execPath, args), 'grpc client')
+      const r = lastJsonLine(out, 'grpc client')
+      if (r.failed > 0 && r.statuses) console.error(`    grpc statuses: ${JSON.stringify(r.statuses)}`)
+      return { requests: r.requests, errors: r.failed, seconds: r.seconds, rps: r.rps, latencyUs: r.latencyUs, command: `node bench/clients/grpc.mjs --connections ${GRPC_CONNECTIONS} --concurrency ${GRPC_CONCURRENCY} --size 1024` }
+    },
+  }
+}
+
+export const TCP_CONNECTIONS = 16
+export const TCP_BULK_CONNECTIONS = 4
+
+async function tcpClient(t: Topology, env: BenchEnv, seconds: number, mode: 'pingpong' | 'bulk', connections: number): Promise<ClientSummary> {
+  const script = join(BENCH_DIR, 'clients', 'tcp.mjs')
+  const args = [script, '--port', String(t.tcpPort), '--mode', mode, '--connections', String(connections), '--seconds', String(seconds), '--size', '1024']
+  const out = await finished(start('tcp client', process.execPath, args), 'tcp client')
+  return lastJsonLine(out, 'tcp client')
+}
+
+/** 1 KiB request/response ping-pong on long-lived TCP connections: one round trip per "request". */
+export function tcpWorkload(): Workload {
+  return {
+    name: 'tcp',
+    title: `TCP through the pair (mTLS between the proxies), 1 KiB ping-pong on ${TCP_CONNECTIONS} connections (closed loop)`,
+    method: `bench/clients/tcp.mjs --mode pingpong (node): ${TCP_CONNECTIONS} connections to the contender's TCP entry, each writing 1 KiB and waiting for the app (a node echo server) to send all of it back before the next write; one round trip counts as one request. The proxies see opaque bytes (remora: a local bind port for the cluster's \`tcp\` port, ALPN \`remora-tcp\`, L4 authorization).`,
+    warmupSeconds: 1,
+    entry: (t) => t.tcpPort,
+    async run(t, env, seconds) {
+      const r = await tcpClient(t, env, seconds, 'pingpong', TCP_CONNECTIONS)
+      return { requests: r.requests, errors: r.failed, seconds: r.seconds, rps: r.rps, latencyUs: r.latencyUs, command: `node bench/clients/tcp.mjs --mode pingpong --connections ${TCP_CONNECTIONS} --size 1024` }
+    },
+  }
+}
+
+/** One-way bulk transfer app → client: MiB/s, and CPU per MiB (a MiB counts as one "request"). */
+export function tcpBulkWorkload(): Workload {
+  return {
+    name: 'tcp-bulk',
+    title: `TCP bulk transfer through the pair, app → client on ${TCP_BULK_CONNECTIONS} connections`,
+    method: `bench/clients/tcp.mjs --mode bulk (node): ${TCP_BULK_CONNECTIONS} connections to the contender's TCP entry each send one byte, then the app writes 64 KiB chunks as fast as the connection takes them; throughput in MiB/s of bytes received, proxy CPU per MiB.`,
+    warmupSeconds: 1,
+    entry: (t) => t.tcpPort,
+    async run(t, env, seconds) {
+      const r = await tcpClient(t, env, seconds, 'bulk', TCP_BULK_CONNECTIONS)
+      return { requests: r.requests, errors: r.failed, seconds: r.seconds, rps: r.rps, latencyUs: r.latencyUs, bytesPerSecond: r.bytesPerSecond ?? 0, command: `node bench/clients/tcp.mjs --mode bulk --connections ${TCP_BULK_CONNECTIONS}` }
     },
   }
 }
