@@ -79,6 +79,6 @@ describe('proxy/native: the SO_ORIGINAL_DST addon', () => {
   test('the error class matches on its code', () => {
     const e = new NativeError('REMORA_ERR_NATIVE_ADDON_MISSING', 'why')
     expect(NativeError.is(e)).toBe(true)
-    expect(e.message).toBe('the native addon is not loaded: why')
+    expect(e.message).toBe('cannot read original destinations: why')
   })
 })
