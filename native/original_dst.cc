@@ -53,29 +53,21 @@ Napi::Value OriginalDst(const Napi::CallbackInfo& info) {
   const int fd = info[0].As<Napi::Number>().Int32Value();
   const int family = info[1].As<Napi::Number>().Int32Value();
   if (fd < 0) return ThrowType(env, "originalDst: fd must be a non-negative integer");
-  char text[INET6_ADDRSTRLEN] = {0};
-  int port = 0;
-  if (family == 4) {
-    sockaddr_in sa;
-    std::memset(&sa, 0, sizeof sa);
-    socklen_t len = sizeof sa;
-    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sa, &len) != 0) {
-      return ThrowErrno(env, errno, "getsockopt(SOL_IP, SO_ORIGINAL_DST)");
-    }
-    if (inet_ntop(AF_INET, &sa.sin_addr, text, sizeof text) == nullptr) return ThrowErrno(env, errno, "inet_ntop");
-    port = ntohs(sa.sin_port);
-  } else if (family == 6) {
-    sockaddr_in6 sa;
-    std::memset(&sa, 0, sizeof sa);
-    socklen_t len = sizeof sa;
-    if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &sa, &len) != 0) {
-      return ThrowErrno(env, errno, "getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST)");
-    }
-    if (inet_ntop(AF_INET6, &sa.sin6_addr, text, sizeof text) == nullptr) return ThrowErrno(env, errno, "inet_ntop");
-    port = ntohs(sa.sin6_port);
-  } else {
-    return ThrowType(env, "originalDst: family must be 4 or 6");
+  if (family != 4 && family != 6) return ThrowType(env, "originalDst: family must be 4 or 6");
+  const bool v4 = family == 4;
+  sockaddr_storage ss;
+  std::memset(&ss, 0, sizeof ss);
+  // The exact size of the family's sockaddr, as the kernel's getorigdst() expects.
+  socklen_t len = v4 ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  if (getsockopt(fd, v4 ? SOL_IP : SOL_IPV6, v4 ? SO_ORIGINAL_DST : IP6T_SO_ORIGINAL_DST, &ss, &len) != 0) {
+    return ThrowErrno(env, errno, v4 ? "getsockopt(SOL_IP, SO_ORIGINAL_DST)" : "getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST)");
   }
+  const auto* in4 = reinterpret_cast<const sockaddr_in*>(&ss);
+  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+  char text[INET6_ADDRSTRLEN] = {0};
+  const void* addr = v4 ? static_cast<const void*>(&in4->sin_addr) : static_cast<const void*>(&in6->sin6_addr);
+  if (inet_ntop(v4 ? AF_INET : AF_INET6, addr, text, sizeof text) == nullptr) return ThrowErrno(env, errno, "inet_ntop");
+  const int port = ntohs(v4 ? in4->sin_port : in6->sin6_port);
   Napi::Object out = Napi::Object::New(env);
   out.Set("address", Napi::String::New(env, text));
   out.Set("port", Napi::Number::New(env, port));
