@@ -15,9 +15,9 @@
 // run writes bench/results/<date>-quick.{json,md} and leaves docs/ alone.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, chmodSync, readFileSync, copyFileSync } from 'node:fs'
 import os from 'node:os'
-import { join, relative } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { BENCH_DIR, direct, haproxyPair, hasNginxStream, httpProxyPair, NGINX_STREAM_MODULE, nginxPair, probe, remoraPair, startApp, type BenchEnv, type Contender, type Topology } from './lib/contenders.js'
+import { APT_LINE, BENCH_DIR, direct, haproxyPair, hasNginxStream, httpProxyPair, NGINX_STREAM_MODULE, nginxPair, probe, remoraPair, startApp, type BenchEnv, type Contender, type Topology } from './lib/contenders.js'
 import { mintPki } from './lib/pki.js'
 import { findBinary, ResourceMeter, rssBytes, run, sleep, start } from './lib/proc.js'
 import { summarizeProfiles } from './lib/profile.js'
@@ -27,7 +27,7 @@ import { grpcWorkload, h2Workload, largeWorkload, latencyWorkload, newConnection
 
 const ROOT = join(BENCH_DIR, '..')
 const CLI_JS = join(ROOT, 'dist', 'cli', 'main.js')
-export const APT_LINE = 'apt-get update && apt-get install -y nginx libnginx-mod-stream haproxy wrk nghttp2-client'
+export { APT_LINE }
 
 /** Micro-benchmarks written by the other issues: standalone scripts printing one JSON document. */
 export const MICRO: { name: string; file: string; what: string }[] = [
@@ -183,6 +183,29 @@ function proxyEngines(): string[] {
     .filter((x): x is string => !!x)
 }
 
+/**
+ * The latest full run in bench/results/ that started before `startedAt` (not quick, not profiling,
+ * not `self`), for the report's "the HTTP/1.1 path does not regress" check; null when there is none.
+ */
+function previousFullRun(startedAt: string, self: string | null): { results: BenchResults; path: string } | null {
+  const dir = join(BENCH_DIR, 'results')
+  if (!existsSync(dir)) return null
+  let best: { results: BenchResults; path: string } | null = null
+  for (const f of readdirSync(dir)) {
+    if (!f.endsWith('.json') || f.includes('-quick') || f.includes('-profile')) continue
+    const path = join(dir, f)
+    if (self !== null && path === self) continue
+    try {
+      const r = JSON.parse(readFileSync(path, 'utf8')) as BenchResults
+      if (r.kind !== 'remora-bench' || r.quick || r.settings.profile || !(r.startedAt < startedAt)) continue
+      if (!best || r.startedAt > best.results.startedAt) best = { results: r, path: relative(ROOT, path) }
+    } catch {
+      /* not a run's JSON */
+    }
+  }
+  return best
+}
+
 function isoDate(d = new Date()): string {
   return d.toISOString().slice(0, 10)
 }
@@ -211,7 +234,7 @@ async function main(): Promise<number> {
       writeFileSync(opt.from, JSON.stringify(r, null, 2) + '\n')
     }
     const reportPath = opt.out ?? (r.quick ? opt.from.replace(/\.json$/, '.md') : join(ROOT, 'docs', 'benchmarks.md'))
-    writeFileSync(reportPath, renderReport(r, { jsonPath: relative(ROOT, join(process.cwd(), opt.from)), micro: MICRO }))
+    writeFileSync(reportPath, renderReport(r, { jsonPath: relative(ROOT, resolve(opt.from)), micro: MICRO, previous: previousFullRun(r.startedAt, resolve(opt.from)) }))
     console.log(`wrote ${relative(ROOT, reportPath)} from ${opt.from}`)
     return 0
   }
@@ -421,7 +444,7 @@ async function main(): Promise<number> {
   if (existsSync(join(resultsDir, `${base}.json`))) base += `-${new Date().toISOString().slice(11, 16).replace(':', '')}`
   const jsonPath = join(resultsDir, `${base}.json`)
   writeFileSync(jsonPath, JSON.stringify(results, null, 2) + '\n')
-  const report = renderReport(results, { jsonPath: relative(ROOT, jsonPath), micro: MICRO })
+  const report = renderReport(results, { jsonPath: relative(ROOT, jsonPath), micro: MICRO, previous: previousFullRun(results.startedAt, jsonPath) })
   const reportPath = opt.out ?? (opt.docs ? join(ROOT, 'docs', 'benchmarks.md') : join(resultsDir, `${base}.md`))
   writeFileSync(reportPath, report)
   if (opt.profile) {

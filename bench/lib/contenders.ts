@@ -12,6 +12,8 @@ import { APP_ID, CLIENT_ID, TRUST_DOMAIN, type BenchPki } from './pki.js'
 import { freePort, processTree, start, stop, waitForPort, type Proc } from './proc.js'
 
 export const HOST = 'app.bench'
+/** The Debian packages the contenders and load generators need (the stream module: nginx's TCP proxying). */
+export const APT_LINE = 'apt-get update && apt-get install -y nginx libnginx-mod-stream haproxy wrk nghttp2-client'
 export const BENCH_DIR = fileURLToPath(new URL('..', import.meta.url))
 
 /** The app's ports: HTTP/1.1 and h2c (nginx, the same files), gRPC and TCP (node, bench/app). */

@@ -2,7 +2,7 @@
 // with its spread (min–max), and a ratio to the nginx pair of the same run.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BENCH_DIR } from './contenders.js'
+import { APT_LINE, BENCH_DIR } from './contenders.js'
 import { spread, type BenchResults, type RunRecord, type Spread } from './results.js'
 import { LATENCY_RPS } from './workloads.js'
 
@@ -11,6 +11,8 @@ const BASE = 'nginx'
 interface Opts {
   readonly jsonPath: string
   readonly micro: readonly { name: string; file: string; what: string }[]
+  /** The latest full run before this one (bench/results/), for the "does not regress" check of the HTTP/1.1 path. */
+  readonly previous?: { readonly results: BenchResults; readonly path: string } | null
 }
 
 const f0 = (x: number): string => Math.round(x).toLocaleString('en')
@@ -75,11 +77,37 @@ function idle(r: BenchResults, contender: string, role: string): Spread | null {
 
 const ms = (us: number): string => (us / 1000).toFixed(2)
 
+/** Whether the contender cannot run this workload at all (no HTTP/2 or TCP in it): shown as n/a, not as a failure. */
+export function isNotApplicable(r: BenchResults, workload: string, contender: string): boolean {
+  return (r.notApplicable ?? []).some((x) => x.workload === workload && x.contender === contender)
+}
+
+/** A table row for a contender without the workload: its name, `n/a` and dashes. */
+function naRow(name: string, columns: number): string {
+  return `| ${name} | n/a (HTTP/1.x only) |${' – |'.repeat(columns - 2)}`
+}
+
+/** What one "request" is in each workload, for the column heads. */
+const UNIT: Record<string, { rate: string; cpu: string }> = {
+  newconn: { rate: 'connections/s', cpu: 'proxy CPU µs/conn' },
+  grpc: { rate: 'calls/s', cpu: 'proxy CPU µs/call' },
+  tcp: { rate: 'round trips/s', cpu: 'proxy CPU µs/round trip' },
+}
+
 function workloadTable(r: BenchResults, w: BenchResults['workloads'][number]): string {
   const n = Number(r.settings.reps)
   const base = (k: keyof Summary): Spread | null => summarize(r, w.name, BASE)[k] as Spread | null
   const rows: string[] = []
-  if (w.name === 'latency') {
+  const contenders = r.contenders.filter((c) => !isNotApplicable(r, w.name, c.name))
+  const na = r.contenders.filter((c) => isNotApplicable(r, w.name, c.name))
+  if (w.name === 'tcp-bulk') {
+    rows.push(`| contender | MiB/s | × nginx | proxy CPU µs/MiB | × nginx | peak RSS out / in MB |`, `|---|---|---|---|---|---|`)
+    for (const c of contenders) {
+      const s = summarize(r, w.name, c.name)
+      rows.push(`| ${c.name} | ${cell(s.mibps, f0, n)} | ${ratio(s.mibps, base('mibps'))} | ${cell(s.cpu, f0, n)} | ${ratio(s.cpu, base('cpu'))} | ${s.rssOut ? `${mb(s.rssOut.max)} / ${mb(s.rssIn?.max ?? 0)}` : '–'} |`)
+    }
+    for (const c of na) rows.push(naRow(c.name, 6))
+  } else if (w.name === 'latency') {
     rows.push(
       `| contender | achieved rps | p50 ms | p90 ms | p99 ms | p99.9 ms | added p50 ms | × nginx | added p99 ms | × nginx | proxy CPU µs/req | × nginx | peak RSS out / in MB |`,
       `|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
@@ -99,15 +127,15 @@ function workloadTable(r: BenchResults, w: BenchResults['workloads'][number]): s
       )
     }
   } else {
-    const what = w.name === 'newconn' ? 'connections/s' : 'requests/s'
-    const cpuWhat = w.name === 'newconn' ? 'proxy CPU µs/conn' : 'proxy CPU µs/req'
-    rows.push(`| contender | ${what} | × nginx | p50 ms | p90 ms | p99 ms | p99.9 ms | ${cpuWhat} | × nginx | peak RSS out / in MB |`, `|---|---|---|---|---|---|---|---|---|---|`)
-    for (const c of r.contenders) {
+    const { rate, cpu } = UNIT[w.name] ?? { rate: 'requests/s', cpu: 'proxy CPU µs/req' }
+    rows.push(`| contender | ${rate} | × nginx | p50 ms | p90 ms | p99 ms | p99.9 ms | ${cpu} | × nginx | peak RSS out / in MB |`, `|---|---|---|---|---|---|---|---|---|---|`)
+    for (const c of contenders) {
       const s = summarize(r, w.name, c.name)
       rows.push(
         `| ${c.name} | ${cell(s.rps, f0, n)} | ${ratio(s.rps, base('rps'))} | ${cell(s.p50, ms, n)} | ${cell(s.p90, ms, n)} | ${cell(s.p99, ms, n)} | ${cell(s.p999, ms, n)} | ${cell(s.cpu, f0, n)} | ${ratio(s.cpu, base('cpu'))} | ${s.rssOut ? `${mb(s.rssOut.max)} / ${mb(s.rssIn?.max ?? 0)}` : '–'} |`,
       )
     }
+    for (const c of na) rows.push(naRow(c.name, 10))
   }
   const errs = r.contenders.map((c) => [c.name, summarize(r, w.name, c.name).errors] as const).filter(([, e]) => e > 0)
   return `### ${w.title}\n\n${w.method}\n${w.seconds} s per run${Number(r.settings.reps) > 1 ? `, ${r.settings.reps} runs each: median (min–max)` : ''}.\n\n${rows.join('\n')}\n${errs.length ? `\nFailed requests: ${errs.map(([c, e]) => `${c} ${e}`).join(', ')}.\n` : ''}`
@@ -121,7 +149,7 @@ interface Target {
   gap: string
 }
 
-function targets(r: BenchResults, remora: string): Target[] {
+function targets(r: BenchResults, remora: string, previous: Opts['previous']): Target[] {
   const t: Target[] = []
   const s = (w: string, c: string): Summary => summarize(r, w, c)
   const rel = (a: Spread | null, b: Spread | null): number | null => (a && b && b.median ? a.median / b.median : null)
@@ -132,6 +160,23 @@ function targets(r: BenchResults, remora: string): Target[] {
     t.push({ what: 'max throughput', goal: '≥ 45 % of the nginx pair', measured: x === null ? '–' : pct(x), met: x === null ? null : x >= 0.45, gap: x === null || x >= 0.45 ? '' : `${Math.round((0.45 - x) * 100)} points short` })
     const y = rel(s('throughput', remora).cpu, s('throughput', BASE).cpu)
     t.push({ what: 'proxy CPU per request (max throughput)', goal: '≤ 3× nginx', measured: y === null ? '–' : `${y.toFixed(2)}×`, met: y === null ? null : y <= 3, gap: y === null || y <= 3 ? '' : `${(y / 3 - 1) * 100 > 0 ? Math.round((y / 3 - 1) * 100) : 0} % over` })
+  }
+  if (has('throughput') && previous) {
+    // Issue 15: the HTTP/1.1 path's CPU per request does not regress. Compared relative to nginx in
+    // each run (absolute µs move 10–30 % with the machine's load), with 10 % for noise.
+    const p = previous.results
+    const now = rel(s('throughput', remora).cpu, s('throughput', BASE).cpu)
+    const before = rel(summarize(p, 'throughput', remora).cpu, summarize(p, 'throughput', BASE).cpu)
+    if (now !== null && before !== null) {
+      const abs = (x: BenchResults): string => f0(summarize(x, 'throughput', remora).cpu?.median ?? NaN)
+      t.push({
+        what: 'HTTP/1.1 proxy CPU per request (max throughput) does not regress',
+        goal: `≤ the previous full run × 1.10, relative to nginx`,
+        measured: `${now.toFixed(2)}× nginx (${abs(r)} µs) vs ${before.toFixed(2)}× (${abs(p)} µs) in \`${previous.path}\` (commit \`${p.commit.sha.slice(0, 12)}\`)`,
+        met: now <= before * 1.1,
+        gap: now <= before * 1.1 ? '' : `${Math.round((now / before - 1) * 100)} % above`,
+      })
+    }
   }
   if (has('latency')) {
     const a = rel(s('latency', remora).addedP50, s('latency', BASE).addedP50)
@@ -199,6 +244,41 @@ function headline(r: BenchResults): string {
   return rows.join('\n')
 }
 
+/** HTTP/2, gRPC and TCP at a glance (issue 15's workloads), when the run has them. */
+function protocolHeadline(r: BenchResults): string | null {
+  const ws = [
+    { w: 'h2', label: 'h2 req/s', cpu: 'h2 CPU µs/req' },
+    { w: 'grpc', label: 'gRPC calls/s', cpu: 'gRPC CPU µs/call' },
+    { w: 'tcp', label: 'TCP round trips/s', cpu: 'TCP CPU µs/round trip' },
+  ].filter((x) => r.workloads.some((y) => y.name === x.w))
+  const bulk = r.workloads.some((y) => y.name === 'tcp-bulk')
+  if (ws.length === 0 && !bulk) return null
+  const head = ['contender', ...ws.flatMap((x) => [x.label, '× nginx', x.cpu, '× nginx']), ...(bulk ? ['TCP bulk MiB/s', '× nginx', 'CPU µs/MiB', '× nginx'] : [])]
+  const rows = [`| ${head.join(' | ')} |`, `|${'---|'.repeat(head.length)}`]
+  for (const c of r.contenders) {
+    const cells: string[] = [c.name]
+    for (const { w } of ws) {
+      if (isNotApplicable(r, w, c.name)) {
+        cells.push('n/a', '', 'n/a', '')
+        continue
+      }
+      const x = summarize(r, w, c.name)
+      const b = summarize(r, w, BASE)
+      cells.push(x.rps ? f0(x.rps.median) : '–', ratio(x.rps, b.rps), x.cpu ? f0(x.cpu.median) : '–', ratio(x.cpu, b.cpu))
+    }
+    if (bulk) {
+      if (isNotApplicable(r, 'tcp-bulk', c.name)) cells.push('n/a', '', 'n/a', '')
+      else {
+        const x = summarize(r, 'tcp-bulk', c.name)
+        const b = summarize(r, 'tcp-bulk', BASE)
+        cells.push(x.mibps ? f0(x.mibps.median) : '–', ratio(x.mibps, b.mibps), x.cpu ? f0(x.cpu.median) : '–', ratio(x.cpu, b.cpu))
+      }
+    }
+    rows.push(`| ${cells.join(' | ')} |`)
+  }
+  return rows.join('\n')
+}
+
 function reading(r: BenchResults, remora: string): string {
   const s = (w: string, c: string): Summary => summarize(r, w, c)
   const lines: string[] = []
@@ -215,6 +295,14 @@ function reading(r: BenchResults, remora: string): string {
       .join(', ')
   const pct = (x: number): string => `${Math.round(x * 100)} %`
   const times = (x: number): string => `${x.toFixed(1)}×`
+  const vs = (w: string, k: keyof Summary, other: string): string =>
+    remoras
+      .map((c) => {
+        const x = rel(s(w, c)[k] as Spread | null, s(w, other)[k] as Spread | null)
+        return x === null ? null : `${c} ${times(x)}`
+      })
+      .filter(Boolean)
+      .join(', ')
   if (has('throughput')) {
     lines.push(
       `- **Throughput and CPU per request.** Share of the nginx pair's maximum rate: ${each('throughput', 'rps', pct)}; CPU per request: ${each('throughput', 'cpu', times)} nginx's. On two shared cores the proxies, the app and the client compete for CPU, so CPU per request decides the maximum rate. The node:http engine pays for Node's HTTP machinery twice per hop (llhttp → \`IncomingMessage\`/\`ServerResponse\` on the way in, undici's request writer and its own llhttp on the way out, the same in reverse for the response), on both sidecars. The raw engine parses heads with the same llhttp but passes bytes through, which leaves sockets + TLS driven from JavaScript streams, our per-request pipeline (path normalization, authz, metrics, trace context, access log) and the head rewrite. STACK.md measured the floor for Node on this machine, a TCP↔TLS byte pipe with no HTTP at all, at ≈ 1.7× nginx's CPU: no Node design gets below it, and the distance between the raw engine and that floor is what per-request work in remora itself still costs (see the profile below).`,
@@ -233,6 +321,26 @@ function reading(r: BenchResults, remora: string): string {
   if (has('newconn')) {
     lines.push(
       `- **New connections.** CPU per fresh mTLS connection (inbound side): ${each('newconn', 'cpu', times)} nginx's. The handshake is OpenSSL in every contender; remora adds a first-byte classification (PERMISSIVE detection), reading the peer certificate into a SPIFFE identity, and per connection a \`TLSSocket\` with its JavaScript stream state, the engine's parser and connection objects, and their teardown (see the profile below). The client is a Node process that does a full handshake per request too, so the connection *rates* are limited by the client for every contender; the CPU per connection is the figure to compare.`,
+    )
+  }
+  if (has('h2')) {
+    lines.push(
+      `- **HTTP/2.** Share of nginx's rate: ${each('h2', 'rps', pct)}; CPU per request: ${each('h2', 'cpu', times)} nginx's, ${vs('h2', 'cpu', 'haproxy')} haproxy's. Both remora engines hand HTTP/2 to the same h2 engine (node:http2: a server session for the downstream, multiplexed client sessions upstream, on each sidecar), so their figures differ only by noise here. nghttp2 does the framing, HPACK and flow control in C++, but every stream still makes JavaScript objects on both sides of both sidecars (the server stream and its headers object, the client stream, their stream state) and runs the same per-request stages as HTTP/1.1; STACK.md measured HTTP/2 between sidecars as the costliest forwarding design in Node. nginx proxies HTTP/2 upstream only through \`grpc_pass\` and does not multiplex it (one upstream connection per stream in flight, kept alive); haproxy multiplexes streams on shared connections, which is why it is the cheapest here.`,
+    )
+  }
+  if (has('grpc')) {
+    lines.push(
+      `- **gRPC.** The grpc-js client and the grpc-js app are Node processes on the same two cores, so they, not the proxies, set the call rate for every contender (compare \`direct\`); read the CPU per call: ${each('grpc', 'cpu', times)} nginx's, ${vs('grpc', 'cpu', 'haproxy')} haproxy's. A unary call is one HTTP/2 stream with a request body, a response body and trailers (\`grpc-status\`), so it costs a little more than the h2 workload's GET; remora also counts gRPC messages per stream and records \`grpc_response_status\`.`,
+    )
+  }
+  if (has('tcp')) {
+    lines.push(
+      `- **TCP.** CPU per 1 KiB round trip: ${each('tcp', 'cpu', times)} nginx's, ${vs('tcp', 'cpu', 'haproxy')} haproxy's; rate: ${each('tcp', 'rps', pct)} of nginx's. Opaque TCP has no per-request work in remora (authorization, metrics and the access line are per connection), and both engines share the same L4 relay: what is left is Node's socket and TLS machinery, a JavaScript callback, a fresh \`Buffer\` and a write per chunk on each of the four sockets a round trip crosses twice. That is the Node floor STACK.md measured for a TCP↔TLS byte pipe; nginx's stream module and haproxy move the bytes in C from one buffer per connection.`,
+    )
+  }
+  if (has('tcp-bulk')) {
+    lines.push(
+      `- **TCP bulk.** Share of nginx's bulk throughput: ${each('tcp-bulk', 'mibps', pct)}; CPU per MiB: ${each('tcp-bulk', 'cpu', times)} nginx's. As with 1 MiB HTTP responses, bulk bytes are TLS encryption and decryption plus copies; Node's TLS socket delivers them as 16 KiB records, each a callback and a \`Buffer\`, with back-pressure through \`write()\`/\`drain\`.`,
     )
   }
   const idleMax = Math.max(...r.idle.filter((x) => x.contender === remora).map((x) => x.rssBytes), 0)
@@ -270,7 +378,8 @@ export function renderReport(r: BenchResults, opts: Opts): string {
   const dirty = r.commit.dirtyFiles.length ? ` with uncommitted changes in ${r.commit.dirtyFiles.map((f) => `\`${f}\``).join(', ')}` : ''
   const hotPathFile = join(BENCH_DIR, 'hot-path.md')
   const hotPath = existsSync(hotPathFile) ? readFileSync(hotPathFile, 'utf8').trim() : ''
-  const tg = targets(r, remora)
+  const tg = targets(r, remora, opts.previous ?? null)
+  const protocols = protocolHeadline(r)
   const parts: string[] = []
   parts.push(`# Benchmarks
 
@@ -286,8 +395,16 @@ Medians over ${r.settings.reps} interleaved round(s). “× nginx” is the rati
 Added latency is the contender's latency minus \`direct\`'s in the same round.
 
 ${headline(r)}
+${
+  protocols
+    ? `
+HTTP/2, gRPC and TCP through the same pairs (issue 15; \`http-proxy\` proxies HTTP/1.x only). For gRPC the Node client limits the rate for every contender: compare CPU per call.
 
-## Targets (issues 03 benchmarks, 04 push, 05 JWT, 06 tracing)
+${protocols}
+`
+    : ''
+}
+## Targets (issues 03 benchmarks, 04 push, 05 JWT, 06 tracing, 15 protocols)
 
 | target | goal | measured (${remora}) | met |
 |---|---|---|---|
@@ -304,7 +421,13 @@ ${reading(r, remora)}
 
 \`\`\`
 load generator ──HTTP/1.1──▶ outbound proxy ──mTLS: TLS 1.3, client certificates, SPIFFE URI SANs──▶ inbound proxy ──HTTP/1.1──▶ app
+load generator ──h2c──────▶ outbound proxy ──the same mTLS, ALPN h2─────────────────────────────▶ inbound proxy ──h2c──────▶ app (h2 and gRPC)
+load generator ──TCP──────▶ outbound proxy ──the same mTLS (remora: ALPN remora-tcp)────────────▶ inbound proxy ──TCP──────▶ app (echo, byte source)
 \`\`\`
+
+Each protocol has its own entry port on each contender (remora: the outbound listener detects h2c by its
+preface and routes it by \`:authority\`; TCP goes through a local bind port, \`outbound.listeners\`, since
+there is no iptables redirect here). \`http-proxy\` has no HTTP/2 or TCP proxying: n/a in those tables.
 
 Certificates: ECDSA P-256 from our own CA, minted for the run with \`remora ca init\` and \`remora ca issue\`
 (\`spiffe://bench.local/ns/bench/sa/client\` for the outbound side, \`…/sa/app\` for the inbound side).
@@ -316,7 +439,7 @@ shared by two proxies, the app and the load generator; nothing is pinned to a co
 **Contenders**:
 ${r.contenders.map((c) => `- \`${c.name}\`: ${c.describe}.`).join('\n')}
 
-**Workloads** (Istio's benchmark settings where they apply; HTTP/1.1 everywhere):
+**Workloads** (Istio's benchmark settings where they apply; HTTP/1.1 unless the title says otherwise):
 ${r.workloads.map((w) => `- *${w.title}*, ${w.seconds} s: ${w.method}`).join('\n')}
 
 Each measured run is preceded by a short discarded warm-up run (${Object.entries(r.settings.warmupSeconds as Record<string, number>)
@@ -383,16 +506,17 @@ ${r.notes.map((n) => `- ${n.split('\n')[0]}`).join('\n')}
   parts.push(`## Running it
 
 \`\`\`sh
-${'apt-get update && apt-get install -y nginx haproxy wrk nghttp2-client'}   # the peers and load generators (Debian/Ubuntu)
+${APT_LINE}   # the peers and load generators (Debian/Ubuntu)
 npm install
-npm run bench                # ≈ 12–15 min: every contender × every workload, 3 interleaved rounds → this file + bench/results/<date>.json
+npm run bench                # ≈ 25 min: every contender × every workload, 3 interleaved rounds, then the micro-benchmarks → this file + bench/results/<date>.json
+npm run bench -- --workloads h2,grpc,tcp,tcp-bulk   # only the HTTP/2, gRPC and TCP workloads
 npm run bench -- --quick     # every contender once, 5 s per workload: checks that the suite still works
 npm run bench -- --only nginx,remora --workloads throughput --reps 5
 npm run bench -- --engine node-http,<other>   # one remora contender per engine (\`remora proxy --engine <name>\`)
 npm run bench -- --only remora --workloads throughput --profile   # remora under --cpu-prof, prints the hot spots
 \`\`\`
 
-The run refuses to start, naming the missing binaries and this \`apt-get\` line, when nginx, haproxy, wrk or h2load is not installed.
+The run refuses to start, naming the missing binaries and this \`apt-get\` line, when nginx, haproxy, wrk or h2load is not installed (or nginx's stream module, for the TCP workloads).
 `)
   return parts.join('\n')
 }
