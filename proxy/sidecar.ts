@@ -178,6 +178,11 @@ export class Sidecar {
     const originalDst = deps.originalDst ?? nativeOriginalDst
     const l4Env = { hosts: this.#hosts, creds: this.creds, metrics: this.#tcpMetrics, accessLog: deps.accessLog, logger: deps.logger, self: () => selfLabels(config, this.selfId) }
     this.#outboundTcp = new OutboundConnections(l4Env)
+    // One line and one count per mTLS connection this sidecar opens (never per request).
+    this.creds.onHandshake((group, peer) => {
+      this.#tcpMetrics.tlsHandshake(group)
+      deps.logger.info({ event: 'upstream_tls_connected', group, peer }, 'mTLS connection opened')
+    })
     this.#inboundTcp = new InboundConnections(l4Env)
     const ownPorts = (): ReadonlySet<number> => new Set([this.ports.inbound, this.ports.outbound, this.ports.admin, this.ports.metrics, ...this.#fixedListeners.map((l) => l.port)].filter((p) => p > 0))
     const headersTimeoutMs = (d: 'inbound' | 'outbound'): number => frontLimits(config.limits, d).requestHeadersTimeoutMs

@@ -1,6 +1,7 @@
 import https from 'node:https'
 import type http from 'node:http'
 import type net from 'node:net'
+import { MESH_GROUPS } from '../../proxy/identity/index.js'
 import { isCaError } from '../ca/index.js'
 import { apply, createToken, deletePolicy, getPolicies, getSources, requireAdmin } from './admin-routes.js'
 import type { ApiContext } from './context.js'
@@ -51,7 +52,7 @@ export async function route(ctx: ApiContext, req: http.IncomingMessage, res: htt
 
 /** The API server: client certificates requested, never required (routes decide); TLS 1.3 only. */
 export async function listenApi(ctx: ApiContext, listen: { host: string; port: number }): Promise<{ server: https.Server; port: number; setContext(): void; close(): Promise<void> }> {
-  const ctxOpts = (): https.ServerOptions => ({ cert: ctx.authority.serving.certPem, key: ctx.authority.serving.keyPem, ca: ctx.authority.trustBundle, minVersion: 'TLSv1.3' })
+  const ctxOpts = (): https.ServerOptions => ({ cert: ctx.authority.serving.certPem, key: ctx.authority.serving.keyPem, ca: ctx.authority.trustBundle, minVersion: 'TLSv1.3', ecdhCurve: MESH_GROUPS })
   const server = https.createServer(
     {
       ...ctxOpts(),

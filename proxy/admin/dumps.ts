@@ -2,7 +2,7 @@ import type { JwksRegistry } from '../authn/index.js'
 import type { SidecarConfig } from '../config/schema.js'
 import type { Clock } from '../deps.js'
 import type { RuntimeState, EffectiveJwtSettings } from '../runtime/index.js'
-import type { CredentialStore } from '../tls/index.js'
+import { MESH_GROUPS, POST_QUANTUM, type CredentialStore } from '../tls/index.js'
 
 // What /config_dump, /certs and /clusters show, built from the running state. Redacted by
 // construction: file paths, issuers, kids and SPIFFE IDs; never a key, a token or a PEM private key.
@@ -47,6 +47,9 @@ export function certsDump(creds: CredentialStore, clock: Clock): unknown {
     expiresInSeconds: Math.round((c.notAfter.getTime() - clock.now()) / 1000),
     trustDomains: [...c.trustDomains],
     trustBundle: c.trustBundle,
+    // Key exchange: the groups offered (post-quantum first where this runtime's OpenSSL has it) and
+    // what the mTLS connections this sidecar opened negotiated.
+    tls: { postQuantum: POST_QUANTUM, groups: MESH_GROUPS.split(':'), handshakes: Object.fromEntries(creds.handshakes) },
   }
 }
 

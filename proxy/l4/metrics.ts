@@ -34,6 +34,7 @@ export class TcpMetrics {
   readonly #received: CounterFamily
   readonly #detection: CounterFamily
   readonly #refused: CounterFamily
+  readonly #handshakes: CounterFamily
   readonly #cache = new Map<string, TcpChildren>()
 
   constructor(m: SidecarMetrics) {
@@ -43,6 +44,7 @@ export class TcpMetrics {
     this.#sent = new CounterFamily(r, 'istio_tcp_sent_bytes_total', 'Bytes sent to the downstream of a TCP connection (Istio standard metric).', TCP_LABELS)
     this.#received = new CounterFamily(r, 'istio_tcp_received_bytes_total', 'Bytes received from the downstream of a TCP connection (Istio standard metric).', TCP_LABELS)
     this.#detection = new CounterFamily(r, 'remora_protocol_detection_total', 'Outbound and inbound connections by how their protocol was chosen: declared, server_first, http1, h2, tls, tcp (bytes of no known protocol), timeout (the client sent nothing in time: TCP).', ['direction', 'result'])
+    this.#handshakes = new CounterFamily(r, 'remora_tls_handshakes_total', 'mTLS connections this sidecar opened, by negotiated key-exchange group (X25519MLKEM768 where both ends have it, else X25519).', ['group'])
     this.#refused = new CounterFamily(r, 'remora_outbound_refused_total', 'Outbound connections or requests to a destination outside the mesh refused by the outbound traffic policy (REGISTRY_ONLY), by kind (tcp, tls, http).', ['kind'])
   }
 
@@ -59,6 +61,10 @@ export class TcpMetrics {
 
   detected(direction: 'inbound' | 'outbound', result: string): void {
     this.#detection.child([direction, result]).value++
+  }
+
+  tlsHandshake(group: string): void {
+    this.#handshakes.child([group]).value++
   }
 
   refused(kind: 'tcp' | 'tls' | 'http'): void {

@@ -1,6 +1,6 @@
 import net from 'node:net'
 import type tls from 'node:tls'
-import { createMtlsDialer, MESH_ALPN, type CredentialStore } from '../tls/index.js'
+import { createMtlsDialer, MESH_ALPN, negotiatedGroup, type CredentialStore } from '../tls/index.js'
 import type { OriginalDst } from '../pipeline/index.js'
 import type { AccessLogEntry, AccessLogSink } from '../telemetry/index.js'
 import { UNKNOWN_WORKLOAD, type WorkloadLabels } from '../stages/index.js'
@@ -119,7 +119,7 @@ export class OutboundConnections {
       return this.#fail(down, { ...facts, upstream: address }, 'UF', 'REMORA_ERR_UPSTREAM_CONNECT', (err as Error).message)
     }
     const ch = this.env.metrics.children('source', this.env.self(), c.labels, 'mutual_tls')
-    await this.#relay(down, up, { ...facts, upstream: address }, ch, { connection_security_policy: 'mutual_tls' })
+    await this.#relay(down, up, { ...facts, upstream: address }, ch, { connection_security_policy: 'mutual_tls', tls_group: negotiatedGroup(up) })
   }
 
   /** A destination outside the mesh: its original address (ALLOW_ANY, or an allowed host), else refused. */

@@ -32,6 +32,8 @@ export interface AccessLogEntry {
   trace_link?: string
   /** TLS SNI of a connection (passthrough or mesh TCP), Envoy's requested_server_name. */
   requested_server_name?: string
+  /** The key-exchange group of the mesh mTLS connection this line is for (TCP lines, outbound). */
+  tls_group?: string
   detail?: string
 }
 

@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import tls from 'node:tls'
+import { MESH_GROUPS } from '../identity/index.js'
 import { parseSpiffeId, uriSans, type SpiffeId } from '../identity/index.js'
 import { RemoraError } from '../errors/index.js'
 
@@ -78,7 +79,7 @@ export function buildCredentials(pems: { certPem: string; keyPem: string; caPem:
     if (chain.length === 1 && leaf.checkIssued(ca) && leaf.verify(ca.publicKey)) chained = true
   }
   if (!chained) throw new CredentialError('certFile', 'certificate is not issued by any CA in the trust bundle (caFile)')
-  const clientContext = tls.createSecureContext({ cert: pems.certPem, key: pems.keyPem, ca: pems.caPem, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' })
+  const clientContext = tls.createSecureContext({ cert: pems.certPem, key: pems.keyPem, ca: pems.caPem, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ecdhCurve: MESH_GROUPS })
   return {
     identity,
     certPem: pems.certPem,
@@ -120,7 +121,20 @@ export class CredentialStore {
     this.#listeners.add(fn)
     return () => this.#listeners.delete(fn)
   }
+  /** Every mTLS connection this sidecar opened, by negotiated key-exchange group (see groups.ts). */
+  readonly handshakes = new Map<string, number>()
+  readonly #onHandshake = new Set<(group: string, peer: string) => void>()
+  /** Called by the dialer once per upstream connection (the client side is where Node tells the group). */
+  noteHandshake(group: string, peer: string): void {
+    this.handshakes.set(group, (this.handshakes.get(group) ?? 0) + 1)
+    for (const fn of this.#onHandshake) fn(group, peer)
+  }
+  onHandshake(fn: (group: string, peer: string) => void): () => void {
+    this.#onHandshake.add(fn)
+    return () => this.#onHandshake.delete(fn)
+  }
   async close(): Promise<void> {
     this.#listeners.clear()
+    this.#onHandshake.clear()
   }
 }

@@ -2,6 +2,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import type { CredentialStore } from './credentials.js'
 import { secureNamingCheck } from './secure-naming.js'
+import { negotiatedGroup } from '../identity/index.js'
 
 const HTTP1 = ['http/1.1']
 
@@ -41,6 +42,7 @@ export function createMtlsDialer(target: MtlsDialTarget, creds: CredentialStore)
       rejectUnauthorized: true,
     })
     socket.setNoDelay(true)
+    socket.once('secureConnect', () => creds.noteHandshake(negotiatedGroup(socket), `${target.host}:${target.port}`))
     return socket
   }
 }

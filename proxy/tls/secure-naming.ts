@@ -3,6 +3,7 @@ import type { PeerCertificate } from 'node:tls'
 import { uriSans } from '../identity/index.js'
 import type { Credentials } from './credentials.js'
 import { RemoraError } from '../errors/index.js'
+import { MESH_GROUPS } from '../identity/index.js'
 
 /** Inbound: TLS 1.3 only, a client certificate is required and verified against the trust bundle. */
 export function serverTlsOptions(c: Credentials): tls.SecureContextOptions & tls.TlsOptions {
@@ -15,6 +16,7 @@ export function serverTlsOptions(c: Credentials): tls.SecureContextOptions & tls
     requestCert: true,
     rejectUnauthorized: true,
     ALPNProtocols: ['http/1.1', 'h2', 'remora-tcp'],
+    ecdhCurve: MESH_GROUPS,
   }
 }
 

@@ -1,4 +1,5 @@
 import https from 'node:https'
+import { MESH_GROUPS } from '../identity/index.js'
 import { splitAddress } from '../engines/common/index.js'
 import { secureNamingCheck } from '../tls/index.js'
 
@@ -41,6 +42,7 @@ export class ControlPlaneTransport {
       ca: id ? `${this.o.caPem}\n${id.trustBundle}` : this.o.caPem,
       ...(withClientCert && id ? { cert: id.certPem, key: id.keyPem } : {}),
       minVersion: 'TLSv1.3',
+      ecdhCurve: MESH_GROUPS,
       checkServerIdentity: secureNamingCheck([this.o.controlPlaneIdentity]),
     } as https.AgentOptions & https.RequestOptions
   }
