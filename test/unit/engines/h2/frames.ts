@@ -111,8 +111,8 @@ export interface RawClient {
   goaway(): Frame | undefined
 }
 
-/** A raw HTTP/2 client: sends the preface and an empty SETTINGS, ACKs the server's, records frames. */
-export async function rawClient(port: number, o: { read?: boolean } = {}): Promise<RawClient> {
+/** A raw HTTP/2 client: sends the preface and an empty SETTINGS, ACKs the server's (unless `ack` false), records frames (unless `read` false: a caller that never reads). */
+export async function rawClient(port: number, o: { read?: boolean; ack?: boolean } = {}): Promise<RawClient> {
   const socket = net.connect(port, '127.0.0.1')
   await new Promise<void>((r, j) => socket.once('connect', r).once('error', j))
   const frames: Frame[] = []
@@ -125,7 +125,7 @@ export async function rawClient(port: number, o: { read?: boolean } = {}): Promi
     socket.on('data', (c: Buffer) => {
       for (const f of reader.push(c)) {
         frames.push(f)
-        if (f.type === T.SETTINGS && !(f.flags & F.ACK) && !socket.destroyed) socket.write(SETTINGS_ACK)
+        if (f.type === T.SETTINGS && !(f.flags & F.ACK) && !socket.destroyed && o.ack !== false) socket.write(SETTINGS_ACK)
       }
     })
   socket.write(Buffer.concat([PREFACE, settings()]))
