@@ -20,7 +20,7 @@ export const ANNOTATIONS = {
   excludeInboundPorts: 'remora.dev/exclude-inbound-ports',
   /** Comma-separated destination ports the app reaches directly, outside the mesh. */
   excludeOutboundPorts: 'remora.dev/exclude-outbound-ports',
-  /** Comma-separated destination CIDRs the app reaches directly. */
+  /** Comma-separated destination addresses or CIDRs (IPv4 or IPv6) the app reaches directly. */
   excludeOutboundCidrs: 'remora.dev/exclude-outbound-cidrs',
   /** Written by injection: what was added (JSON). Its presence makes injection a no-op. */
   status: 'remora.dev/status',
@@ -65,6 +65,12 @@ export const InjectConfigSchema = z.strictObject({
    * annotation overrides it.
    */
   nativeSidecar: z.boolean().default(true),
+  /**
+   * Interception for IPv6 too (ip6tables beside iptables), the default: a dual-stack or IPv6 pod's
+   * traffic would otherwise bypass the sidecar. false only for nodes whose kernel has no IPv6
+   * (init-iptables fails there with the fix).
+   */
+  ipv6: z.boolean().default(true),
   proxyResources: z
     .strictObject({ requests: resources, limits: resources })
     .default({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } }),

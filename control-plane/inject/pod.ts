@@ -87,7 +87,7 @@ export interface InjectionStatus {
   readonly nativeSidecar: boolean
   /** The default app port (--app), or null. */
   readonly appPort: number | null
-  /** The pod's intercepted TCP ports with their declared protocols. */
+  /** The TCP ports the pod declares (and the default app port), all intercepted, with their declared protocols. */
   readonly ports: readonly { readonly port: number; readonly protocol?: PortProtocol }[]
 }
 
@@ -121,7 +121,7 @@ function parsePorts(annotations: Readonly<Record<string, string>>, key: string):
   return out
 }
 
-function parseCidrs(annotations: Readonly<Record<string, string>>, key: string): string[] {
+function parseCidrs(annotations: Readonly<Record<string, string>>, key: string, ipv6: boolean): string[] {
   const raw = annotations[key]
   if (raw === undefined || raw.trim() === '') return []
   const out: string[] = []
@@ -132,8 +132,8 @@ function parseCidrs(annotations: Readonly<Record<string, string>>, key: string):
     const max = fam === 4 ? 32 : 128
     const ok = fam !== 0 && extra === undefined && (bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= max))
     if (!ok) throw new InjectError('REMORA_ERR_INJECT_BAD_ANNOTATION', `${key}: "${c}" is not an IP address or CIDR range`)
-    if (fam === 6) throw new InjectError('REMORA_ERR_INJECT_BAD_ANNOTATION', `${key}: "${c}": IPv6 interception is not supported yet`)
-    out.push(bits === undefined ? `${addr}/32` : c)
+    if (fam === 6 && !ipv6) throw new InjectError('REMORA_ERR_INJECT_BAD_ANNOTATION', `${key}: "${c}" is IPv6, but the injector writes IPv4 rules only (ipv6: false)`)
+    out.push(bits === undefined ? `${addr}/${max}` : c)
   }
   return out
 }
@@ -206,15 +206,17 @@ function defaultAppPort(annotations: Readonly<Record<string, string>>, served: r
 }
 
 /**
- * The init container's interception flags: every inbound port goes to the sidecar but the
- * excluded ones. Until `remora init-iptables` intercepts all inbound ports by default, they are
- * listed: the pod's TCP ports and the default app port.
+ * The init container's interception flags: every inbound port goes to the sidecar ('*', also
+ * init-iptables' default, written out so the pod spec says it) but the excluded ones and the
+ * sidecar's own (init-iptables always returns those first), including ports the pod does not
+ * declare: a port left out silently would bypass mTLS and authorization.
  */
-function interceptionArgs(inbound: readonly number[], excludedOutbound: readonly number[], excludedCidrs: readonly string[]): string[] {
-  const args = ['init-iptables', '--proxy-uid', String(PROXY_UID)]
-  if (inbound.length) args.push('--inbound-ports', inbound.join(','))
+function interceptionArgs(excludedInbound: readonly number[], excludedOutbound: readonly number[], excludedCidrs: readonly string[], ipv6: boolean): string[] {
+  const args = ['init-iptables', '--proxy-uid', String(PROXY_UID), '--inbound-ports', '*']
+  if (excludedInbound.length) args.push('--exclude-inbound-ports', excludedInbound.join(','))
   if (excludedOutbound.length) args.push('--exclude-outbound-ports', excludedOutbound.join(','))
   if (excludedCidrs.length) args.push('--exclude-outbound-cidrs', excludedCidrs.join(','))
+  if (!ipv6) args.push('--ipv6=false')
   return args
 }
 
@@ -291,7 +293,7 @@ export function injectPod(input: PodLike, cfg: InjectConfig, ctx: InjectContext 
 
   const excludedInbound = parsePorts(annotations, ANNOTATIONS.excludeInboundPorts)
   const excludedOutbound = parsePorts(annotations, ANNOTATIONS.excludeOutboundPorts)
-  const excludedCidrs = parseCidrs(annotations, ANNOTATIONS.excludeOutboundCidrs)
+  const excludedCidrs = parseCidrs(annotations, ANNOTATIONS.excludeOutboundCidrs, cfg.ipv6)
   // Istio's sidecar.istio.io/nativeSidecar: the pod's annotation wins over the injector's default.
   const native = parseBoolean(annotations, ANNOTATIONS.nativeSidecar) ?? cfg.nativeSidecar
   const labels = input.metadata?.labels ?? {}
@@ -300,14 +302,14 @@ export function injectPod(input: PodLike, cfg: InjectConfig, ctx: InjectContext 
   const served = podPorts(spec.containers, services).filter((p) => !excludedInbound.includes(p.port))
   const appPort = defaultAppPort(annotations, served, excludedInbound)
   const inbound = [...served.map((p) => p.port), ...(appPort !== null && !served.some((p) => p.port === appPort) ? [appPort] : [])]
-  const warnings: string[] = probeWarnings(spec.containers, (port) => inbound.includes(port))
+  const warnings: string[] = probeWarnings(spec.containers, (port) => !excludedInbound.includes(port) && !RESERVED.includes(port))
 
   const pod = clone(input)
   const podSpec = pod.spec!
   const sa = podSpec.serviceAccountName ?? 'default'
   const service = serviceName(pod, ctx, sa)
 
-  const initArgs = interceptionArgs(inbound, excludedOutbound, excludedCidrs)
+  const initArgs = interceptionArgs(excludedInbound, excludedOutbound, excludedCidrs, cfg.ipv6)
 
   const init: ContainerLike = {
     name: INIT_CONTAINER,

@@ -6,8 +6,8 @@ import type { ContainerLike, PodLike } from '../../control-plane/inject/index.js
 export interface ExpectInjected {
   /** The default app port (--app), or null when the pod declares none. */
   appPort: number | null
-  /** The intercepted inbound ports as init-iptables gets them (default: the app port alone). */
-  inboundPorts?: string
+  /** --exclude-inbound-ports as init-iptables gets it (every other inbound port is intercepted). */
+  excludeInboundPorts?: string
   native?: boolean
   excludeOutboundPorts?: string
   excludeOutboundCidrs?: string
@@ -38,10 +38,13 @@ export function expectInjectedPod(pod: PodLike, e: ExpectInjected): void {
   const proxy = [...init, ...spec.containers!].find((c) => c.name === 'remora-proxy')! as Record<string, any>
   const initC = init[0]! as Record<string, any>
 
-  // Interception: root with NET_ADMIN/NET_RAW only, the sidecar's UID excluded, every served port in.
+  // Interception: root with NET_ADMIN/NET_RAW only, the sidecar's UID excluded, every inbound port
+  // in but the excluded ones, IPv4 and IPv6.
   expect(initC.args[0]).toBe('init-iptables')
   expect(argValue(initC.args, '--proxy-uid')).toBe('1337')
-  expect(argValue(initC.args, '--inbound-ports')).toBe(e.inboundPorts ?? (e.appPort === null ? undefined : String(e.appPort)))
+  expect(argValue(initC.args, '--inbound-ports')).toBe('*')
+  expect(argValue(initC.args, '--exclude-inbound-ports')).toBe(e.excludeInboundPorts)
+  expect(initC.args.filter((a: string) => a.startsWith('--ipv6'))).toEqual([])
   expect(argValue(initC.args, '--exclude-outbound-ports')).toBe(e.excludeOutboundPorts)
   expect(argValue(initC.args, '--exclude-outbound-cidrs')).toBe(e.excludeOutboundCidrs)
   expect(initC.securityContext).toMatchObject({ runAsUser: 0, allowPrivilegeEscalation: false, privileged: false, capabilities: { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] } })

@@ -59,7 +59,9 @@ spec:
   serviceName: ledger
   selector: { matchLabels: { app: ledger } }
   template:
-    metadata: { labels: { app: ledger } }
+    metadata:
+      labels: { app: ledger }
+      annotations: { remora.dev/exclude-inbound-ports: "9100", remora.dev/exclude-outbound-cidrs: "169.254.169.254,fd00:ec2::254" }
     spec:
       serviceAccountName: ledger
       containers:
@@ -69,6 +71,7 @@ spec:
             - { name: grpc, containerPort: 9091 }
             - { name: db, containerPort: 5432 }
             - { name: web, containerPort: 8080 }
+            - { name: metrics, containerPort: 9100 }
 `
 
 // What the kubelet would put in each fieldRef of the injected env.
@@ -130,14 +133,37 @@ describe('the injected sidecar args parse as remora proxy would read them', () =
     const { config } = await loadSidecarConfig(parsed.file, parsed.overrides)
     expect(config.inbound.app).toBe('127.0.0.1:9091')
     const spec = docs[3].spec.template.spec
-    const init = spec.initContainers[0]
-    expect(init.args.slice(0, 1)).toEqual(['init-iptables'])
-    expect(init.args[init.args.indexOf('--inbound-ports') + 1]).toBe('9091,5432,8080')
+    expect(spec.initContainers[0].args).toEqual([
+      'init-iptables',
+      '--proxy-uid',
+      '1337',
+      '--inbound-ports',
+      '*',
+      '--exclude-inbound-ports',
+      '9100',
+      '--exclude-outbound-cidrs',
+      '169.254.169.254/32,fd00:ec2::254/128',
+    ])
     expect(JSON.parse(docs[3].spec.template.metadata.annotations['remora.dev/status']).ports).toEqual([
       { port: 9091, protocol: 'grpc' },
       { port: 5432, protocol: 'tcp' },
       { port: 8080, protocol: 'http' },
     ])
+  })
+
+  test('the init container\'s args are what remora init-iptables takes: every inbound port but the excluded and the sidecar\'s own, IPv4 and IPv6', async () => {
+    const args = docs[3].spec.template.spec.initContainers[0].args as string[]
+    const c = runRemora([...args, '--dry-run'])
+    expect(await c.exited).toBe(0)
+    const [v4, v6] = c.stdout.split(/^# ip6tables-restore.*$/m)
+    for (const rules of [v4!, v6!]) {
+      expect(rules).toMatch(/-A REMORA_INBOUND -p tcp --dport 9100 -j RETURN/)
+      expect(rules).toMatch(/-A REMORA_INBOUND -p tcp --dport 15006 -j RETURN/)
+      expect(rules).toMatch(/-A REMORA_INBOUND -p tcp -j REMORA_IN_REDIRECT/)
+      expect(rules).not.toMatch(/--dport (9091|5432|8080) /)
+    }
+    expect(v4).toMatch(/-d 169\.254\.169\.254\/32 -j RETURN/)
+    expect(v6).toMatch(/-d fd00:ec2::254\/128 -j RETURN/)
   })
 
   test('native by default (init container after remora-init, restartPolicy Always); --legacy-sidecar writes the first container instead, whose args parse the same', async () => {

@@ -189,7 +189,7 @@ describe('the injection webhook (AdmissionReview v1 over HTTPS)', () => {
       annotations: { 'remora.dev/exclude-inbound-ports': '9090', 'remora.dev/exclude-outbound-ports': '5432', 'remora.dev/exclude-outbound-cidrs': '10.96.0.1/32' },
     })
     const out = applied(pod, (await review(pod)).patch!)
-    expectInjectedPod(out, { appPort: 8080, appContainers: ['app'], excludeOutboundPorts: '5432', excludeOutboundCidrs: '10.96.0.1/32' })
+    expectInjectedPod(out, { appPort: 8080, appContainers: ['app'], excludeInboundPorts: '9090', excludeOutboundPorts: '5432', excludeOutboundCidrs: '10.96.0.1/32' })
     expect(out.metadata!.annotations!['remora.dev/exclude-inbound-ports']).toBe('9090')
   })
 
@@ -206,7 +206,7 @@ describe('the injection webhook (AdmissionReview v1 over HTTPS)', () => {
     const res = await review(pod)
     expect(res.allowed).toBe(true)
     const out = applied(pod, res.patch!)
-    expectInjectedPod(out, { appPort: 9090, inboundPorts: '9090,5432,8080,7000', appContainers: ['app'] })
+    expectInjectedPod(out, { appPort: 9090, appContainers: ['app'] })
     expect(JSON.parse(out.metadata!.annotations!['remora.dev/status']!).ports).toEqual([{ port: 9090, protocol: 'grpc' }, { port: 5432, protocol: 'tcp' }, { port: 8080, protocol: 'http' }, { port: 7000 }])
     expect(out).toEqual(injectPod(pod, createInjectConfig({}), { namespace: 'shop', workloadName: 'frontend' }).pod)
   })

@@ -73,18 +73,32 @@ describe('injectPod', () => {
         annotations: {
           'remora.dev/exclude-inbound-ports': '9090',
           'remora.dev/exclude-outbound-ports': '5432, 6379',
-          'remora.dev/exclude-outbound-cidrs': '10.96.0.0/12,169.254.169.254',
+          'remora.dev/exclude-outbound-cidrs': '10.96.0.0/12,169.254.169.254,fd00::/8,2001:db8::1',
         },
       }),
       cfg,
     )
-    expectInjectedPod(r.pod, { appPort: 8080, appContainers: ['app'], excludeOutboundPorts: '5432,6379', excludeOutboundCidrs: '10.96.0.0/12,169.254.169.254/32' })
+    expectInjectedPod(r.pod, {
+      appPort: 8080,
+      appContainers: ['app'],
+      excludeInboundPorts: '9090',
+      excludeOutboundPorts: '5432,6379',
+      excludeOutboundCidrs: '10.96.0.0/12,169.254.169.254/32,fd00::/8,2001:db8::1/128',
+    })
   })
 
   test('bad exclusion annotations are refused with the annotation named', () => {
     expect(codeOf(() => injectPod(pod({ annotations: { 'remora.dev/exclude-outbound-ports': '70000' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
     expect(codeOf(() => injectPod(pod({ annotations: { 'remora.dev/exclude-outbound-cidrs': '10.0.0.0/33' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
     expect(codeOf(() => injectPod(pod({ annotations: { 'remora.dev/exclude-outbound-cidrs': 'example.com' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
+    expect(codeOf(() => injectPod(pod({ annotations: { 'remora.dev/exclude-outbound-cidrs': 'fd00::/129' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
+  })
+
+  test('ipv6: false (nodes without IPv6) writes IPv4 rules only, and an IPv6 exclusion is then refused rather than failing in the init container', () => {
+    const v4 = createInjectConfig({ ipv6: false })
+    const init = injectPod(pod(), v4).pod.spec!.initContainers![0] as { args: string[] }
+    expect(init.args).toEqual(['init-iptables', '--proxy-uid', '1337', '--inbound-ports', '*', '--ipv6=false'])
+    expect(codeOf(() => injectPod(pod({ annotations: { 'remora.dev/exclude-outbound-cidrs': 'fd00::/8' } }), v4))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
   })
 
   const statusOf = (p: PodLike) => JSON.parse(p.metadata!.annotations!['remora.dev/status']!) as { ports: { port: number; protocol?: string }[]; appPort: number | null }
@@ -92,13 +106,16 @@ describe('injectPod', () => {
   test('several TCP ports: every one is intercepted (the sidecar forwards to the port dialled), the first HTTP one is the default app port', () => {
     const r = injectPod(pod({ ports: [{ name: 'tcp-postgres', containerPort: 5432 }, { name: 'http', containerPort: 8080 }, { name: 'admin', containerPort: 8081 }] }), cfg)
     expect(r.injected).toBe(true)
-    expectInjectedPod(r.pod, { appPort: 8080, inboundPorts: '5432,8080,8081', appContainers: ['app'] })
+    expectInjectedPod(r.pod, { appPort: 8080, appContainers: ['app'] })
+    expect(statusOf(r.pod).ports.map((p) => p.port)).toEqual([5432, 8080, 8081])
   })
 
   test('remora.dev/app-port picks the default app port among them; an undeclared one is intercepted too; one port only, never an excluded one', () => {
     const two = [{ name: 'http', containerPort: 8080 }, { name: 'admin', containerPort: 8081 }]
-    expectInjectedPod(injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '8081' } }), cfg).pod, { appPort: 8081, inboundPorts: '8080,8081', appContainers: ['app'] })
-    expectInjectedPod(injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '9000' } }), cfg).pod, { appPort: 9000, inboundPorts: '8080,8081,9000', appContainers: ['app'] })
+    expectInjectedPod(injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '8081' } }), cfg).pod, { appPort: 8081, appContainers: ['app'] })
+    const undeclared = injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '9000' } }), cfg).pod
+    expectInjectedPod(undeclared, { appPort: 9000, appContainers: ['app'] })
+    expect(statusOf(undeclared).ports.map((p) => p.port)).toEqual([8080, 8081, 9000])
     expect(codeOf(() => injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '8080,8081' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
     expect(codeOf(() => injectPod(pod({ ports: two, annotations: { 'remora.dev/app-port': '8081', 'remora.dev/exclude-inbound-ports': '8081' } }), cfg))).toBe('REMORA_ERR_INJECT_BAD_ANNOTATION')
   })
@@ -116,7 +133,7 @@ describe('injectPod', () => {
       }),
       cfg,
     )
-    expectInjectedPod(r.pod, { appPort: 9090, inboundPorts: '5432,9090,9091,9100', appContainers: ['app'] })
+    expectInjectedPod(r.pod, { appPort: 9090, appContainers: ['app'] })
     expect(statusOf(r.pod).ports).toEqual([{ port: 5432, protocol: 'tcp' }, { port: 9090, protocol: 'http2' }, { port: 9091, protocol: 'grpc' }, { port: 9100 }])
   })
 
@@ -124,9 +141,10 @@ describe('injectPod', () => {
     expectInjectedPod(injectPod(pod({ ports: [{ name: 'db', containerPort: 5432, appProtocol: 'postgresql' }] }), cfg).pod, { appPort: 5432, appContainers: ['app'] })
     // An undeclared server-first port (Postgres' 5432) is not taken for HTTP either.
     const mixed = injectPod(pod({ ports: [{ containerPort: 5432 }, { containerPort: 8080 }] }), cfg)
-    expectInjectedPod(mixed.pod, { appPort: 8080, inboundPorts: '5432,8080', appContainers: ['app'] })
+    expectInjectedPod(mixed.pod, { appPort: 8080, appContainers: ['app'] })
     const excluded = injectPod(pod({ ports: [{ name: 'tcp-db', containerPort: 5432 }], annotations: { 'remora.dev/exclude-inbound-ports': '5432' } }), cfg)
-    expectInjectedPod(excluded.pod, { appPort: null, appContainers: ['app'] })
+    expectInjectedPod(excluded.pod, { appPort: null, appContainers: ['app'], excludeInboundPorts: '5432' })
+    expect(statusOf(excluded.pod).ports).toEqual([])
   })
 
   test("a Service that selects the pod declares its ports' protocols: its appProtocol (by targetPort number or name) wins over the container port's name", () => {
@@ -143,7 +161,7 @@ describe('injectPod', () => {
   test("a pod that declares a sidecar's port is refused; excluded, it is left to the app", () => {
     expect(codeOf(() => injectPod(pod({ ports: [{ containerPort: 15001 }] }), cfg))).toBe('REMORA_ERR_INJECT_APP_PORT')
     expect(codeOf(() => injectPod(pod({ annotations: { 'remora.dev/app-port': '15006' } }), cfg))).toBe('REMORA_ERR_INJECT_APP_PORT')
-    expectInjectedPod(injectPod(pod({ ports: [{ containerPort: 8080 }, { containerPort: 15090 }], annotations: { 'remora.dev/exclude-inbound-ports': '15090' } }), cfg).pod, { appPort: 8080, appContainers: ['app'] })
+    expectInjectedPod(injectPod(pod({ ports: [{ containerPort: 8080 }, { containerPort: 15090 }], annotations: { 'remora.dev/exclude-inbound-ports': '15090' } }), cfg).pod, { appPort: 8080, appContainers: ['app'], excludeInboundPorts: '15090' })
   })
 
   test('existing native sidecars and init containers stay, after ours', () => {
