@@ -226,8 +226,9 @@ function microTargets(r: BenchResults): Target[] {
   return t
 }
 
-function headline(r: BenchResults): string {
+function headline(r: BenchResults): string | null {
   const has = (w: string): boolean => r.workloads.some((x) => x.name === w)
+  if (!['throughput', 'latency', 'large', 'newconn'].some(has)) return null
   const rows = ['| contender | max rps | × nginx | CPU µs/req at max | × nginx | added p50 / p99 ms at 1k rps | 1 MiB MiB/s | × nginx | new mTLS conn/s | × nginx | idle RSS out / in MB |', '|---|---|---|---|---|---|---|---|---|---|---|']
   const b = (w: string): Summary => summarize(r, w, BASE)
   for (const c of r.contenders) {
@@ -295,6 +296,8 @@ function reading(r: BenchResults, remora: string): string {
       .join(', ')
   const pct = (x: number): string => `${Math.round(x * 100)} %`
   const times = (x: number): string => `${x.toFixed(1)}×`
+  // A bullet only where some remora contender ran the workload (a --only run may have none).
+  const measured = (w: string): boolean => has(w) && r.runs.some((x) => x.workload === w && x.contender.startsWith('remora'))
   const vs = (w: string, k: keyof Summary, other: string): string =>
     remoras
       .map((c) => {
@@ -323,22 +326,22 @@ function reading(r: BenchResults, remora: string): string {
       `- **New connections.** CPU per fresh mTLS connection (inbound side): ${each('newconn', 'cpu', times)} nginx's. The handshake is OpenSSL in every contender; remora adds a first-byte classification (PERMISSIVE detection), reading the peer certificate into a SPIFFE identity, and per connection a \`TLSSocket\` with its JavaScript stream state, the engine's parser and connection objects, and their teardown (see the profile below). The client is a Node process that does a full handshake per request too, so the connection *rates* are limited by the client for every contender; the CPU per connection is the figure to compare.`,
     )
   }
-  if (has('h2')) {
+  if (measured('h2')) {
     lines.push(
       `- **HTTP/2.** Share of nginx's rate: ${each('h2', 'rps', pct)}; CPU per request: ${each('h2', 'cpu', times)} nginx's, ${vs('h2', 'cpu', 'haproxy')} haproxy's. Both remora engines hand HTTP/2 to the same h2 engine (node:http2: a server session for the downstream, multiplexed client sessions upstream, on each sidecar), so their figures differ only by noise here. nghttp2 does the framing, HPACK and flow control in C++, but every stream still makes JavaScript objects on both sides of both sidecars (the server stream and its headers object, the client stream, their stream state) and runs the same per-request stages as HTTP/1.1; STACK.md measured HTTP/2 between sidecars as the costliest forwarding design in Node. nginx proxies HTTP/2 upstream only through \`grpc_pass\` and does not multiplex it (one upstream connection per stream in flight, kept alive); haproxy multiplexes streams on shared connections, which is why it is the cheapest here.`,
     )
   }
-  if (has('grpc')) {
+  if (measured('grpc')) {
     lines.push(
       `- **gRPC.** The grpc-js client and the grpc-js app are Node processes on the same two cores, so they, not the proxies, set the call rate for every contender (compare \`direct\`); read the CPU per call: ${each('grpc', 'cpu', times)} nginx's, ${vs('grpc', 'cpu', 'haproxy')} haproxy's. A unary call is one HTTP/2 stream with a request body, a response body and trailers (\`grpc-status\`), so it costs a little more than the h2 workload's GET; remora also counts gRPC messages per stream and records \`grpc_response_status\`.`,
     )
   }
-  if (has('tcp')) {
+  if (measured('tcp')) {
     lines.push(
-      `- **TCP.** CPU per 1 KiB round trip: ${each('tcp', 'cpu', times)} nginx's, ${vs('tcp', 'cpu', 'haproxy')} haproxy's; rate: ${each('tcp', 'rps', pct)} of nginx's. Opaque TCP has no per-request work in remora (authorization, metrics and the access line are per connection), and both engines share the same L4 relay: what is left is Node's socket and TLS machinery, a JavaScript callback, a fresh \`Buffer\` and a write per chunk on each of the four sockets a round trip crosses twice. That is the Node floor STACK.md measured for a TCP↔TLS byte pipe; nginx's stream module and haproxy move the bytes in C from one buffer per connection.`,
+      `- **TCP.** CPU per 1 KiB round trip: ${each('tcp', 'cpu', times)} nginx's, ${vs('tcp', 'cpu', 'haproxy')} haproxy's; rate: ${each('tcp', 'rps', pct)} of nginx's. Opaque TCP has no per-request work in remora (authorization, metrics and the access line are per connection), and both engines share the same L4 relay: what is left is Node's socket and TLS machinery: per round trip, each sidecar reads and writes a chunk on both of its sockets in both directions (one of them through TLS), each read a JavaScript callback and a fresh \`Buffer\`. That is the Node floor STACK.md measured for a TCP↔TLS byte pipe; nginx's stream module and haproxy move the bytes in C from one buffer per connection.`,
     )
   }
-  if (has('tcp-bulk')) {
+  if (measured('tcp-bulk')) {
     lines.push(
       `- **TCP bulk.** Share of nginx's bulk throughput: ${each('tcp-bulk', 'mibps', pct)}; CPU per MiB: ${each('tcp-bulk', 'cpu', times)} nginx's. As with 1 MiB HTTP responses, bulk bytes are TLS encryption and decryption plus copies; Node's TLS socket delivers them as 16 KiB records, each a callback and a \`Buffer\`, with back-pressure through \`write()\`/\`drain\`.`,
     )
@@ -394,7 +397,7 @@ Raw numbers: [\`${opts.jsonPath}\`](../${opts.jsonPath}).
 Medians over ${r.settings.reps} interleaved round(s). “× nginx” is the ratio to the nginx pair in the same run.
 Added latency is the contender's latency minus \`direct\`'s in the same round.
 
-${headline(r)}
+${headline(r) ?? '(No HTTP/1.1 workload in this run.)'}
 ${
   protocols
     ? `
