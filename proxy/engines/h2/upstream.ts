@@ -2,7 +2,7 @@ import http2, { type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingH
 import { FLAGS, proxyError, responseExtras, type Handler, type RequestContext, type RouteTarget } from '../../pipeline/index.js'
 import type { CredentialStore } from '../../tls/index.js'
 import { bodyBytesForwarded, connectionNamed, passesResponseHeader, upstreamFailure, type UpstreamFailure } from '../common/index.js'
-import { H2_CONNECTION_SPECIFIC, H2Response, resetStream } from './exchange.js'
+import { H2_CONNECTION_SPECIFIC, H2Response, isLocalReset, resetStream } from './exchange.js'
 import { GrpcMessageCounter } from './grpc-frames.js'
 import { H2SessionPool, type H2Session } from './sessions.js'
 
@@ -131,10 +131,13 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
         settle({ done: false, failure: { kind: 'timeout' }, unprocessed: false })
       }, route.timeoutMs)
 
-      // The caller reset its stream (or its connection went): cancel ours.
+      // The caller's stream is done: after the whole answer (our END_STREAM and theirs), or reset by
+      // the caller (or its connection went), and then ours is cancelled.
       const onDownClose = (): void => {
-        resetStream(up, NGHTTP2_CANCEL)
-        if (!ctx.flags.includes(FLAGS.DownstreamConnectionTermination)) ctx.flags.push(FLAGS.DownstreamConnectionTermination)
+        if (!(responded && (down.rstCode === NGHTTP2_NO_ERROR || isLocalReset(down)))) {
+          resetStream(up, NGHTTP2_CANCEL)
+          if (!isLocalReset(down) && !ctx.flags.includes(FLAGS.DownstreamConnectionTermination)) ctx.flags.push(FLAGS.DownstreamConnectionTermination)
+        }
         settle(DONE)
       }
       down.once('close', onDownClose)
@@ -167,13 +170,15 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
           ctx.bytesSent += c.length
           if (counter !== null) grpc!.responseMessages += counter.push(c)
         })
-        up.once('trailers', (t: IncomingHttpHeaders) => (trailers = t))
+        up.once('trailers', (t: IncomingHttpHeaders) => {
+          trailers = t
+          if (grpc !== null) grpc.status = grpcStatusOf(t)
+        })
         up.once('end', () => {
           if (!down.destroyed) down.end()
         })
         down.once('wantTrailers', () => {
           const t = trailers !== null ? passOn(trailers, fromApp) : {}
-          if (grpc !== null && trailers !== null) grpc.status = grpcStatusOf(trailers)
           try {
             down.sendTrailers(t)
           } catch {
@@ -200,10 +205,8 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
           // After the head, the only honest signal left is a reset, with the upstream's own code.
           if (!ctx.flags.includes(FLAGS.UpstreamRemoteReset) && !ctx.flags.includes(FLAGS.StreamIdleTimeout)) ctx.flags.push(FLAGS.UpstreamRemoteReset)
           res.reset(code === NGHTTP2_CANCEL ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR)
-          return settle(DONE)
         }
-        if (down.writableFinished || down.destroyed) settle(DONE)
-        else down.once('finish', () => settle(DONE))
+        // Otherwise the answer is on its way out; the caller's stream closing settles.
       })
 
       if (!endStream) {
