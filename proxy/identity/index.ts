@@ -4,4 +4,4 @@ export { parseSpiffeId, formatSpiffeId, isSpiffeId, type SpiffeId } from './spif
 export { peerIdentityFromCert, uriSans, type PeerIdentity, type PeerCertInput, type PeerIdentityResult } from './peer.js'
 // The mesh's TLS key-exchange groups (post-quantum first where OpenSSL has it), shared by the
 // sidecar's mTLS and the control plane's API so both ends offer the same list.
-export { MESH_GROUPS, POST_QUANTUM, PQ_GROUP, negotiatedGroup } from './tls-groups.js'
+export { MESH_GROUPS, POST_QUANTUM, PQ_GROUP, negotiatedGroup, opensslHasMlKem } from './tls-groups.js'

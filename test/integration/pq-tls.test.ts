@@ -59,11 +59,11 @@ describe('a peer on the other runtime', () => {
     writeFileSync(files.cert, leaf.certPem)
     writeFileSync(files.key, leaf.keyPem, { mode: 0o600 })
     writeFileSync(files.ca, pki.caPem)
-    // The client offers what a sidecar on its runtime offers (the same probe as proxy/identity/tls-groups.ts).
+    // The client offers what a sidecar on its runtime offers (the same rule as proxy/identity/tls-groups.ts).
     const script = `
       const tls = require('node:tls'), fs = require('node:fs')
-      let groups = 'X25519:prime256v1'
-      try { tls.createSecureContext({ ecdhCurve: 'X25519MLKEM768' }); groups = 'X25519MLKEM768:' + groups } catch {}
+      const [maj, min] = process.versions.openssl.split('.').map(Number)
+      const groups = (maj > 3 || (maj === 3 && min >= 5) ? 'X25519MLKEM768:' : '') + 'X25519:prime256v1'
       const s = tls.connect({ host: '127.0.0.1', port: ${pair.payments.inbound}, cert: fs.readFileSync('${files.cert}'), key: fs.readFileSync('${files.key}'), ca: fs.readFileSync('${files.ca}'),
         minVersion: 'TLSv1.3', ecdhCurve: groups, ALPNProtocols: ['http/1.1'], checkServerIdentity: () => undefined }, () => {
         console.log(JSON.stringify({ version: process.version, groups, group: s.getEphemeralKeyInfo().name }))
