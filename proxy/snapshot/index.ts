@@ -19,3 +19,15 @@ export {
   type SnapshotRefusal,
   type SnapshotResult,
 } from './contract.js'
+export {
+  TRAFFIC_LATENCY_BOUNDS_MS,
+  TRAFFIC_LIMITS,
+  TRAFFIC_PROTOCOLS,
+  TrafficEdgeSchema,
+  TrafficReportSchema,
+  edgeKey,
+  mergeEdge,
+  pathTemplate,
+  type TrafficEdge,
+  type TrafficReport,
+} from './traffic.js'
