@@ -19,6 +19,8 @@ export const H2_UPSTREAM = {
   peerMaxConcurrentStreams: 100,
   connectionWindowSize: 1 << 20,
   maxSessionMemoryMb: 10,
+  /** A session with no stream and no byte either way this long is closed (GOAWAY): Envoy's upstream idle_timeout, 1 h. */
+  idleTimeoutMs: 3_600_000,
 } as const
 
 export interface H2Session {
@@ -121,6 +123,13 @@ export class H2SessionPool {
       // Closed before its SETTINGS: TLS 1.3 reports a refused client certificate this way.
       fail({ kind: 'connect', reason: 'connection closed before the HTTP/2 preface' })
       this.drop(s)
+    })
+    // Idle, and no stream on it: close it (it would otherwise live as long as the server lets it).
+    session.setTimeout(H2_UPSTREAM.idleTimeoutMs, () => {
+      if (s.streams === 0) {
+        this.drop(s)
+        session.close()
+      }
     })
     // An idle session must not keep the process alive; streams ref it while they run.
     session.unref()
