@@ -182,6 +182,7 @@ export class ControlPlane {
     // A feed starts before the first snapshot: sidecars never see an empty set while it syncs.
     if (feed) this.#watches.push(await feed.start({ trustDomain: td, rootNamespace: this.rootNamespace, onPolicies: (p, e) => this.#publisher.setPolicies(p, e) }))
     else this.#watches.push(await store.watch('policies/', () => this.#publisher.policiesChanged()))
+    this.#watches.push(await store.watch('quarantine/', () => this.#publisher.quarantineChanged()))
     this.#watches.push(
       ...(await this.#registry.start()),
       await store.watch('admin/', () => void store.get('admin/token.sha256').then((h) => (this.#adminHash = h))),
@@ -261,6 +262,7 @@ export class ControlPlane {
       replicas: this.#registry.liveReplicas(),
       policyErrors: (this.#publisher?.policyErrors ?? []).map((e) => `${e.source ?? ''} ${e.path}: ${e.message} (${e.code})`),
       sidecars,
+      quarantine: [...(this.#publisher?.quarantine ?? [])],
     }
   }
 

@@ -30,3 +30,17 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   }
   return r.data
 }
+
+export const QuarantineBody = z.strictObject({
+  identity: z.string().max(512),
+  reason: z.string().max(512).default(''),
+  /** Who asked (the operator's name as the CLI reports it; the admin token is the authentication). */
+  by: z.string().max(128).regex(/^[\x20-\x7e]*$/, 'printable ASCII').default('unknown'),
+  /** How long to wait for every connected sidecar's ACK before answering (0: do not wait). */
+  waitMs: z.number().int().min(0).max(120_000).default(10_000),
+})
+export const ReleaseBody = z.strictObject({
+  identity: z.string().max(512),
+  by: z.string().max(128).regex(/^[\x20-\x7e]*$/, 'printable ASCII').default('unknown'),
+  waitMs: z.number().int().min(0).max(120_000).default(10_000),
+})

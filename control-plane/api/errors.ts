@@ -12,6 +12,7 @@ export const CP_ERRORS = {
   REMORA_ERR_CP_POLICY_INVALID: { status: 422, message: 'the policies are invalid; nothing was stored' },
   REMORA_ERR_CP_NOT_FOUND: { status: 404, message: 'not found' },
   REMORA_ERR_CP_POLICY_READ_ONLY: { status: 409, message: 'policies are not managed through this API' },
+  REMORA_ERR_CP_QUARANTINED: { status: 403, message: 'this workload identity is quarantined' },
   REMORA_ERR_CP_INTERNAL: { status: 500, message: 'internal control-plane error' },
 } as const
 

@@ -8,6 +8,7 @@ import type { ApiContext } from './context.js'
 import { CpError, isCpError } from './errors.js'
 import { sendError, sendJson } from './http.js'
 import { ack, bootstrap, renew, stream } from './sidecar-routes.js'
+import { listQuarantine, quarantine, release } from './quarantine-routes.js'
 
 /**
  * One HTTPS port (TLS 1.3) for everything. Routes say what they need: nothing (health, metrics),
@@ -37,6 +38,9 @@ export async function route(ctx: ApiContext, req: http.IncomingMessage, res: htt
       if (m === 'GET' && path === '/v1/sources') return await getSources(ctx, res)
       if (m === 'DELETE' && path.startsWith('/v1/policies/')) return await deletePolicy(ctx, path, res)
       if (m === 'GET' && path === '/v1/status') return sendJson(res, 200, await ctx.statusReport())
+      if (m === 'POST' && path === '/v1/quarantine') return await quarantine(ctx, req, res)
+      if (m === 'POST' && path === '/v1/release') return await release(ctx, req, res)
+      if (m === 'GET' && path === '/v1/quarantine') return listQuarantine(ctx, res)
       if (m === 'POST' && path === '/v1/tokens') return await createToken(ctx, req, res)
     }
     throw new CpError('REMORA_ERR_CP_NOT_FOUND', `${m} ${path}`)

@@ -30,6 +30,7 @@ function isJoinToken(token: string): boolean {
 export async function bootstrap(ctx: ApiContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const body = parseBody(BootstrapBody, await readJson(req))
   const spiffeId = ctx.tokenReviewer && !isJoinToken(body.token) ? await reviewToken(ctx, ctx.tokenReviewer, body.token) : await verifyJoinToken(ctx, body.token)
+  refuseQuarantined(ctx, spiffeId, 'bootstrap')
   let issued
   try {
     issued = await ctx.authority.issue(body.csr, spiffeId)
@@ -74,6 +75,7 @@ async function reviewToken(ctx: ApiContext, review: TokenReviewer, token: string
 
 export async function renew(ctx: ApiContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
   const peer = peerOf(req, new Set([ctx.trustDomain]))
+  refuseQuarantined(ctx, peer.uri, 'renew')
   const body = parseBody(CsrBody, await readJson(req))
   const issued = await ctx.authority.issue(body.csr, peer.uri)
   ctx.metrics.certs.inc({ kind: 'renew' })
@@ -160,4 +162,12 @@ export async function ack(ctx: ApiContext, req: http.IncomingMessage, res: http.
   }
   ctx.events.emit(ok ? 'ack' : 'nack', { node: body.node, version: body.version })
   sendJson(res, 200, { ok: true })
+}
+
+/** A quarantined identity gets no certificate: neither a renewal nor a new bootstrap (its join tokens are void). */
+function refuseQuarantined(ctx: ApiContext, identity: string, what: 'bootstrap' | 'renew'): void {
+  const q = ctx.publisher.quarantine.find((e) => e.identity === identity)
+  if (!q) return
+  ctx.deps.logger.warn({ event: `${what}_refused_quarantined`, sub: identity, by: q.by, since: q.since }, 'certificate refused: the identity is quarantined')
+  throw new CpError('REMORA_ERR_CP_QUARANTINED', `${identity} is quarantined since ${q.since} (${q.reason || 'no reason given'}); remora release it first`)
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { PolicyDocument, PolicyIssue } from '../../proxy/policy/index.js'
-import type { OutboundTrafficPolicy } from '../../proxy/snapshot/index.js'
+import { QuarantineEntrySchema, type OutboundTrafficPolicy, type QuarantineEntry } from '../../proxy/snapshot/index.js'
 import type { SigningKey } from '../ca/index.js'
 import type { ControlPlaneDeps } from '../deps.js'
 import type { Store } from '../store/index.js'
@@ -45,6 +45,8 @@ export class Publisher {
   #policies: PolicyDocument[] = []
   #policyErrors: PolicyIssue[] = []
   #policiesDirty: boolean
+  #quarantine: QuarantineEntry[] = []
+  #quarantineDirty = true
   #timer: NodeJS.Timeout | null = null
   #timerAt = 0
   #configQueued = false
@@ -78,6 +80,17 @@ export class Publisher {
   /** When the current version was published (clock ms), for ACK latency. */
   get publishedAt(): number {
     return this.#publishedAt
+  }
+
+  /** Quarantined identities in force (sorted by identity). */
+  get quarantine(): readonly QuarantineEntry[] {
+    return this.#quarantine
+  }
+
+  /** The store's quarantine/ changed. */
+  quarantineChanged(): void {
+    this.#quarantineDirty = true
+    this.queue('config')
   }
 
   /** The store's policies/ changed. */
@@ -133,7 +146,11 @@ export class Publisher {
           this.#policiesDirty = false
           await this.#loadPolicies()
         }
-        const payload = buildSnapshot({ trustDomain: this.#o.trustDomain, rootNamespace: this.#o.rootNamespace, policies: this.#policies, clusters: this.#o.clusters(), trustBundle: this.#o.trustBundle(), ...(this.#o.outboundTrafficPolicy ? { outboundTrafficPolicy: this.#o.outboundTrafficPolicy } : {}) })
+        if (this.#quarantineDirty) {
+          this.#quarantineDirty = false
+          await this.#loadQuarantine()
+        }
+        const payload = buildSnapshot({ trustDomain: this.#o.trustDomain, rootNamespace: this.#o.rootNamespace, policies: this.#policies, clusters: this.#o.clusters(), trustBundle: this.#o.trustBundle(), ...(this.#o.outboundTrafficPolicy ? { outboundTrafficPolicy: this.#o.outboundTrafficPolicy } : {}), quarantine: this.#quarantine })
         if (payload.version === this.#current?.version) return
         await this.#publish(payload)
       } catch (err) {
@@ -146,8 +163,24 @@ export class Publisher {
   /** Waits for pending rebuilds after re-reading the policies (`apply` answers with the new version). */
   async settle(): Promise<string | null> {
     if (!this.#o.feed) this.#policiesDirty = true
+    this.#quarantineDirty = true
     await this.rebuild()
     return this.version
+  }
+
+  /** quarantine/<sha256 of the identity> → one entry each; an unreadable one is skipped and logged (never half a list). */
+  async #loadQuarantine(): Promise<void> {
+    const out: QuarantineEntry[] = []
+    for (const [key, v] of await this.#o.store.list('quarantine/')) {
+      try {
+        const r = QuarantineEntrySchema.safeParse(JSON.parse(v))
+        if (r.success) out.push(r.data)
+        else this.#deps.logger.error({ event: 'quarantine_entry_invalid', key }, 'a quarantine entry in the store is invalid; ignored')
+      } catch {
+        this.#deps.logger.error({ event: 'quarantine_entry_invalid', key }, 'a quarantine entry in the store is not JSON; ignored')
+      }
+    }
+    this.#quarantine = out.sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0))
   }
 
   async #loadPolicies(): Promise<void> {

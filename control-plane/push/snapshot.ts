@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { PolicyDocument } from '../../proxy/policy/index.js'
-import { signSnapshotPayload, type OutboundTrafficPolicy, type SnapshotCluster } from '../../proxy/snapshot/index.js'
+import { signSnapshotPayload, type OutboundTrafficPolicy, type QuarantineEntry, type SnapshotCluster } from '../../proxy/snapshot/index.js'
 import type { SigningKey } from '../ca/index.js'
 
 // Building and signing a snapshot; the wire contract (typ, algorithm, zip, schema) is
@@ -39,8 +39,12 @@ export function buildSnapshot(input: {
   clusters: readonly SnapshotCluster[]
   trustBundle: string
   outboundTrafficPolicy?: OutboundTrafficPolicy
+  quarantine?: readonly QuarantineEntry[]
 }): SnapshotPayload {
-  const otp = input.outboundTrafficPolicy ? { outboundTrafficPolicy: input.outboundTrafficPolicy } : {}
+  const otp = {
+    ...(input.outboundTrafficPolicy ? { outboundTrafficPolicy: input.outboundTrafficPolicy } : {}),
+    ...(input.quarantine?.length ? { quarantine: [...input.quarantine] } : {}),
+  }
   const body = { policies: input.policies, clusters: input.clusters, jwks: { keys: [] }, trustBundle: input.trustBundle, rootNamespace: input.rootNamespace, ...otp }
   const version = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16)
   return {

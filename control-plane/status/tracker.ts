@@ -27,6 +27,8 @@ export interface StatusReport {
   replicas: ReplicaHeartbeat[]
   policyErrors: string[]
   sidecars: SidecarStatus[]
+  /** Quarantined identities in force, with who did it, why and since when. */
+  quarantine: { identity: string; reason: string; by: string; since: string }[]
 }
 
 export interface StatusTrackerOptions {

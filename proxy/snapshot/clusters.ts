@@ -68,6 +68,18 @@ export const OutboundTrafficPolicySchema = z.strictObject({
 })
 export type OutboundTrafficPolicy = z.output<typeof OutboundTrafficPolicySchema>
 
+/**
+ * A quarantined workload identity (issue 12): denied mesh-wide as caller and as callee, before any
+ * policy, its certificate renewals refused. Who did it and why travel with it (status, logs).
+ */
+export const QuarantineEntrySchema = z.strictObject({
+  identity: z.string().max(512).regex(/^spiffe:\/\/[a-z0-9._-]+\/\S+$/, 'expected a SPIFFE ID'),
+  reason: z.string().max(512),
+  by: z.string().max(128),
+  since: z.string().max(40),
+})
+export type QuarantineEntry = z.output<typeof QuarantineEntrySchema>
+
 export type ClusterConfig = z.output<typeof ClusterSchema>
 export type ClusterPort = z.output<typeof ClusterPortSchema>
 /** A cluster as the control plane writes it into a snapshot. */

@@ -2,7 +2,7 @@ import { inflateRawSync, deflateRawSync } from 'node:zlib'
 import { CompactSign, compactVerify, importJWK, type JWK } from 'jose'
 import { z } from 'zod'
 import { validate, type PolicyDocument } from '../policy/index.js'
-import { ClusterSchema, OutboundTrafficPolicySchema, formatPath, type ClusterConfig, type OutboundTrafficPolicy } from './clusters.js'
+import { ClusterSchema, OutboundTrafficPolicySchema, QuarantineEntrySchema, formatPath, type ClusterConfig, type OutboundTrafficPolicy, type QuarantineEntry } from './clusters.js'
 
 /** The JWS `typ` of a snapshot; a JWS with any other typ is not one. */
 export const SNAPSHOT_TYP = 'remora-snapshot+jws'
@@ -23,6 +23,8 @@ export const SnapshotPayloadSchema = z.strictObject({
   trustBundle: z.string().includes('-----BEGIN CERTIFICATE-----'),
   /** Mesh-wide; a sidecar's own outbound.trafficPolicy wins. Absent: ALLOW_ANY. */
   outboundTrafficPolicy: OutboundTrafficPolicySchema.optional(),
+  /** Quarantined identities, denied before any policy (absent: none). */
+  quarantine: z.array(QuarantineEntrySchema).max(10_000).optional(),
 })
 /** One complete config; the same for every sidecar (each selects the policies for its workload). */
 export type SnapshotPayload = z.output<typeof SnapshotPayloadSchema>
@@ -34,6 +36,7 @@ export interface CheckedSnapshot {
   readonly clusters: ClusterConfig[]
   readonly trustBundle: string
   readonly outboundTrafficPolicy?: OutboundTrafficPolicy
+  readonly quarantine?: readonly QuarantineEntry[]
 }
 
 /** Why a snapshot was refused: which check, and one line per problem. Callers map `reason` to their error code. */
@@ -116,5 +119,5 @@ export function checkSnapshot(p: SnapshotPayload, expect: { readonly trustDomain
     else for (const iss of r.error.issues) problems.push(`clusters[${i}].${formatPath(iss.path)}: ${iss.message}`)
   })
   if (problems.length) return refuse('invalid', problems.slice(0, 20))
-  return { ok: true, value: { version: p.version, policies, clusters, trustBundle: p.trustBundle, ...(p.outboundTrafficPolicy ? { outboundTrafficPolicy: p.outboundTrafficPolicy } : {}) } }
+  return { ok: true, value: { version: p.version, policies, clusters, trustBundle: p.trustBundle, ...(p.outboundTrafficPolicy ? { outboundTrafficPolicy: p.outboundTrafficPolicy } : {}), ...(p.quarantine?.length ? { quarantine: p.quarantine } : {}) } }
 }

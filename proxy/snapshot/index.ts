@@ -2,7 +2,7 @@
 // clusters), `typ`, the pinned algorithm, signing and verification, and the checks a sidecar runs
 // before a swap (the policy duplicate check included). Imports only proxy/policy/index.js from the
 // repo; the control plane imports this index.
-export { ClusterPortSchema, ClusterSchema, OUTBOUND_POLICY_MODES, OutboundTrafficPolicySchema, type OutboundTrafficPolicy, durationSchema, hostPortSchema, formatPath, parseDuration, parseHostPort, type ClusterConfig, type ClusterPort, type SnapshotCluster } from './clusters.js'
+export { ClusterPortSchema, ClusterSchema, QuarantineEntrySchema, type QuarantineEntry, OUTBOUND_POLICY_MODES, OutboundTrafficPolicySchema, type OutboundTrafficPolicy, durationSchema, hostPortSchema, formatPath, parseDuration, parseHostPort, type ClusterConfig, type ClusterPort, type SnapshotCluster } from './clusters.js'
 export { PORT_PROTOCOLS, SERVER_FIRST_PORTS, declaredProtocol, type PortProtocol } from './protocols.js'
 export {
   MAX_SNAPSHOT_BYTES,
