@@ -5,7 +5,6 @@ import { parse as parseYaml } from 'yaml'
 import pino from 'pino'
 import { ConfigError, loadCredentials, loadPolicies, loadSidecarConfig } from './config/index.js'
 import { startPolicyReload } from './reload.js'
-import { startControlPlaneClient } from './xds/index.js'
 import { Sidecar, type Logger } from './sidecar.js'
 import { createAccessLogWriter, pickOtelEnv } from './telemetry/index.js'
 import { hasCode } from './errors/index.js'
@@ -145,10 +144,14 @@ export async function runProxy(argv: string[]): Promise<number> {
     const { policies, paths, warnings } = await loadPolicies(config, baseDir)
     for (const w of warnings) logger.warn({ event: 'policy_warning', warning: w }, 'policy warning')
     const access = createAccessLogWriter(config.accessLog)
+    // The control-plane client (join token, CSR with @peculiar/x509, the snapshot stream) is loaded
+    // only by a sidecar that has a controlPlane section, before anything binds: a static sidecar
+    // never pays for its code, and a broken install fails here, not after the listeners are up.
+    const xdsClient = config.controlPlane ? await import('./xds/index.js') : null
     sidecar = await Sidecar.start({ config, credentials, policies }, { clock, logger: logger as unknown as Logger, accessLog: access.write, otelEnv: pickOtelEnv(process.env) })
     const sc = sidecar
     const watcher = await startPolicyReload(sc, paths, { trustDomain: config.trustDomain, rootNamespace: config.policies.rootNamespace, logger: logger as unknown as Logger })
-    const xds = config.controlPlane ? await startControlPlaneClient(sc, config, baseDir, { clock, logger: logger as unknown as Logger }) : null
+    const xds = xdsClient ? await xdsClient.startControlPlaneClient(sc, config, baseDir, { clock, logger: logger as unknown as Logger }) : null
     await new Promise<void>((resolve) => {
       const stop = (): void => resolve()
       process.once('SIGINT', stop)
