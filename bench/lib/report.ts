@@ -424,14 +424,14 @@ ${reading(r, remora)}
 
 \`\`\`
 load generator ──HTTP/1.1──▶ outbound proxy ──mTLS: TLS 1.3, client certificates, SPIFFE URI SANs──▶ inbound proxy ──HTTP/1.1──▶ app
-load generator ──h2c──────▶ outbound proxy ──the same mTLS, ALPN h2─────────────────────────────▶ inbound proxy ──h2c──────▶ app (h2 and gRPC)
+${protocols ? `load generator ──h2c──────▶ outbound proxy ──the same mTLS, ALPN h2─────────────────────────────▶ inbound proxy ──h2c──────▶ app (h2 and gRPC)
 load generator ──TCP──────▶ outbound proxy ──the same mTLS (remora: ALPN remora-tcp)────────────▶ inbound proxy ──TCP──────▶ app (echo, byte source)
-\`\`\`
-
+` : ''}\`\`\`
+${protocols ? `
 Each protocol has its own entry port on each contender (remora: the outbound listener detects h2c by its
 preface and routes it by \`:authority\`; TCP goes through a local bind port, \`outbound.listeners\`, since
 there is no iptables redirect here). \`http-proxy\` has no HTTP/2 or TCP proxying: n/a in those tables.
-
+` : ''}
 Certificates: ECDSA P-256 from our own CA, minted for the run with \`remora ca init\` and \`remora ca issue\`
 (\`spiffe://bench.local/ns/bench/sa/client\` for the outbound side, \`…/sa/app\` for the inbound side).
 **One process with one worker (thread) per proxy**, so that the comparison is fair on a ${m.cores}-core machine
