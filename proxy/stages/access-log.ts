@@ -1,5 +1,6 @@
 import type { Handler, RequestContext, Stage } from '../pipeline/index.js'
 import type { AccessLogEntry, AccessLogSink } from '../telemetry/access-log-entry.js'
+import { grpcFacts } from '../telemetry/grpc.js'
 
 /** One access log line (Envoy's fields, snake_case). Never holds secrets: no query, no headers. */
 export type { AccessLogEntry, AccessLogSink } from '../telemetry/access-log-entry.js'
@@ -30,6 +31,13 @@ export function toAccessLogEntry(ctx: RequestContext): AccessLogEntry {
     authz_reason: ctx.decision?.reason ?? null,
     trace_id: ctx.traceId,
     span_id: ctx.spanId,
+  }
+  // Optional fields set only when they apply, so a plain request's line stays as it was.
+  if (ctx.decision !== null && ctx.decision.ruleIndex !== null) e.authz_rule = ctx.decision.ruleIndex
+  if (ctx.direction === 'inbound' && ctx.originalDst !== null) e.destination_port = ctx.originalDst.port
+  if (ctx.req.httpVersion === '2.0') {
+    const g = grpcFacts(ctx)
+    if (g !== undefined) e.grpc_status = g.status
   }
   if (ctx.traceLink !== null && (ctx.errorCode !== null || e.response_code >= 500)) e.trace_link = ctx.traceLink
   if (ctx.auth) e.request_principal = ctx.auth.principal

@@ -23,6 +23,12 @@ export interface AccessLogEntry {
   authz_decision: string | null
   authz_policy: string | null
   authz_reason: string | null
+  /** The index of the rule that decided (the traffic record keeps it); absent for a default decision. */
+  authz_rule?: number
+  /** Inbound: the workload port the caller asked for (SNI or redirect), when it is known; else the app's port. */
+  destination_port?: number
+  /** A gRPC call's grpc-status (null when none arrived); absent for anything else. */
+  grpc_status?: number | null
   /** `iss/sub` of a verified JWT (never the token). */
   request_principal?: string
   /** This sidecar's span (hex ids); null when tracing is off. */

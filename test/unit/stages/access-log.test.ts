@@ -4,6 +4,7 @@ import { describe, expect, test } from 'vitest'
 import { proxyError, type RequestContext } from '../../../proxy/pipeline/index.js'
 import type { Decision } from '../../../proxy/policy/index.js'
 import { createAccessLogStage, type AccessLogEntry } from '../../../proxy/stages/index.js'
+import { startGrpcCall } from '../../../proxy/telemetry/grpc.js'
 import { FRONTEND, peer, recordingNext, requestContext, sanitizedContext } from './context.js'
 
 const ALLOW: Decision = { action: 'ALLOW', policy: 'shop/allow-frontend', ruleIndex: 0, reason: 'allow by shop/allow-frontend rules[0]', dryRun: [], audit: null }
@@ -11,7 +12,7 @@ const ALLOW: Decision = { action: 'ALLOW', policy: 'shop/allow-frontend', ruleIn
 const FIELDS = [
   'start_time', 'direction', 'method', 'authority', 'path', 'protocol', 'response_code', 'response_flags', 'error_code', 'duration_ms', 'upstream_service_time_ms',
   'bytes_received', 'bytes_sent', 'upstream_cluster', 'upstream_host', 'downstream_remote_address', 'downstream_peer_principal', 'connection_security_policy',
-  'request_id', 'authz_decision', 'authz_policy', 'authz_reason', 'trace_id', 'span_id',
+  'request_id', 'authz_decision', 'authz_policy', 'authz_reason', 'authz_rule', 'trace_id', 'span_id',
 ]
 
 /** What an upstream terminal and the stages before it leave on the context for a proxied 200. */
@@ -55,6 +56,7 @@ describe('accessLog', () => {
       authz_decision: 'ALLOW',
       authz_policy: 'shop/allow-frontend',
       authz_reason: 'allow by shop/allow-frontend rules[0]',
+      authz_rule: 0,
       trace_id: null,
       span_id: null,
     })
@@ -147,5 +149,18 @@ describe('accessLog', () => {
       throw proxyError('REMORA_ERR_BAD_HOST')
     })(requestContext({ direction: 'outbound', host: null })).catch(() => {})
     expect(entries[0]).toMatchObject({ direction: 'outbound', authority: '', path: '', downstream_peer_principal: null, connection_security_policy: 'none' })
+  })
+
+  test('the traffic record\'s fields: the port the caller asked for, a gRPC status; absent on a plain request with a default decision', async () => {
+    const { entries, build } = stage()
+    await build(recordingNext(served))(sanitizedContext({}, { originalDst: { address: '10.0.0.9', port: 9090, family: 4 } }))
+    const grpc = sanitizedContext({ httpVersion: '2.0' })
+    startGrpcCall(grpc).status = 5
+    await build(recordingNext(served))(grpc)
+    await build(recordingNext((c) => void c.res.end('ok')))(sanitizedContext({}))
+    expect(entries[0]).toMatchObject({ destination_port: 9090, authz_rule: 0 })
+    expect(entries[1]).toMatchObject({ grpc_status: 5, protocol: 'HTTP/2.0' })
+    for (const k of ['authz_rule', 'destination_port', 'grpc_status']) expect(entries[2]).not.toHaveProperty(k)
+    expect(entries[0]).not.toHaveProperty('grpc_status')
   })
 })
