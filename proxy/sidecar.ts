@@ -18,7 +18,8 @@ import { HostAddresses, InboundConnections, OutboundConnections, TcpMetrics, can
 import type { Handler, OriginalDst } from './pipeline/index.js'
 import { NativeError, nativeStatus, originalDst as nativeOriginalDst } from './native/index.js'
 import { createH2Front, createH2Upstream, type H2Front, type H2Upstream } from './engines/h2/index.js'
-import type { OutboundTrafficPolicy } from './snapshot/index.js'
+import type { OutboundTrafficPolicy, QuarantineEntry } from './snapshot/index.js'
+import type { QuarantineSet } from './stages/index.js'
 import { mtlsModeFor } from './policy/index.js'
 import { portOf, splitAddress } from './engines/common/index.js'
 import { parseDuration } from './config/schema.js'
@@ -61,6 +62,7 @@ export interface SnapshotInput {
   readonly policies: readonly PolicyDocument[]
   readonly clusters: readonly ClusterConfig[]
   readonly outboundTrafficPolicy?: OutboundTrafficPolicy
+  readonly quarantine?: readonly QuarantineEntry[]
 }
 
 /** A start-up failure that names the config field at fault (exit code 2). */
@@ -194,7 +196,7 @@ export class Sidecar {
         const st = rt.current
         // the configured app port on its configured address; another port on the address the caller reached (see appOnPort)
         const appHost = conn.port === portOf(st.app.address) ? splitAddress(st.app.address).host : canonicalIp(conn.localAddress)
-        void this.#inboundTcp.accept(socket, conn, { workloadPolicy: st.workloadPolicy, appHost, onDecision: (d) => this.metrics.authzChildren(d.policy ?? '-', 'enforce')[d.action === 'ALLOW' ? 'allow' : 'deny'].value++ })
+        void this.#inboundTcp.accept(socket, conn, { workloadPolicy: st.workloadPolicy, appHost, quarantine: st.quarantine, onDecision: (d) => this.metrics.authzChildren(d.policy ?? '-', 'enforce')[d.action === 'ALLOW' ? 'allow' : 'deny'].value++ })
       },
       mtlsMode: (port) => mtlsModeFor(rt.current.workloadPolicy, port),
       defaultPort: () => portOf(rt.current.app.address),
@@ -326,7 +328,7 @@ export class Sidecar {
     if (credentials) this.creds.update(credentials)
     let version: string
     try {
-      version = this.#apply({ policies: snap.policies, clusters: snap.clusters, configured: true, version: snap.version, ...(snap.outboundTrafficPolicy ? { outboundTrafficPolicy: snap.outboundTrafficPolicy } : {}) })
+      version = this.#apply({ policies: snap.policies, clusters: snap.clusters, configured: true, version: snap.version, ...(snap.outboundTrafficPolicy ? { outboundTrafficPolicy: snap.outboundTrafficPolicy } : {}), ...(snap.quarantine ? { quarantine: snap.quarantine } : {}) })
     } catch (err) {
       if (credentials && prevCreds) this.creds.update(prevCreds)
       throw err
@@ -338,14 +340,16 @@ export class Sidecar {
   /** Compiles a new policy set and swaps it in; in-flight requests finish on the old one. */
   applyPolicies(policies: readonly PolicyDocument[]): string {
     const cur = this.#runtime.current
-    const version = this.#apply({ policies, clusters: cur.clusterConfigs, configured: true, ...(cur.meshOutboundPolicy ? { outboundTrafficPolicy: cur.meshOutboundPolicy } : {}) })
+    const version = this.#apply({ policies, clusters: cur.clusterConfigs, configured: true, quarantine: cur.quarantineEntries, ...(cur.meshOutboundPolicy ? { outboundTrafficPolicy: cur.meshOutboundPolicy } : {}) })
     this.deps.logger.info({ event: 'config_applied', version, policies: policies.length }, 'policy set applied')
     return version
   }
 
   #apply(input: CompileInput): string {
+    const prev = this.#runtime.current.quarantine
     const next = compileRuntime(input, this.#env)
     this.#runtime.swap(next)
+    this.#enforceQuarantine(prev, next.quarantine)
     return next.version
   }
 
@@ -357,6 +361,26 @@ export class Sidecar {
   /** Exports every finished span now (tests, shutdown). */
   flushTraces(): Promise<void> {
     return this.tracing?.forceFlush() ?? Promise.resolve()
+  }
+
+  /**
+   * After a swap that quarantined someone: open connections from a newly quarantined peer are closed
+   * (keep-alive HTTP/1.1, HTTP/2 sessions and TCP alike: they all ride the peer's mTLS socket), and
+   * when this workload itself was quarantined, every connection it has, both ways.
+   */
+  #enforceQuarantine(prev: QuarantineSet, next: QuarantineSet): void {
+    if (next.self && !prev.self) {
+      const n = this.#inbound.closeAll() + this.#outbound.closeAll() + this.#fixedListeners.reduce((a, l) => a + l.closeAll(), 0)
+      this.#outboundTcp.closeAll()
+      this.#inboundTcp.closeAll()
+      this.deps.logger.warn({ event: 'quarantined', identity: this.selfId, reason: next.selfReason, connectionsClosed: n }, 'this workload is quarantined: every connection closed, every request refused')
+      return
+    }
+    const added = [...next.identities.keys()].filter((id) => !prev.identities.has(id))
+    if (added.length === 0) return
+    const set = new Set(added)
+    const n = this.#inbound.closePeers((uri) => set.has(uri))
+    this.deps.logger.warn({ event: 'quarantine_enforced', identities: added, connectionsClosed: n }, 'connections from quarantined identities closed')
   }
 
   /**

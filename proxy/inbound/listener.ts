@@ -62,6 +62,8 @@ export class InboundListener {
   readonly #net: net.Server
   readonly #tls: tls.Server
   readonly #sockets = new Set<net.Socket>()
+  /** Open mTLS connections by the peer's SPIFFE ID (closed when the peer is quarantined). */
+  readonly #peers = new Map<tls.TLSSocket, string>()
   readonly #unsubscribe: () => void
 
   constructor(private readonly opts: InboundListenerOptions) {
@@ -94,6 +96,8 @@ export class InboundListener {
       sock.destroy()
       return
     }
+    this.#peers.set(sock, r.identity.uri)
+    sock.once('close', () => this.#peers.delete(sock))
     const asked = targetPortOf(sock.servername)
     const port = asked ?? this.opts.defaultPort?.() ?? 0
     if (asked !== null && this.opts.ownPorts?.().has(asked)) {
@@ -217,6 +221,24 @@ export class InboundListener {
       if (!this.opts.h2) return void socket.destroy()
       this.opts.h2.emit('connection', socket)
     } else this.opts.http.emit('connection', socket)
+  }
+
+  /** Closes every open mTLS connection whose peer `pred` names (quarantine); returns how many. */
+  closePeers(pred: (uri: string) => boolean): number {
+    let n = 0
+    for (const [sock, uri] of this.#peers) {
+      if (!pred(uri)) continue
+      sock.destroy()
+      n++
+    }
+    return n
+  }
+
+  /** Closes every connection (this workload was quarantined); returns how many. */
+  closeAll(): number {
+    const n = this.#sockets.size
+    for (const s of this.#sockets) s.destroy()
+    return n
   }
 
   listen(port: number, host: string): Promise<number> {

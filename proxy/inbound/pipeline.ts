@@ -12,6 +12,9 @@ import {
   createRescueStage,
   createSanitizeStage,
   createTraceStage,
+  createQuarantineStage,
+  NO_QUARANTINE,
+  type QuarantineSet,
   type AccessLogSink,
   type WorkloadLabels,
 } from '../stages/index.js'
@@ -38,6 +41,8 @@ export interface InboundHandlerOptions {
   readonly jwt?: JwtAuthenticator | null
   readonly onJwtResult?: (ctx: RequestContext, outcome: JwtOutcome) => void
   readonly onDecision?: (ctx: RequestContext) => void
+  /** Quarantined identities of this snapshot (checked before authentication and authorization). */
+  readonly quarantine?: QuarantineSet
 }
 
 // Built once per config snapshot. Outer → inner (DESIGN.md §2):
@@ -59,6 +64,7 @@ export function buildInboundHandler(o: InboundHandlerOptions): Handler {
       createMetricsStage({ metrics: o.metrics, direction: 'inbound', self: o.self }),
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'inbound', pathNormalization: o.pathNormalization, ownId: o.ownId }),
+      createQuarantineStage(o.quarantine ?? NO_QUARANTINE, 'inbound'),
       createAuthnMtlsStage(o.mtlsMode, (port) => mtlsModeFor(o.policy, port), o.policy.peerAuthn.portLevel.size > 0),
       createAuthnJwtStage({ authenticator: o.jwt ?? null, onResult: o.onJwtResult }),
       createAuthzStage({ policy: o.policy, onDecision: o.onDecision, destinationPort: o.appPort }),

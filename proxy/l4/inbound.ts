@@ -1,7 +1,7 @@
 import net from 'node:net'
 import { evaluateConnection, type Decision, type WorkloadPolicy } from '../policy/index.js'
 import type { PeerIdentity } from '../identity/index.js'
-import type { WorkloadLabels } from '../stages/index.js'
+import type { QuarantineSet, WorkloadLabels } from '../stages/index.js'
 import type { L4Env } from './outbound.js'
 import { TCP_IDLE_MS, tcpAccessLogEntry } from './outbound.js'
 import { relay } from './relay.js'
@@ -23,6 +23,7 @@ export interface InboundTcpPolicy {
   /** The app's host on loopback (inbound.app's host). */
   readonly appHost: string
   readonly onDecision?: (d: Decision) => void
+  readonly quarantine?: QuarantineSet
 }
 
 function sourceOf(peer: PeerIdentity | null): WorkloadLabels {
@@ -42,6 +43,13 @@ export class InboundConnections {
     const upstream = `${p.appHost}:${f.port}`
     const facts = { direction: 'inbound' as const, down, start, startMono, protocol: 'TCP' as const, sni: f.sni, cluster, upstream }
     const identity = { downstream_peer_principal: f.peer?.uri ?? null, connection_security_policy: f.security }
+    const q = p.quarantine
+    const quarantined = q === undefined ? null : q.self ? `quarantined: this workload (${q.selfReason})` : f.peer && q.identities.has(f.peer.uri) ? `quarantined: ${f.peer.uri} (${q.identities.get(f.peer.uri)})` : null
+    if (quarantined !== null) {
+      down.destroy()
+      this.env.accessLog(tcpAccessLogEntry(facts, null, { ...identity, authz_decision: 'DENY', authz_policy: 'quarantine', authz_reason: quarantined, response_flags: 'AZ', error_code: 'REMORA_ERR_QUARANTINED' }))
+      return
+    }
     const decision = evaluateConnection(p.workloadPolicy, {
       principal: f.peer?.uri ?? null,
       namespace: f.peer?.namespace ?? null,

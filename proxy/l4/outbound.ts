@@ -148,6 +148,17 @@ export class OutboundConnections {
     await this.#relay(down, up, facts, ch, {})
   }
 
+  /** Refused before any dial: this workload is quarantined, or every identity of the destination is. */
+  quarantined(down: net.Socket, protocol: 'TCP' | 'TLS', sni: string | null, cluster: string | null, reason: string): void {
+    const facts = { direction: 'outbound' as const, down, start: Date.now(), startMono: performance.now(), protocol, sni, cluster, upstream: null }
+    try {
+      down.resetAndDestroy()
+    } catch {
+      down.destroy()
+    }
+    this.env.accessLog(tcpAccessLogEntry(facts, null, { authz_decision: 'DENY', authz_policy: 'quarantine', authz_reason: reason, response_flags: 'AZ', error_code: 'REMORA_ERR_QUARANTINED' }))
+  }
+
   async #relay(down: net.Socket, up: net.Socket, facts: TcpConnectionFacts, ch: ReturnType<TcpMetrics['children']>, extra: Partial<AccessLogEntry>): Promise<void> {
     this.#open.add(down)
     ch.opened.value++

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
 import type { ClusterPort, PortProtocol } from '../snapshot/index.js'
 import type { OriginalDst } from '../pipeline/index.js'
-import type { WorkloadLabels } from '../stages/index.js'
+import { NO_QUARANTINE, type QuarantineSet, type WorkloadLabels } from '../stages/index.js'
 
 // The connection-level routing table, built once per config: service VIPs and endpoint IPs →
 // cluster (by original destination), hosts → cluster (by SNI), and the outbound traffic policy
@@ -44,6 +44,8 @@ export interface L4Table {
   readonly policy: OutboundPolicy
   readonly allowedExact: ReadonlySet<string>
   readonly allowedSuffixes: readonly string[]
+  /** Quarantined identities: TCP to a cluster whose every identity is one is refused; a quarantined workload connects nowhere. */
+  readonly quarantine: QuarantineSet
 }
 
 export interface L4ClusterInput {
@@ -71,7 +73,7 @@ function hostOf(endpoint: string): string {
 
 const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1'
 
-export function buildL4Table(clusters: readonly L4ClusterInput[], policy: OutboundPolicy): L4Table {
+export function buildL4Table(clusters: readonly L4ClusterInput[], policy: OutboundPolicy, quarantine: QuarantineSet = NO_QUARANTINE): L4Table {
   const byName = new Map<string, L4Cluster>()
   const byIp = new Map<string, L4Cluster>()
   const byHost = new Map<string, L4Cluster>()
@@ -96,7 +98,7 @@ export function buildL4Table(clusters: readonly L4ClusterInput[], policy: Outbou
     if (l.startsWith('*.')) allowedSuffixes.push(l.slice(1))
     else allowedExact.add(l)
   }
-  return { byName, byIp, byHost, policy, allowedExact, allowedSuffixes }
+  return { byName, byIp, byHost, policy, allowedExact, allowedSuffixes, quarantine }
 }
 
 /** The cluster an original destination belongs to: a VIP (port mapped through the service's ports) or an endpoint IP. */

@@ -144,6 +144,7 @@ export class OutboundListener {
     const table = this.opts.table()
     if (table === null) return void socket.destroy()
     const bySni = m ?? (sni !== null ? matchHost(table, sni, od?.port ?? null) : null)
+    if (this.#quarantined(socket, table, bySni, 'TLS', sni)) return
     if (bySni !== null) void this.opts.connections.mesh(socket, bySni, 'TLS', sni)
     else void this.opts.connections.external(socket, table, od, 'TLS', sni)
   }
@@ -153,8 +154,21 @@ export class OutboundListener {
     if (pending !== undefined && pending.length > 0) socket.unshift(pending)
     const table = this.opts.table()
     if (table === null) return void socket.destroy()
+    if (this.#quarantined(socket, table, m, 'TCP', null)) return
     if (m !== null) void this.opts.connections.mesh(socket, m, 'TCP', null)
     else void this.opts.connections.external(socket, table, od, 'TCP', null)
+  }
+
+  /** Quarantine before any dial (the HTTP fronts check it per request, in the chain). */
+  #quarantined(socket: net.Socket, table: L4Table, m: L4Match | null, protocol: 'TCP' | 'TLS', sni: string | null): boolean {
+    const q = table.quarantine
+    if (!q.self && q.identities.size === 0) return false
+    let reason: string | null = null
+    if (q.self) reason = `quarantined: this workload (${q.selfReason})`
+    else if (m !== null && m.cluster.identities.length > 0 && m.cluster.identities.every((i) => q.identities.has(i))) reason = `quarantined: ${m.cluster.identities.join(', ')} (${q.identities.get(m.cluster.identities[0]!)})`
+    if (reason === null) return false
+    this.opts.connections.quarantined(socket, protocol, sni, m?.cluster.name ?? null, reason)
+    return true
   }
 
   #fallback(od: OriginalDst | null, result: 'timeout' | 'tcp'): void {
@@ -167,6 +181,13 @@ export class OutboundListener {
     if (this.#logged.has(key) || this.#logged.size >= MAX_LOGGED) return
     this.#logged.add(key)
     this.opts.logger.info(fields, msg)
+  }
+
+  /** Closes every connection the app has open to this listener (this workload was quarantined). */
+  closeAll(): number {
+    const n = this.#sockets.size
+    for (const s of this.#sockets) s.destroy()
+    return n
   }
 
   listen(port: number, host: string): Promise<number> {

@@ -8,6 +8,9 @@ import {
   createRescueStage,
   createSanitizeStage,
   createTraceStage,
+  createQuarantineStage,
+  NO_QUARANTINE,
+  type QuarantineSet,
   type AccessLogSink,
   type DestinationRoutes,
   type RouteTable,
@@ -28,8 +31,11 @@ export interface OutboundHandlerOptions {
   /** Per cluster, computed when the config is compiled: its destination labels and, when it has exactly one, its identity. */
   readonly clusterLabels: ReadonlyMap<string, WorkloadLabels>
   readonly clusterPrincipals: ReadonlyMap<string, string>
+  readonly clusterIdentities?: ReadonlyMap<string, readonly string[]>
   /** The terminal handler of the forwarding engine (Engine.createUpstream). */
   readonly upstream: Handler
+  /** Quarantined identities of this snapshot: checked after the route (it knows the destination). */
+  readonly quarantine?: QuarantineSet
 }
 
 // Built once per config snapshot. Outer → inner (DESIGN.md §2):
@@ -49,6 +55,7 @@ export function buildOutboundHandler(o: OutboundHandlerOptions): Handler {
       createRescueStage({ onInternalError: o.onInternalError }),
       createSanitizeStage({ direction: 'outbound', pathNormalization: o.pathNormalization }),
       createOutboundRouteStage(o.routes, o.destinations),
+      createQuarantineStage(o.quarantine ?? NO_QUARANTINE, 'outbound', o.clusterIdentities),
     ],
     o.upstream,
   )

@@ -34,6 +34,7 @@ export const PROXY_ERRORS = {
   REMORA_ERR_REQUEST_TIMEOUT: def('REMORA_ERR_REQUEST_TIMEOUT', 408, FLAGS.DownstreamProtocolError, 'request header timeout'),
   REMORA_ERR_METHOD_NOT_SUPPORTED: def('REMORA_ERR_METHOD_NOT_SUPPORTED', 405, FLAGS.DownstreamProtocolError, 'method not supported by the sidecar'),
   REMORA_ERR_PLAINTEXT_REFUSED: def('REMORA_ERR_PLAINTEXT_REFUSED', 403, FLAGS.DownstreamProtocolError, 'plaintext refused: mTLS is required (PeerAuthentication STRICT)'),
+  REMORA_ERR_QUARANTINED: def('REMORA_ERR_QUARANTINED', 403, FLAGS.AuthzDenied, 'quarantined'),
   REMORA_ERR_AUTHZ_DENIED: def('REMORA_ERR_AUTHZ_DENIED', 403, FLAGS.AuthzDenied, 'RBAC: access denied'),
   REMORA_ERR_JWT_MALFORMED: def('REMORA_ERR_JWT_MALFORMED', 401, FLAGS.JwtDenied, 'Jwt is not in the form of Header.Payload.Signature'),
   REMORA_ERR_JWT_TOO_LARGE: def('REMORA_ERR_JWT_TOO_LARGE', 401, FLAGS.JwtDenied, 'Jwt is larger than 8 KiB'),

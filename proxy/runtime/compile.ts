@@ -5,13 +5,13 @@ import { buildInboundHandler } from '../inbound/index.js'
 import { buildOutboundHandler } from '../outbound/index.js'
 import { proxyError, type Handler, type RequestContext, type RouteTarget } from '../pipeline/index.js'
 import { compile, compileRequestAuthn, jwtRulesForWorkload, mtlsModeFor, selectForWorkload, type CompiledJwtRule, type MtlsMode, type PathNormalization, type PolicyDocument, type WorkloadPolicy } from '../policy/index.js'
-import type { AccessLogSink, RoutedCluster, WorkloadLabels } from '../stages/index.js'
+import { NO_QUARANTINE, type AccessLogSink, type QuarantineSet, type RoutedCluster, type WorkloadLabels } from '../stages/index.js'
 import type { SidecarMetrics, Tracing } from '../telemetry/index.js'
 import type { EnginePools } from '../engines/index.js'
 import { logInternalError, type Clock, type Logger } from '../deps.js'
 import { portOf } from '../engines/common/index.js'
 import { DEFAULT_OUTBOUND_POLICY, buildL4Table, type HostAddresses, canonicalIp, externalAllowed, meshServername, type L4Table, type OutboundPolicy } from '../l4/index.js'
-import type { OutboundTrafficPolicy } from '../snapshot/index.js'
+import type { OutboundTrafficPolicy, QuarantineEntry } from '../snapshot/index.js'
 import type { EffectiveJwtSettings } from './jwt-settings.js'
 import { clusterLabels, selfLabels } from './labels.js'
 
@@ -40,6 +40,9 @@ export interface RuntimeState {
   readonly outboundPolicy: OutboundPolicy
   /** The control plane's mesh-wide policy as received (kept across policy-only swaps). */
   readonly meshOutboundPolicy: OutboundTrafficPolicy | null
+  /** Quarantined identities in force, as received and compiled. */
+  readonly quarantineEntries: readonly QuarantineEntry[]
+  readonly quarantine: QuarantineSet
 }
 
 /** What the compiler builds with: fixed for the sidecar's life (pools and JWKS sources are shared across versions). */
@@ -73,6 +76,8 @@ export interface CompileInput {
   readonly version?: string
   /** The control plane's mesh-wide outbound traffic policy (the sidecar's own wins). */
   readonly outboundTrafficPolicy?: OutboundTrafficPolicy
+  /** Quarantined identities (the control plane's snapshot). */
+  readonly quarantine?: readonly QuarantineEntry[]
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000
@@ -187,6 +192,10 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
     return r
   }
   for (const l of c.outbound.listeners) if (l.targetPort !== undefined) byName(l.cluster, l.targetPort)
+  const quarantineEntries = input.quarantine ?? []
+  const qIds = new Map(quarantineEntries.map((q) => [q.identity, `by ${q.by}${q.reason ? `: ${q.reason}` : ''}`]))
+  const quarantine: QuarantineSet = quarantineEntries.length === 0 ? NO_QUARANTINE : { identities: qIds, self: qIds.has(env.selfId), selfReason: qIds.get(env.selfId) ?? '' }
+  const clusterIdentities = new Map(input.clusters.map((cl) => [cl.name, cl.identities]))
   const outboundPolicy: OutboundPolicy = c.outbound.trafficPolicy ?? input.outboundTrafficPolicy ?? DEFAULT_OUTBOUND_POLICY
   const l4 = buildL4Table(
     input.clusters.map((cl) => ({
@@ -200,6 +209,7 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
       labels: clusterLabels(cl),
     })),
     outboundPolicy,
+    quarantine,
   )
   const external = async (ctx: RequestContext, address: string): Promise<RouteTarget | null> => {
     // REGISTRY_ONLY lets a named host through only to that host's own addresses (the Host is the app's to choose).
@@ -260,7 +270,9 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
     l4,
     outboundPolicy,
     meshOutboundPolicy: input.outboundTrafficPolicy ?? null,
-    inbound: buildInboundHandler({ ownId: env.selfId, pathNormalization, mtlsMode, policy: wp, app, appPort, appOnPort, jwt, onJwtResult, accessLog: env.accessLog, onInternalError, ...telemetry, upstream: env.upstream }),
-    outbound: buildOutboundHandler({ pathNormalization, routes, destinations: { byDst, external, byName }, accessLog: env.accessLog, onInternalError, ...telemetry, clusterLabels: labels, clusterPrincipals: principals, upstream: env.upstream }),
+    quarantineEntries,
+    quarantine,
+    inbound: buildInboundHandler({ ownId: env.selfId, pathNormalization, mtlsMode, policy: wp, app, appPort, appOnPort, quarantine, jwt, onJwtResult, accessLog: env.accessLog, onInternalError, ...telemetry, upstream: env.upstream }),
+    outbound: buildOutboundHandler({ pathNormalization, routes, destinations: { byDst, external, byName }, quarantine, clusterIdentities, accessLog: env.accessLog, onInternalError, ...telemetry, clusterLabels: labels, clusterPrincipals: principals, upstream: env.upstream }),
   }
 }

@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto'
 import type { ClusterConfig } from '../config/schema.js'
-import type { OutboundTrafficPolicy } from '../snapshot/index.js'
+import type { OutboundTrafficPolicy, QuarantineEntry } from '../snapshot/index.js'
 import type { PolicyDocument } from '../policy/index.js'
 import { buildCredentials, CredentialError, type Credentials, type CredentialStore } from '../tls/index.js'
 import { XdsError } from './errors.js'
@@ -11,7 +11,7 @@ import { hasCode } from '../errors/index.js'
 export interface SnapshotTarget {
   readonly selfId: string
   readonly creds: CredentialStore
-  applySnapshot(s: { version: string; policies: readonly PolicyDocument[]; clusters: readonly ClusterConfig[]; outboundTrafficPolicy?: OutboundTrafficPolicy }, credentials?: Credentials): string
+  applySnapshot(s: { version: string; policies: readonly PolicyDocument[]; clusters: readonly ClusterConfig[]; outboundTrafficPolicy?: OutboundTrafficPolicy; quarantine?: readonly QuarantineEntry[] }, credentials?: Credentials): string
   noteConfigRejected?(): void
 }
 
@@ -70,7 +70,7 @@ export async function applySnapshotJws(
     creds = credentialsOf(identity, ctx.trustDomain, ctx.now)
   }
   try {
-    target.applySnapshot({ version: snap.version, policies: snap.policies, clusters: snap.clusters, ...(snap.outboundTrafficPolicy ? { outboundTrafficPolicy: snap.outboundTrafficPolicy } : {}) }, creds)
+    target.applySnapshot({ version: snap.version, policies: snap.policies, clusters: snap.clusters, ...(snap.outboundTrafficPolicy ? { outboundTrafficPolicy: snap.outboundTrafficPolicy } : {}), ...(snap.quarantine ? { quarantine: snap.quarantine } : {}) }, creds)
   } catch (err) {
     throw new XdsError('REMORA_ERR_XDS_SNAPSHOT_INVALID', [`cannot build the snapshot: ${(err as Error).message}`])
   }
