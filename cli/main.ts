@@ -20,6 +20,8 @@ const COMMANDS: Record<string, { file: string; summary: string }> = {
   get: { file: 'get', summary: 'list policies in the control plane' },
   delete: { file: 'delete', summary: 'delete a policy from the control plane' },
   status: { file: 'status', summary: 'sync status of every sidecar' },
+  quarantine: { file: 'quarantine', summary: 'cut a workload identity off the mesh, both ways, now (--list)' },
+  release: { file: 'release', summary: 'end the quarantine of a workload identity' },
   token: { file: 'token', summary: 'token create: a join token for one workload identity' },
   inject: { file: 'inject', summary: 'add the sidecar to Kubernetes manifests (-f file|-)' },
   webhook: { file: 'webhook', summary: 'the sidecar-injection admission webhook (HTTPS); webhook certs' },

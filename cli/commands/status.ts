@@ -43,6 +43,7 @@ export async function run(argv: string[]): Promise<number> {
     const synced = connected.filter((s) => s.versionAcked === version)
     console.log(`control plane version ${version ?? '-'}: ${synced.length}/${connected.length} connected sidecars ACKed it (replicas: ${(r.json.replicas as { id: string }[]).map((x) => x.id).join(', ')})`)
     for (const e of (r.json.policyErrors as string[]) ?? []) console.log(`store policy error (last good set kept): ${e}`)
+    for (const q of (r.json.quarantine as { identity: string; reason: string; by: string; since: string }[] | undefined) ?? []) console.log(`QUARANTINED ${q.identity} since ${q.since} by ${q.by}${q.reason ? `: ${q.reason}` : ''}`)
     console.log(['IDENTITY'.padEnd(48), 'ADDRESS'.padEnd(21), 'ACKED'.padEnd(17), 'SYNC'.padEnd(8), 'CERT EXPIRY'.padEnd(25), 'CONNECTED SINCE'].join(' '))
     for (const s of rows) {
       const sync = !s.connected ? 'gone' : s.versionAcked === version ? 'synced' : 'stale'
