@@ -6,6 +6,9 @@ import { readFileSync } from 'node:fs'
 import https from 'node:https'
 import { defaultAdminFile } from '../control-plane/main.js'
 import { secureNamingCheck } from '../proxy/tls/index.js'
+import { z } from 'zod'
+import type { ObservedEdge } from '../control-plane/replay/index.js'
+import { TrafficEdgeSchema } from '../proxy/snapshot/index.js'
 import { UsageError, UsageError as AdminUsageError, isUsageError } from './errors.js'
 
 export interface AdminTarget {
@@ -111,3 +114,47 @@ export const KIND_ALIASES: Record<string, string> = {
   requestauthentications: 'RequestAuthentication',
   ra: 'RequestAuthentication',
 }
+
+// --- the traffic record (GET /v1/traffic): graph, suggest, check --replay -------------------------
+
+const ObservedEdgeSchema = z.object({
+  ...TrafficEdgeSchema.shape,
+  destination: z.object({ principal: z.string().max(512), namespace: z.string().max(63), workload: z.string().max(253) }),
+})
+const TrafficReplySchema = z.object({
+  edges: z.array(ObservedEdgeSchema),
+  window: z.object({ from: z.union([z.number(), z.string()]), to: z.union([z.number(), z.string()]) }),
+})
+
+/** The record's edges and the window they cover (ms since the epoch). */
+export interface TrafficView {
+  readonly edges: ObservedEdge[]
+  readonly window: { readonly from: number; readonly to: number }
+}
+
+/** `--since` as the API takes it: a duration (`90s`, `30m`, `24h`, `7d`). */
+export function parseSince(v: string | undefined): string {
+  if (v === undefined) return '24h'
+  if (!/^[1-9][0-9]{0,6}(s|m|h|d)$/.test(v)) throw new AdminUsageError(`--since: expected a duration like 30m, 24h or 7d, got "${v}"`)
+  return v
+}
+
+const toMs = (v: number | string): number => (typeof v === 'number' ? v : Date.parse(v))
+
+/** The traffic record from the control plane, checked against the wire contract (a reply that is not is an error, never half-read). */
+export async function fetchTraffic(t: AdminTarget, q: { namespace?: string; workload?: string; since: string }): Promise<TrafficView | ApiReply> {
+  const params = new URLSearchParams()
+  if (q.namespace) params.set('namespace', q.namespace)
+  if (q.workload) params.set('workload', q.workload)
+  params.set('since', q.since)
+  const r = await callApi(t, 'GET', `/v1/traffic?${params}`)
+  if (r.status !== 200) return r
+  const parsed = TrafficReplySchema.safeParse(r.json)
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!
+    throw new Error(`the control plane's /v1/traffic reply does not match the traffic record's contract: ${i.path.join('.')}: ${i.message}`)
+  }
+  return { edges: parsed.data.edges, window: { from: toMs(parsed.data.window.from), to: toMs(parsed.data.window.to) } }
+}
+
+export const isApiReply = (v: TrafficView | ApiReply): v is ApiReply => 'status' in v

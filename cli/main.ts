@@ -20,6 +20,7 @@ const COMMANDS: Record<string, { file: string; summary: string }> = {
   get: { file: 'get', summary: 'list policies in the control plane' },
   delete: { file: 'delete', summary: 'delete a policy from the control plane' },
   status: { file: 'status', summary: 'sync status of every sidecar' },
+  graph: { file: 'graph', summary: 'the service graph from the traffic record (-n NS, --since 24h)' },
   quarantine: { file: 'quarantine', summary: 'cut a workload identity off the mesh, both ways, now (--list)' },
   release: { file: 'release', summary: 'end the quarantine of a workload identity' },
   token: { file: 'token', summary: 'token create: a join token for one workload identity' },
