@@ -10,7 +10,7 @@ import { toAccessLogEntry, type AccessLogEntry, type AccessLogSink } from './sta
 import { createMetricsListener, createTracing, resolveTracingSettings, SidecarMetrics, type OtelEnv, type Tracing } from './telemetry/index.js'
 import { JwksRegistry } from './authn/index.js'
 import { CredentialStore, type Credentials } from './tls/index.js'
-import { engineFor, type Engine, type EngineFront, type EnginePools } from './engines/index.js'
+import { loadEngine, type Engine, type EngineFront, type EnginePools } from './engines/index.js'
 import { compileRuntime, effectiveJwtSettings, RuntimeStore, workloadName, type CompileEnv, type CompileInput, type EffectiveJwtSettings, type SidecarJwtOptions } from './runtime/index.js'
 import { RemoraError } from './errors/index.js'
 import { OutboundListener } from './outbound/index.js'
@@ -118,6 +118,7 @@ export class Sidecar {
 
   private constructor(
     readonly config: SidecarConfig,
+    engine: Engine,
     credentials: Credentials | null,
     policies: readonly PolicyDocument[],
     private readonly deps: SidecarDeps,
@@ -125,7 +126,7 @@ export class Sidecar {
   ) {
     this.creds = new CredentialStore(credentials)
     this.#h2Upstream = createH2Upstream(this.creds)
-    this.engine = engineFor(config.engine)
+    this.engine = engine
     this.pools = this.engine.createPools(this.creds)
     this.jwtSettings = effectiveJwtSettings(config, deps.jwt)
     this.jwks = new JwksRegistry(
@@ -263,12 +264,13 @@ export class Sidecar {
   }
 
   static async start(opts: SidecarStartOptions, deps: SidecarDeps): Promise<Sidecar> {
-    const missing = engineFor(opts.config.engine).unavailable()
+    const engine = await loadEngine(opts.config.engine)
+    const missing = engine.unavailable()
     if (missing !== null) throw new StartupError('engine', `${missing}; use --engine node-http`)
     // Loaded once, at start: without it no redirected connection could find its destination.
     const native = deps.originalDst ? { ok: true as const } : nativeStatus()
     if (!native.ok) throw new NativeError('REMORA_ERR_NATIVE_ADDON_MISSING', native.reason)
-    const sc = new Sidecar(opts.config, opts.credentials, opts.policies, deps, await Sidecar.#telemetry(opts.config, deps))
+    const sc = new Sidecar(opts.config, engine, opts.credentials, opts.policies, deps, await Sidecar.#telemetry(opts.config, deps))
     const c = opts.config
     const bindings: [string, () => Promise<number>, (p: number) => void][] = [
       ['inbound.port', () => sc.#inbound.listen(c.inbound.port, c.inbound.bind), (p) => (sc.ports.inbound = p)],

@@ -1,4 +1,6 @@
-import { Agent, request, type Dispatcher } from 'undici'
+import { createRequire } from 'node:module'
+import type * as UndiciModule from 'undici'
+import type { Agent, Dispatcher } from 'undici'
 import type { CompiledJwtRule } from '../policy/index.js'
 import { buildKeySet, type KeySet } from './keys.js'
 
@@ -25,6 +27,16 @@ export interface JwksLogger {
 export interface JwksEvents {
   /** One per fetch attempt (metric hook). */
   onFetch?(uri: string, outcome: 'ok' | 'error'): void
+}
+
+type Undici = typeof UndiciModule
+let undici: Undici | null = null
+/**
+ * undici, loaded when the first jwksUri source is built (compile time, synchronously: a broken
+ * install fails the compile, never a request): a sidecar without one never pays for its ≈ 10 MB.
+ */
+function loadUndici(): Undici {
+  return (undici ??= createRequire(import.meta.url)('undici') as Undici)
 }
 
 /** Inline keys: fixed for the life of the snapshot. */
@@ -174,7 +186,7 @@ export class RemoteJwksSource implements JwksSource {
   async #get(): Promise<unknown> {
     const { uri, timeoutMs, maxBytes, dispatcher } = this.#o
     const signal = AbortSignal.timeout(timeoutMs)
-    const res = await request(uri, { method: 'GET', dispatcher, signal, headers: { accept: 'application/json, application/jwk-set+json' }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+    const res = await loadUndici().request(uri, { method: 'GET', dispatcher, signal, headers: { accept: 'application/json, application/jwk-set+json' }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
     if (res.statusCode !== 200) {
       await res.body.dump()
       throw new Error(`HTTP ${res.statusCode}`)
@@ -249,7 +261,7 @@ export class JwksRegistry {
     if (provided) return provided
     let s = this.#remote.get(uri)
     if (!s) {
-      this.#dispatcher ??= new Agent({ connect: { ...(this.opts.ca ? { ca: this.opts.ca } : {}), timeout: 5000 }, keepAliveTimeout: 30_000 })
+      this.#dispatcher ??= new (loadUndici().Agent)({ connect: { ...(this.opts.ca ? { ca: this.opts.ca } : {}), timeout: 5000 }, keepAliveTimeout: 30_000 })
       s = new RemoteJwksSource(
         { uri, timeoutMs: rule.timeoutMs, refreshIntervalMs: this.opts.refreshIntervalMs, cooldownMs: this.opts.cooldownMs, dispatcher: this.#dispatcher },
         this.deps,
