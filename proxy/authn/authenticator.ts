@@ -1,5 +1,7 @@
 import { hash as digest } from 'node:crypto'
-import { errors as joseErrors, jwtVerify } from 'jose'
+import { createRequire } from 'node:module'
+import type * as JoseErrors from 'jose/errors'
+import type { jwtVerify as JoseJwtVerify } from 'jose/jwt/verify'
 import { JWT_ALGORITHMS, type CompiledJwtRule, type RequestAuth } from '../policy/index.js'
 import { FLAGS, PROXY_ERRORS, type ProxyErrorCode } from '../pipeline/index.js'
 import { VerifiedTokenCache, type VerifiedToken } from './cache.js'
@@ -70,6 +72,23 @@ const ACCEPTED = new Set<string>(JWT_ALGORITHMS)
 /** Header parameters that change how a token would be verified; remora never follows any of them. */
 const CRIT = 'crit'
 
+interface Jose {
+  readonly jwtVerify: typeof JoseJwtVerify
+  readonly errors: typeof JoseErrors
+}
+let jose: Jose | null = null
+/**
+ * jose's JWT verification, loaded when the first authenticator is built (compile time: a workload
+ * that a RequestAuthentication applies to). Synchronous (require of an ES module, Node ≥ 20.19),
+ * so a broken install fails the compile (the snapshot is refused), never a request; a sidecar
+ * without JWT rules never loads it. Only the two entry points used, not jose's whole index.
+ */
+function loadJose(): Jose {
+  if (jose) return jose
+  const req = createRequire(import.meta.url)
+  return (jose = { jwtVerify: (req('jose/jwt/verify') as { jwtVerify: typeof JoseJwtVerify }).jwtVerify, errors: req('jose/errors') as typeof JoseErrors })
+}
+
 /** A value from a token, made safe and short for a log line or a response detail. */
 function show(v: unknown): string {
   const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v)
@@ -88,7 +107,7 @@ function decodeJson(segment: string, what: string): Record<string, unknown> {
   return v as Record<string, unknown>
 }
 
-function mapJoseError(err: unknown, rule: CompiledJwtRule): Invalid {
+function mapJoseError(joseErrors: typeof JoseErrors, err: unknown, rule: CompiledJwtRule): Invalid {
   const iss = rule.issuer
   if (err instanceof joseErrors.JWTExpired) return new Invalid('REMORA_ERR_JWT_EXPIRED', 'exp is past (leeway included)', iss)
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
@@ -124,6 +143,7 @@ export function createJwtAuthenticator(rules: readonly CompiledJwtRule[], opts: 
     ...new Set(rules.flatMap((r) => [...(r.outputPayloadToHeader ? [r.outputPayloadToHeader] : []), ...r.outputClaimToHeaders.map((o) => o.header)])),
   ]
   const unavailableLogged = new Map<number, number>()
+  const { jwtVerify, errors: joseErrors } = loadJose()
 
   async function keysFor(ruleIndex: number, kid: string | undefined): Promise<{ set: KeySet; keys: VerificationKey[] }> {
     const src = sources[ruleIndex]!
@@ -179,7 +199,7 @@ export function createJwtAuthenticator(rules: readonly CompiledJwtRule[], opts: 
           cachedUntil: typeof payload.exp === 'number' ? Number.POSITIVE_INFINITY : now + NO_EXP_CACHE_MS,
         }
       } catch (err) {
-        last = isInvalid(err) ? err : mapJoseError(err, rule)
+        last = isInvalid(err) ? err : mapJoseError(joseErrors, err, rule)
         if (last.code !== 'REMORA_ERR_JWT_SIGNATURE') throw last
       }
     }
