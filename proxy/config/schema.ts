@@ -51,6 +51,17 @@ export const TelemetrySchema = z.strictObject({
       bind: z.string().default('0.0.0.0'),
     })
     .default({ port: 15090, bind: '0.0.0.0' }),
+  /**
+   * The traffic record (docs/observability.md#traffic-record): edges this sidecar served, reported to
+   * the control plane every interval. enabled unset: on when controlPlane is set (without one, true
+   * only records: benchmarks measure its cost that way).
+   */
+  trafficReport: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      interval: boundedDuration(100, 3_600_000, 'expected a duration from 100ms to 1h, like 10s').default('10s'),
+    })
+    .default({ interval: '10s' }),
 })
 
 /** A duration string within [minMs, maxMs]; `message` states the bounds and is the error for anything else. */
@@ -234,7 +245,7 @@ export const SidecarConfigSchema = z.strictObject({
       format: z.enum(ACCESS_LOG_FORMATS).default('json'),
     })
     .default({ enabled: true, format: 'json' }),
-  telemetry: TelemetrySchema.default({ tracing: { maxQueueSize: 2048 }, metrics: { port: 15090, bind: '0.0.0.0' } }),
+  telemetry: TelemetrySchema.default({ tracing: { maxQueueSize: 2048 }, metrics: { port: 15090, bind: '0.0.0.0' }, trafficReport: { interval: '10s' } }),
   /** JWT authentication (RequestAuthentication): leeway, verified-token cache, JWKS refresh (docs/jwt.md). */
   jwt: JwtSettingsSchema.default({ ...JWT_SETTINGS_DEFAULTS }),
   /** Downstream limits of both fronts: head timeout, idle timeouts, header count and size (docs/forwarding.md#limits). */
