@@ -1,6 +1,6 @@
 // Push convergence: time from `apply` (the admin API call `remora apply` makes) to the last ACK,
-// with 1,000 simulated sidecars connected, p50/p99 over 20 changes; and the control plane's memory
-// with them connected. Standalone: `npx tsx bench/push-convergence.ts [--sidecars 1000]
+// with 1,000 simulated sidecars connected, p50/p99 over 20 changes; the same for `remora
+// quarantine` (10 identities, one more each round); and the control plane's memory with them connected. Standalone: `npx tsx bench/push-convergence.ts [--sidecars 1000]
 // [--changes 20] [--services 100] [--validate shared|each] [--store file|etcd://host:port]`;
 // prints one JSON object.
 //
@@ -328,6 +328,22 @@ async function main(): Promise<void> {
     publishMs.push(done.publishedAt - t0)
   }
   const fleetCpu = process.cpuUsage(fleetCpu0)
+  // Quarantine (issue 12): from the admin call to the last ACK of the snapshot that carries it; each
+  // round quarantines one more workload identity (every snapshot is new; a release would bring back
+  // a version the fleet ACKed before). The call itself does not wait: the fleet's ACKs are timed
+  // here, as for the changes above.
+  const QUARANTINES = quick ? 2 : 10
+  const quarantineSamples: number[] = []
+  for (let q = 0; q < QUARANTINES; q++) {
+    const t0 = now()
+    const r = await callApi(admin, 'POST', '/v1/quarantine', { identity: `spiffe://cluster.local/ns/${NS}/sa/svc-${q}`, by: 'bench', reason: `round ${q}`, waitMs: 0 })
+    if (r.status !== 200) throw new Error(`quarantine ${q} refused: ${JSON.stringify(r.json.error)}`)
+    const version = String(r.json.version)
+    send({ type: 'await', version, n: N })
+    const done = await receive('converged', (m) => m.version === version)
+    quarantineSamples.push(done.lastAckAt - t0)
+  }
+  const qSorted = [...quarantineSamples].sort((a, b) => a - b)
   const memAfter = await (send({ type: 'memory' }), receive('memory'))
   send({ type: 'profile', action: 'stop' })
   const prof = await receive('profiled')
@@ -356,6 +372,7 @@ async function main(): Promise<void> {
         changes: CHANGES,
         store: values.store,
         applyToLastAckMs: { p50: round(pct(sorted, 50)), p99: round(pct(sorted, 99)), min: round(sorted[0]!), max: round(sorted.at(-1)!), targetP99: 1000, metTarget: pct(sorted, 99) < 1000 },
+        quarantineToLastAckMs: { p50: round(pct(qSorted, 50)), p99: round(pct(qSorted, 99)), max: round(qSorted.at(-1)!), samples: QUARANTINES, targetP99: 1000, metTarget: pct(qSorted, 99) < 1000 },
         validate: fleet.shared ? 'shared' : 'each',
         sidecarSwapMs: { p50: round(pct(swaps, 50)), snapshotJwsBytes: fleet.lastJws.length },
         applyCallMs: { p50: round(pct([...applyMs].sort((a, b) => a - b), 50)) },

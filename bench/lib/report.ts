@@ -214,6 +214,10 @@ function microTargets(r: BenchResults): Target[] {
     const p99 = push.applyToLastAckMs.p99 as number
     t.push({ what: `push convergence, ${push.sidecars} sidecars, apply → last ACK p99 (${push.changes} changes)`, goal: '< 1 s', measured: `${Math.round(p99)} ms (p50 ${Math.round(push.applyToLastAckMs.p50)} ms)`, met: p99 < 1000, gap: p99 < 1000 ? '' : `${Math.round(p99 - 1000)} ms over` })
   }
+  if (push?.quarantineToLastAckMs) {
+    const q = push.quarantineToLastAckMs as { p50: number; p99: number; samples: number }
+    t.push({ what: `quarantine convergence, ${push.sidecars} sidecars, remora quarantine → last ACK p99 (${q.samples} quarantines)`, goal: '< 1 s', measured: `${Math.round(q.p99)} ms (p50 ${Math.round(q.p50)} ms)`, met: q.p99 < 1000, gap: q.p99 < 1000 ? '' : `${Math.round(q.p99 - 1000)} ms over` })
+  }
   const jv = out('jwt-verify')
   if (jv?.ES256) {
     const worst = Math.max(jv.ES256.cachedUs, jv.RS256?.cachedUs ?? 0)
