@@ -22,6 +22,7 @@ import { startControlPlaneClient, type ControlPlaneClient } from '../../proxy/xd
 import { run as removePolicy } from './delete.js'
 import { run as applyPolicies } from './apply.js'
 import { run as showStatus } from './status.js'
+import { run as quarantineCmd } from './quarantine.js'
 
 const TD = 'cluster.local'
 const NS = 'shop'
@@ -416,8 +417,19 @@ export async function run(argv: string[]): Promise<number> {
   ok &&= (await removePolicy(['authorizationpolicy', 'payments-allow-frontend', '-n', NS, ...admin])) === 0
   console.log(`  version ${cp.version} ACKed by all ${SERVICES.length} sidecars ${await ackedByAll(cp.version)} ms after the delete returned`)
   expectStatus('you → frontend → payments (reverted: denied again)', await call(fe, 'frontend.shop', '/pay'), 403)
-  console.log('$ remora status')
+  // Incident response: cut frontend off the mesh, both ways, in one command; then release it.
+  console.log(`\nIncident: frontend's credentials leaked. Cut it off everywhere, now.\n$ remora quarantine ${id('frontend')} --reason 'demo: leaked credentials'`)
+  ok &&= (await quarantineCmd([id('frontend'), '--reason', 'demo: leaked credentials', '--by', 'demo', ...admin])) === 0
+  const cut = await call(fe, 'frontend.shop', '/', 'GET', { authorization: `Bearer ${buyer}` })
+  expectStatus('you → frontend (quarantined: its own sidecar refuses every call, in and out)', cut, 403)
+  const ledgerCut = await tcpCall(sidecars.frontend.listenerPorts[0]!, 'BALANCE alice')
+  ok &&= ledgerCut === ''
+  console.log(`${ledgerCut === '' ? '✔' : '✘'} frontend → payments' ledger, TCP: ${ledgerCut === '' ? 'refused (quarantined)' : `answered "${ledgerCut.trim()}"`}`)
+  console.log('$ remora status   # shows the quarantine, who did it and why')
   ok &&= (await showStatus(admin)) === 0
+  console.log(`$ remora release ${id('frontend')}`)
+  ok &&= (await quarantineCmd([id('frontend'), '--by', 'demo', ...admin], 'release')) === 0
+  expectStatus('you → frontend → orders → payments (released)', await call(fe, 'frontend.shop', '/', 'GET', { authorization: `Bearer ${buyer}` }), 200)
 
   console.log(`
 Where to look:
