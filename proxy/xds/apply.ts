@@ -6,6 +6,7 @@ import { buildCredentials, CredentialError, type Credentials, type CredentialSto
 import { XdsError } from './errors.js'
 import { checkSnapshot, verifySnapshot } from './snapshot.js'
 import { hasCode } from '../errors/index.js'
+import type { TrafficReporting } from '../traffic/index.js'
 
 /** What the client drives: the Sidecar (or, in the benchmark, a lightweight stand-in). */
 export interface SnapshotTarget {
@@ -13,6 +14,8 @@ export interface SnapshotTarget {
   readonly creds: CredentialStore
   applySnapshot(s: { version: string; policies: readonly PolicyDocument[]; clusters: readonly ClusterConfig[]; outboundTrafficPolicy?: OutboundTrafficPolicy; quarantine?: readonly QuarantineEntry[] }, credentials?: Credentials): string
   noteConfigRejected?(): void
+  /** The traffic record to report (POST /v1/traffic every interval); absent or null: nothing is reported. */
+  readonly traffic?: TrafficReporting | null
 }
 
 /** The workload's certificate as the client holds it. */

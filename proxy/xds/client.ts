@@ -9,6 +9,7 @@ import { Renewal, systemTimers, type Lifetime, type Timers } from './renewal.js'
 import { importPinnedKey } from './snapshot.js'
 import { loadState, saveIdentity, saveSnapshot } from './state.js'
 import { ControlPlaneTransport } from './transport.js'
+import { TrafficReporter, type TrafficReportResult } from './traffic.js'
 
 export type { Clock, Logger, SnapshotTarget }
 
@@ -48,6 +49,7 @@ export class ControlPlaneClient {
   readonly events = new EventEmitter()
   readonly #transport: ControlPlaneTransport
   readonly #renewal: Renewal
+  readonly #traffic: TrafficReporter | null
   #identity: Identity | null = null
   #signingKey: CryptoKey | null = null
   #signingJwk: JWK | null = null
@@ -76,6 +78,17 @@ export class ControlPlaneClient {
       },
       { clock: deps.clock, timers: deps.timers ?? systemTimers },
     )
+    const reporting = target.traffic ?? null
+    this.#traffic = reporting
+      ? new TrafficReporter({
+          reporting,
+          // On the keep-alive mTLS agent, to the replica the stream is on (any replica takes a report).
+          post: async (report, timeoutMs) => (await this.#transport.request(this.#address ?? this.o.addresses[0]!, '/v1/traffic', report, { mtls: true, timeoutMs })).status,
+          ready: () => this.#identity !== null && !this.#closed,
+          logger: deps.logger,
+          onResult: (r) => this.events.emit('traffic', r),
+        })
+      : null
   }
 
   get lastGoodVersion(): string | null {
@@ -93,13 +106,14 @@ export class ControlPlaneClient {
 
   /** Starts in the background: the sidecar keeps failing closed until the first snapshot applies. */
   start(): void {
+    this.#traffic?.start()
     this.#loop = this.#run().catch((err: unknown) => {
       if (!this.#closed) this.deps.logger.error({ event: 'control_plane_client_stopped', error: (err as Error).message }, 'control-plane client stopped')
     })
   }
 
   /** Resolves with the next event of that name (tests and the demo wait on events, not sleeps). */
-  next<T = unknown>(event: 'applied' | 'nacked' | 'renewed' | 'connected' | 'bootstrapped' | 'disconnected', timeoutMs = 15_000): Promise<T> {
+  next<T = unknown>(event: 'applied' | 'nacked' | 'renewed' | 'connected' | 'bootstrapped' | 'disconnected' | 'traffic', timeoutMs = 15_000): Promise<T> {
     return new Promise((resolve, reject) => {
       const t = setTimeout(() => {
         this.events.off(event, on)
@@ -282,7 +296,14 @@ export class ControlPlaneClient {
     return ident
   }
 
+  /** Reports the traffic record now (tests, the demo); null when there is nothing to report or no record. */
+  reportTraffic(): Promise<TrafficReportResult | null> {
+    return this.#traffic?.flush() ?? Promise.resolve(null)
+  }
+
   async close(): Promise<void> {
+    // The last report first, while the certificate and the agent are still there (best effort, ~1 s at most).
+    await this.#traffic?.close()
     this.#closed = true
     this.#renewal.close()
     this.#wake?.()
