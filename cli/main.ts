@@ -21,6 +21,7 @@ const COMMANDS: Record<string, { file: string; summary: string }> = {
   delete: { file: 'delete', summary: 'delete a policy from the control plane' },
   status: { file: 'status', summary: 'sync status of every sidecar' },
   graph: { file: 'graph', summary: 'the service graph from the traffic record (-n NS, --since 24h)' },
+  suggest: { file: 'suggest', summary: 'least-privilege AuthorizationPolicies from the traffic record (-n NS)' },
   quarantine: { file: 'quarantine', summary: 'cut a workload identity off the mesh, both ways, now (--list)' },
   release: { file: 'release', summary: 'end the quarantine of a workload identity' },
   token: { file: 'token', summary: 'token create: a join token for one workload identity' },
