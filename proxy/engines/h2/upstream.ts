@@ -114,6 +114,8 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
       let responded = false
       let trailers: IncomingHttpHeaders | null = null
       let detachBody: (() => void) | null = null
+      /** The whole answer is out (its END_STREAM queued): a reset by the caller after it is no DC. */
+      let answered = false
       const settle = (o: Outcome): void => {
         if (settled) return
         settled = true
@@ -134,10 +136,10 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
       // The caller's stream is done: after the whole answer (our END_STREAM and theirs), or reset by
       // the caller (or its connection went), and then ours is cancelled.
       const onDownClose = (): void => {
-        if (!(responded && (down.rstCode === NGHTTP2_NO_ERROR || isLocalReset(down)))) {
+        if (!(responded && (answered || down.rstCode === NGHTTP2_NO_ERROR || isLocalReset(down)))) {
           resetStream(up, NGHTTP2_CANCEL)
           if (!isLocalReset(down) && !ctx.flags.includes(FLAGS.DownstreamConnectionTermination)) ctx.flags.push(FLAGS.DownstreamConnectionTermination)
-        }
+        } else if (!up.closed) resetStream(up, NGHTTP2_CANCEL) // the caller stopped its body after the answer
         settle(DONE)
       }
       down.once('close', onDownClose)
@@ -159,7 +161,10 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
         if (grpc !== null && ends) grpc.status = grpcStatusOf(headers) // trailers-only: the status is in the head
         if (down.destroyed) return
         down.respond(h, ends ? { endStream: true } : { waitForTrailers: true })
-        if (ends) return
+        if (ends) {
+          answered = true
+          return
+        }
         // Idle between response chunks beyond the route's idle timeout: reset (stream idle timeout).
         up.setTimeout(route.idleTimeoutMs, () => {
           if (!ctx.flags.includes(FLAGS.StreamIdleTimeout)) ctx.flags.push(FLAGS.StreamIdleTimeout)
@@ -181,6 +186,7 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
           const t = trailers !== null ? passOn(trailers, fromApp) : {}
           try {
             down.sendTrailers(t)
+            answered = true
           } catch {
             // the caller reset meanwhile
           }
@@ -206,7 +212,10 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
           if (!ctx.flags.includes(FLAGS.UpstreamRemoteReset) && !ctx.flags.includes(FLAGS.StreamIdleTimeout)) ctx.flags.push(FLAGS.UpstreamRemoteReset)
           res.reset(code === NGHTTP2_CANCEL ? NGHTTP2_CANCEL : NGHTTP2_INTERNAL_ERROR)
         }
-        // Otherwise the answer is on its way out; the caller's stream closing settles.
+        // Otherwise the answer is on its way out; the caller's stream closing settles. A caller still
+        // sending then (a client stream the server answered early) is expected to stop, as gRPC
+        // clients do on the status; no RST_STREAM NO_ERROR from here: nghttp2 may send it ahead of
+        // the queued trailers, which would lose the status. The stream idle timeout bounds the rest.
       })
 
       if (!endStream) {

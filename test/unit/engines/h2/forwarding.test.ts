@@ -143,6 +143,21 @@ describe('h2c: caller → front → chain → terminal → app', () => {
     expect(seen[0]!.flags).toContain('DC')
   })
 
+  test('an answer complete before the request body: the caller stops its body (as gRPC clients do on the status) and the call is no DC', async () => {
+    const app = await startH2App((s) => s.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '3' }, { endStream: true }))
+    const { front, seen } = await setup(app)
+    const c = connect(front.port)
+    cleanup.push(() => closeSession(c))
+    const req = c.request({ ':method': 'POST', ':path': '/pkg.Svc/Upload', ':authority': 'app.shop', 'content-type': 'application/grpc' })
+    req.on('error', () => {})
+    req.write(Buffer.alloc(5)) // the body is not finished
+    const head = await new Promise<http2.IncomingHttpHeaders>((r) => req.once('response', r))
+    expect(head['grpc-status']).toBe('3')
+    req.close(http2.constants.NGHTTP2_CANCEL)
+    await until(() => seen.length === 1, 3000, 'the call finished')
+    expect(seen[0]!.flags).toEqual([])
+  })
+
   test('a downstream stream reset by the caller before any upstream answer never leaves a session behind', async () => {
     const app = await startH2App(() => {}) // never answers
     const { front, upstream } = await setup(app)
