@@ -58,7 +58,7 @@ export class InboundConnections {
       ...(f.sni ? { sni: f.sni } : {}),
     })
     p.onDecision?.(decision)
-    const authz = { authz_decision: decision.action, authz_policy: decision.policy, authz_reason: decision.reason }
+    const authz = { authz_decision: decision.action, authz_policy: decision.policy, authz_reason: decision.reason, ...(decision.ruleIndex !== null ? { authz_rule: decision.ruleIndex } : {}) }
     if (decision.action === 'DENY') {
       down.destroy()
       this.env.accessLog(tcpAccessLogEntry(facts, null, { ...identity, ...authz, response_flags: 'AZ', error_code: 'REMORA_ERR_AUTHZ_DENIED' }))
