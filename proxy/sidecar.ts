@@ -24,6 +24,7 @@ import { mtlsModeFor } from './policy/index.js'
 import { portOf, splitAddress } from './engines/common/index.js'
 import { parseDuration } from './config/schema.js'
 import { selfLabels } from './runtime/index.js'
+import { createTrafficRecorder, teeAccessLog, trafficReportSettings, type TrafficReporting } from './traffic/index.js'
 
 
 export type { Clock, Logger, EffectiveJwtSettings, SidecarJwtOptions }
@@ -95,6 +96,8 @@ export class Sidecar {
   readonly tracing: Tracing | null
   /** The SPIFFE ID this sidecar runs as (the config names it; the certificate must match). */
   readonly selfId: string
+  /** The traffic record and how often the control-plane client reports it (null: telemetry.trafficReport off). */
+  readonly traffic: TrafficReporting | null
   readonly #env: CompileEnv
   readonly #runtime: RuntimeStore
   #metricsServer: http.Server
@@ -136,6 +139,11 @@ export class Sidecar {
     this.metrics = telemetry.metrics
     this.tracing = telemetry.tracing
     this.selfId = `spiffe://${config.trustDomain}/ns/${config.workload.namespace}/sa/${config.workload.serviceAccount}`
+    // The stages and L4 write through the record first when it is on (proxy/traffic); parser refusals are not traffic.
+    const traffic = trafficReportSettings(config)
+    const recorder = traffic.enabled ? createTrafficRecorder({ defaultPort: () => portOf(this.#runtime.current.app.address), clock: deps.clock }) : null
+    this.traffic = recorder ? { destination: { principal: this.selfId, namespace: config.workload.namespace, workload: workloadName(config) }, intervalMs: traffic.intervalMs, recorder } : null
+    const accessLog = recorder ? teeAccessLog(recorder, deps.accessLog) : deps.accessLog
     this.#env = {
       config,
       selfId: this.selfId,
@@ -145,7 +153,7 @@ export class Sidecar {
       onJwtResult: deps.jwt?.onResult,
       metrics: this.metrics,
       tracing: this.tracing,
-      accessLog: deps.accessLog,
+      accessLog,
       upstream: this.#upstream(),
       clock: deps.clock,
       logger: deps.logger,
@@ -179,7 +187,7 @@ export class Sidecar {
     this.#h2In = createH2Front({ direction: 'inbound', handler: () => rt.current.inbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'inbound') })
     this.#h2Out = createH2Front({ direction: 'outbound', handler: () => rt.current.outbound, onParserError, onInternalError, limits: frontLimits(config.limits, 'outbound') })
     const originalDst = deps.originalDst ?? nativeOriginalDst
-    const l4Env = { hosts: this.#hosts, creds: this.creds, metrics: this.#tcpMetrics, accessLog: deps.accessLog, logger: deps.logger, self: () => selfLabels(config, this.selfId) }
+    const l4Env = { hosts: this.#hosts, creds: this.creds, metrics: this.#tcpMetrics, accessLog, logger: deps.logger, self: () => selfLabels(config, this.selfId) }
     this.#outboundTcp = new OutboundConnections(l4Env)
     // One line and one count per mTLS connection this sidecar opens (never per request).
     this.creds.onHandshake((group, peer) => {
