@@ -6,6 +6,7 @@
 //         ──watch──▶ push/Publisher      (policies + clusters → signed snapshot, debounced) ──▶ push/Hub ──▶ sidecars
 //   api/ (HTTPS, TLS 1.3): sidecar routes (bootstrap, renew, stream, ACK/NACK) and admin routes
 //   status/ (per-replica sidecar status, one coalesced writer to the store)
+//   traffic/ (sidecars' traffic reports merged per workload and hour, retention; through the same writer)
 import { createHash, randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { Registry } from 'prom-client'
@@ -19,6 +20,7 @@ import { createCpMetrics } from './metrics.js'
 import { Publisher, createPushHub, type PolicyFeed, type PushHub, type SnapshotPayload } from './push/index.js'
 import { StatusTracker, createCoalescedWriter, type StatusReport } from './status/index.js'
 import type { Store } from './store/index.js'
+import { TrafficRecord } from './traffic/index.js'
 
 export type { ControlPlaneDeps, DiscoveryFeed, Logger, PolicyFeed, TokenReviewer }
 export type { SidecarStatus, StatusReport } from './status/index.js'
@@ -59,6 +61,8 @@ export interface ControlPlaneOptions {
   readonly tokenReviewer?: TokenReviewer
   /** Endpoints from the platform (Kubernetes EndpointSlices), merged with the sidecars' registrations. */
   readonly discoveryFeed?: DiscoveryFeed
+  /** How long the traffic record keeps what sidecars reported (default 24 h; hour buckets). */
+  readonly trafficRetentionMs?: number
 }
 
 export const CONTROL_PLANE_SA = 'remora-control-plane'
@@ -84,6 +88,7 @@ export class ControlPlane {
   readonly #status: StatusTracker
   readonly #writer: ReturnType<typeof createCoalescedWriter>
   readonly #m: ReturnType<typeof createCpMetrics>
+  readonly #traffic: TrafficRecord
   #authority!: Authority
   #publisher!: Publisher
   #api: Awaited<ReturnType<typeof listenApi>> | null = null
@@ -114,6 +119,7 @@ export class ControlPlane {
     )
     this.#status = new StatusTracker({ store: o.store, writer: this.#writer, replicaId: this.replicaId, graceMs, replicas: () => this.#registry.replicas, registration: (n) => this.#registry.get(n) }, deps)
     this.#m = createCpMetrics(this.metrics, () => this.#status.outOfSync(this.#hub.nodes(), this.version))
+    this.#traffic = new TrafficRecord({ store: o.store, writer: this.#writer, replicaId: this.replicaId, retentionMs: o.trafficRetentionMs, onDropped: (n) => this.#m.trafficDropped.inc(n) }, deps)
   }
 
   static async start(o: ControlPlaneOptions, deps: ControlPlaneDeps): Promise<ControlPlane> {
@@ -200,6 +206,7 @@ export class ControlPlane {
     if (this.#o.discoveryFeed) this.#watches.push(await this.#o.discoveryFeed.start({ trustDomain: td, onEndpoints: (eps) => this.#registry.setPlatformEndpoints(eps) }))
 
     await this.#authority.issueServingCert()
+    this.#traffic.start()
     this.#api = await listenApi(this.#apiContext(), this.#o.listen)
     this.port = this.#api.port
     await this.#registry.heartbeat(this.address)
@@ -228,6 +235,7 @@ export class ControlPlane {
       hub: this.#hub,
       registry: this.#registry,
       status: this.#status,
+      traffic: this.#traffic,
       metrics: this.#m,
       promRegistry: this.metrics,
       events: this.events,
@@ -275,6 +283,7 @@ export class ControlPlane {
     this.#hub.close()
     for (const w of this.#watches) await w.close().catch(() => {})
     await this.#api?.close()
+    await this.#traffic.close()
     this.#status.close()
     await this.#writer.flush()
   }

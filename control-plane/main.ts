@@ -23,6 +23,8 @@ export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://
   --grace DURATION       how long a gone sidecar stays in clusters (default 30s)
   --push-debounce DURATION  quiet period before a discovery change is pushed (default 100ms;
                          at most 10x that after the first change); policy changes go at once
+  --traffic-retention DURATION  how long the traffic record keeps what sidecars reported
+                         (hour buckets; default 24h)
   --admin-file PATH      where the CLI finds the server, CA and admin token
                          (default $REMORA_CONFIG or ~/.config/remora/admin.json)
   --replica-id ID        name of this replica in status (default: random)
@@ -38,9 +40,9 @@ export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://
                          when KUBERNETES_SERVICE_HOST is set, else $KUBECONFIG or ~/.kube/config)`
 
 function duration(v: string, flag: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v)
-  if (!m) throw new Error(`${flag}: expected a duration like 10s, 5m, 24h`)
-  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'])
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(v)
+  if (!m) throw new Error(`${flag}: expected a duration like 10s, 5m, 24h, 7d`)
+  return Math.round(Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'])
 }
 
 export function defaultAdminFile(env: NodeJS.ProcessEnv = process.env): string {
@@ -67,6 +69,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         'cert-ttl': { type: 'string' },
         grace: { type: 'string' },
         'push-debounce': { type: 'string' },
+        'traffic-retention': { type: 'string' },
         'outbound-traffic-policy': { type: 'string' },
         'allowed-external-host': { type: 'string', multiple: true },
         'admin-file': { type: 'string' },
@@ -90,6 +93,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   let certTtlMs: number | undefined
   let graceMs: number | undefined
   let pushDebounceMs: number | undefined
+  let trafficRetentionMs: number | undefined
   let outboundTrafficPolicy: OutboundTrafficPolicy | undefined
   try {
     const l = /^(.+):(\d{1,5})$/.exec(values.listen ?? '127.0.0.1:15010')
@@ -98,6 +102,10 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     if (values['cert-ttl']) certTtlMs = duration(values['cert-ttl'], '--cert-ttl')
     if (values.grace) graceMs = duration(values.grace, '--grace')
     if (values['push-debounce']) pushDebounceMs = duration(values['push-debounce'], '--push-debounce')
+    if (values['traffic-retention']) {
+      trafficRetentionMs = duration(values['traffic-retention'], '--traffic-retention')
+      if (trafficRetentionMs < 60_000) throw new Error('--traffic-retention: at least 1m')
+    }
     const otp = values['outbound-traffic-policy']
     const allowed = values['allowed-external-host'] ?? []
     if (otp !== undefined || allowed.length > 0) {
@@ -150,6 +158,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         graceMs,
         ...(pushDebounceMs !== undefined ? { pushDebounceMs, pushDebounceMaxMs: pushDebounceMs * 10 } : {}),
         replicaId: values['replica-id'],
+        trafficRetentionMs,
         ...(outboundTrafficPolicy ? { outboundTrafficPolicy } : {}),
         ...kube,
       },

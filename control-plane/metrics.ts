@@ -10,6 +10,10 @@ export interface CpMetrics {
   readonly refused: Counter<'code'>
   readonly snapshots: Counter
   readonly ackLatency: Histogram
+  /** Traffic reports (POST /v1/traffic) accepted or refused. */
+  readonly trafficReports: Counter<'result'>
+  /** Edges the traffic record could not keep (a bucket was full). */
+  readonly trafficDropped: Counter
 }
 
 /** `outOfSync` is read at scrape time: connected sidecars whose ACKed version is not the current one. */
@@ -31,5 +35,7 @@ export function createCpMetrics(reg: Registry, outOfSync: () => number): CpMetri
     refused: new Counter({ name: 'remora_cp_requests_refused_total', help: 'API requests refused, by error code', labelNames: ['code'], registers: [reg] }),
     snapshots: new Counter({ name: 'remora_cp_snapshots_published_total', help: 'New snapshot versions published', registers: [reg] }),
     ackLatency: new Histogram({ name: 'remora_cp_ack_latency_seconds', help: 'From publishing a version to each ACK of it', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [reg] }),
+    trafficReports: new Counter({ name: 'remora_cp_traffic_reports_total', help: 'Traffic reports from sidecars, by result (accepted, refused)', labelNames: ['result'], registers: [reg] }),
+    trafficDropped: new Counter({ name: 'remora_cp_traffic_edges_dropped_total', help: 'Traffic record edges not kept because a bucket was full', registers: [reg] }),
   }
 }

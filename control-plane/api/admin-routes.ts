@@ -3,13 +3,13 @@ import type http from 'node:http'
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml'
 import { validateDocuments } from '../../proxy/policy/index.js'
 import { policyKey } from '../push/index.js'
-import { ApplyBody, TokenBody, parseBody } from './bodies.js'
+import { ApplyBody, TRAFFIC_NAMESPACE, TRAFFIC_WORKLOAD, TokenBody, parseBody } from './bodies.js'
 import type { ApiContext } from './context.js'
 import { CpError } from './errors.js'
 import { readJson, sendJson } from './http.js'
 
 // The routes the CLI calls with the admin bearer token: apply, get, delete, sources (for
-// `check --server`), status and join tokens.
+// `check --server`), status, join tokens and the traffic record.
 
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex')
 
@@ -103,4 +103,27 @@ export async function createToken(ctx: ApiContext, req: http.IncomingMessage, re
   const t = await ctx.createJoinToken(body.namespace, body.serviceAccount, body.ttlSeconds * 1000)
   ctx.deps.logger.info({ event: 'join_token_created', sub: t.spiffeId, expiresAt: t.expiresAt.toISOString() }, 'join token created')
   sendJson(res, 200, { token: t.token, spiffeId: t.spiffeId, expiresAt: t.expiresAt.toISOString() })
+}
+
+const SINCE = /^([1-9]\d{0,8})(ms|s|m|h|d)$/
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
+
+/**
+ * `GET /v1/traffic?namespace=NS&workload=W&since=24h`: the recorded edges of every destination
+ * workload (or one namespace, or one workload) merged over the window, each with its destination.
+ * `since` defaults to the retention window and is capped at it.
+ */
+export async function getTraffic(ctx: ApiContext, url: URL, res: http.ServerResponse): Promise<void> {
+  const namespace = url.searchParams.get('namespace') ?? undefined
+  const workload = url.searchParams.get('workload') ?? undefined
+  const since = url.searchParams.get('since')
+  if (namespace !== undefined && !TRAFFIC_NAMESPACE.test(namespace)) throw new CpError('REMORA_ERR_CP_BAD_REQUEST', 'namespace: expected a DNS label')
+  if (workload !== undefined && !TRAFFIC_WORKLOAD.test(workload)) throw new CpError('REMORA_ERR_CP_BAD_REQUEST', 'workload: expected letters, digits, ".", "_" and "-"')
+  let sinceMs = ctx.traffic.retentionMs
+  if (since !== null) {
+    const m = SINCE.exec(since)
+    if (!m) throw new CpError('REMORA_ERR_CP_BAD_REQUEST', 'since: expected a duration like 30m, 24h or 7d')
+    sinceMs = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS]
+  }
+  sendJson(res, 200, await ctx.traffic.query({ namespace, workload, sinceMs }))
 }

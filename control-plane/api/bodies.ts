@@ -21,6 +21,10 @@ export const TokenBody = z.strictObject({
   ttlSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(3600),
 })
 
+/** A traffic report's destination names store-key segments (traffic/<namespace>/<workload>/…). */
+export const TRAFFIC_NAMESPACE = DNS_LABEL
+export const TRAFFIC_WORKLOAD = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/
+
 /** The body as `schema` describes it, or REMORA_ERR_CP_BAD_REQUEST naming the first bad field. */
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   const r = schema.safeParse(body)

@@ -7,6 +7,7 @@ import type { CpMetrics } from '../metrics.js'
 import type { PolicyFeed, Publisher, PushHub } from '../push/index.js'
 import type { StatusReport, StatusTracker } from '../status/index.js'
 import type { Store } from '../store/index.js'
+import type { TrafficRecord } from '../traffic/index.js'
 
 /** A platform credential (Kubernetes projected service-account token) checked by TokenReview. */
 export type TokenReviewer = (token: string) => Promise<{ ok: true; namespace: string; serviceAccount: string } | { ok: false; reason: string }>
@@ -25,6 +26,8 @@ export interface ApiContext {
   readonly hub: PushHub
   readonly registry: EndpointRegistry
   readonly status: StatusTracker
+  /** The traffic record: POST /v1/traffic merges into it, GET /v1/traffic reads it. */
+  readonly traffic: TrafficRecord
   readonly metrics: CpMetrics
   readonly promRegistry: Registry
   readonly events: EventEmitter

@@ -13,6 +13,7 @@ export const CP_ERRORS = {
   REMORA_ERR_CP_NOT_FOUND: { status: 404, message: 'not found' },
   REMORA_ERR_CP_POLICY_READ_ONLY: { status: 409, message: 'policies are not managed through this API' },
   REMORA_ERR_CP_QUARANTINED: { status: 403, message: 'this workload identity is quarantined' },
+  REMORA_ERR_CP_TRAFFIC_FOREIGN: { status: 403, message: 'a sidecar reports only its own traffic: the report names another workload than its certificate' },
   REMORA_ERR_CP_INTERNAL: { status: 500, message: 'internal control-plane error' },
 } as const
 

@@ -3,16 +3,16 @@ import type http from 'node:http'
 import type net from 'node:net'
 import { MESH_GROUPS } from '../../proxy/identity/index.js'
 import { isCaError } from '../ca/index.js'
-import { apply, createToken, deletePolicy, getPolicies, getSources, requireAdmin } from './admin-routes.js'
+import { apply, createToken, deletePolicy, getPolicies, getSources, getTraffic, requireAdmin } from './admin-routes.js'
 import type { ApiContext } from './context.js'
 import { CpError, isCpError } from './errors.js'
 import { sendError, sendJson } from './http.js'
-import { ack, bootstrap, renew, stream } from './sidecar-routes.js'
+import { ack, bootstrap, renew, reportTraffic, stream } from './sidecar-routes.js'
 import { listQuarantine, quarantine, release } from './quarantine-routes.js'
 
 /**
  * One HTTPS port (TLS 1.3) for everything. Routes say what they need: nothing (health, metrics),
- * a join token (bootstrap), a workload certificate (stream, ack, nack, renew) or the admin bearer
+ * a join token (bootstrap), a workload certificate (stream, ack, nack, renew, traffic reports) or the admin bearer
  * token (everything else under /v1/). Every refusal is a CpError with a stable code.
  */
 export async function route(ctx: ApiContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -31,6 +31,7 @@ export async function route(ctx: ApiContext, req: http.IncomingMessage, res: htt
     if (m === 'POST' && path === '/v1/ack') return await ack(ctx, req, res, true)
     if (m === 'POST' && path === '/v1/nack') return await ack(ctx, req, res, false)
     if (m === 'POST' && path === '/v1/renew') return await renew(ctx, req, res)
+    if (m === 'POST' && path === '/v1/traffic') return await reportTraffic(ctx, req, res)
     if (path.startsWith('/v1/')) {
       requireAdmin(ctx, req)
       if (m === 'POST' && path === '/v1/apply') return await apply(ctx, req, res)
@@ -42,6 +43,7 @@ export async function route(ctx: ApiContext, req: http.IncomingMessage, res: htt
       if (m === 'POST' && path === '/v1/release') return await release(ctx, req, res)
       if (m === 'GET' && path === '/v1/quarantine') return listQuarantine(ctx, res)
       if (m === 'POST' && path === '/v1/tokens') return await createToken(ctx, req, res)
+      if (m === 'GET' && path === '/v1/traffic') return await getTraffic(ctx, url, res)
     }
     throw new CpError('REMORA_ERR_CP_NOT_FOUND', `${m} ${path}`)
   } catch (err) {

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto'
 import type http from 'node:http'
 import type { z } from 'zod'
+import { TrafficReportSchema } from '../../proxy/snapshot/index.js'
 import { JOIN_TOKEN_ISSUER } from '../ca/index.js'
 import type { Registration } from '../discovery/index.js'
 import { frame, type SidecarStream } from '../push/index.js'
 import type { SidecarStatus } from '../status/index.js'
-import { AckBody, BootstrapBody, CsrBody, NackBody, StreamHello, parseBody } from './bodies.js'
+import { AckBody, BootstrapBody, CsrBody, NackBody, StreamHello, TRAFFIC_NAMESPACE, TRAFFIC_WORKLOAD, parseBody } from './bodies.js'
 import type { ApiContext, TokenReviewer } from './context.js'
 import { CpError } from './errors.js'
 import { peerCertExpiry, peerOf, readJson, sendJson } from './http.js'
@@ -170,4 +171,30 @@ function refuseQuarantined(ctx: ApiContext, identity: string, what: 'bootstrap' 
   if (!q) return
   ctx.deps.logger.warn({ event: `${what}_refused_quarantined`, sub: identity, by: q.by, since: q.since }, 'certificate refused: the identity is quarantined')
   throw new CpError('REMORA_ERR_CP_QUARANTINED', `${identity} is quarantined since ${q.since} (${q.reason || 'no reason given'}); remora release it first`)
+}
+
+/**
+ * A sidecar's traffic record since its last report (issue 17 item 1): schema-checked (strict), and
+ * only its own: the destination's principal must be the caller's verified certificate identity and
+ * its namespace that identity's, or 403 (a sidecar cannot report for another workload). Merged in
+ * memory; the store is written once a second (control-plane/traffic).
+ */
+export async function reportTraffic(ctx: ApiContext, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  try {
+    const peer = peerOf(req, new Set([ctx.trustDomain]))
+    const report = parseBody(TrafficReportSchema, await readJson(req))
+    const d = report.destination
+    const ns = /^\/ns\/([^/]+)\/sa\/[^/]+$/.exec(peer.path)?.[1]
+    if (d.principal !== peer.uri || d.namespace !== ns) {
+      ctx.deps.logger.warn({ event: 'traffic_report_refused', sub: peer.uri, claimed: d.principal, namespace: d.namespace }, 'traffic report for another workload refused')
+      throw new CpError('REMORA_ERR_CP_TRAFFIC_FOREIGN', `the report is for ${d.principal || '(none)'} in namespace ${d.namespace || '(none)'}; the caller is ${peer.uri}`)
+    }
+    if (!TRAFFIC_NAMESPACE.test(d.namespace) || !TRAFFIC_WORKLOAD.test(d.workload)) throw new CpError('REMORA_ERR_CP_BAD_REQUEST', 'destination: namespace must be a DNS label and workload a name of letters, digits, ".", "_" and "-"')
+    ctx.traffic.accept(report)
+    ctx.metrics.trafficReports.inc({ result: 'accepted' })
+    sendJson(res, 200, { ok: true, edges: report.edges.length })
+  } catch (err) {
+    ctx.metrics.trafficReports.inc({ result: 'refused' })
+    throw err
+  }
 }
