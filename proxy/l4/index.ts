@@ -7,11 +7,11 @@ export { meshServername, targetPortOf } from './sni.js'
 export { relay, type RelayResult } from './relay.js'
 export { HostAddresses } from './resolve.js'
 export { TcpMetrics, type TcpChildren } from './metrics.js'
+export { canonicalIp } from '../engines/common/index.js'
 export {
   DEFAULT_OUTBOUND_POLICY,
   OUTBOUND_POLICY_MODES,
   buildL4Table,
-  canonicalIp,
   externalAllowed,
   matchDestination,
   matchHost,

@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { canonicalIp } from './routes.js'
+import { canonicalIp } from '../engines/common/index.js'
 
 // Under REGISTRY_ONLY an allowed external host is named by the app (TLS SNI, HTTP Host): both are
 // the app's to choose, so a name alone would let it reach any address by sending an allowed one.

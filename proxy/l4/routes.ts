@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import type { ClusterPort, PortProtocol } from '../snapshot/index.js'
 import type { OriginalDst } from '../pipeline/index.js'
+import { canonicalIp } from '../engines/common/index.js'
 import { NO_QUARANTINE, type QuarantineSet, type WorkloadLabels } from '../stages/index.js'
 
 // The connection-level routing table, built once per config: service VIPs and endpoint IPs →
@@ -59,11 +60,6 @@ export interface L4ClusterInput {
   readonly labels: WorkloadLabels
 }
 
-/** `::ffff:10.0.0.1` → `10.0.0.1`; IPv6 lower-cased. */
-export function canonicalIp(ip: string): string {
-  const l = ip.toLowerCase()
-  return l.startsWith('::ffff:') && isIP(l.slice(7)) === 4 ? l.slice(7) : l
-}
 
 function hostOf(endpoint: string): string {
   if (endpoint.startsWith('[')) return endpoint.slice(1, endpoint.indexOf(']'))
@@ -71,7 +67,8 @@ function hostOf(endpoint: string): string {
   return i === -1 ? endpoint : endpoint.slice(0, i)
 }
 
-const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1'
+// 127.0.0.1 and ::1 are every cluster's address on a local mesh; other loopback addresses can be a pod's.
+const isLoopback = (ip: string): boolean => ip === '127.0.0.1' || ip === '::1'
 
 export function buildL4Table(clusters: readonly L4ClusterInput[], policy: OutboundPolicy, quarantine: QuarantineSet = NO_QUARANTINE): L4Table {
   const byName = new Map<string, L4Cluster>()

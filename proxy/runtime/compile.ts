@@ -81,6 +81,8 @@ export interface CompileInput {
 }
 
 const DEFAULT_TIMEOUT_MS = 15_000
+/** Routed clusters made on demand for a (cluster, workload port) per snapshot, at most. */
+const MAX_NAMED_PORTS = 4096
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
 const IDLE_TIMEOUT_MS = 300_000
 /** The inbound target of a workload without inbound.app (a Job): port 0, never dialled (the listener refuses first). */
@@ -183,6 +185,8 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
     const key = `${name}|${targetPort ?? ''}`
     let r = named.get(key)
     if (r === undefined) {
+      // the app picks the ports it dials: past this many cluster×port pairs per snapshot, none is added
+      if (named.size >= MAX_NAMED_PORTS) return undefined
       const i = input.clusters.findIndex((x) => x.name === name)
       if (i === -1) return undefined
       r = targetPort === null ? clusters[i]! : routedFor(input.clusters[i]!, targetPort)
@@ -192,6 +196,19 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
     return r
   }
   for (const l of c.outbound.listeners) if (l.targetPort !== undefined) byName(l.cluster, l.targetPort)
+  // A pod dialled by its own IP (headless services, direct calls): the endpoint's cluster, on the port dialled.
+  const endpointIps = new Map<string, string>()
+  for (const cl of input.clusters) {
+    for (const e of cl.endpoints) {
+      const host = e.startsWith('[') ? e.slice(1, e.indexOf(']')) : e.slice(0, e.lastIndexOf(':'))
+      const ip = canonicalIp(host)
+      if (ip !== '' && ip !== '127.0.0.1' && ip !== '::1' && !endpointIps.has(ip)) endpointIps.set(ip, cl.name)
+    }
+  }
+  const byEndpoint = (ip: string, port: number): RoutedCluster | undefined => {
+    const name = endpointIps.get(ip)
+    return name === undefined ? undefined : byName(name, port)
+  }
   const quarantineEntries = input.quarantine ?? []
   const qIds = new Map(quarantineEntries.map((q) => [q.identity, `by ${q.by}${q.reason ? `: ${q.reason}` : ''}`]))
   const quarantine: QuarantineSet = quarantineEntries.length === 0 ? NO_QUARANTINE : { identities: qIds, self: qIds.has(env.selfId), selfReason: qIds.get(env.selfId) ?? '' }
@@ -273,6 +290,6 @@ export function compileRuntime(input: CompileInput, env: CompileEnv): RuntimeSta
     quarantineEntries,
     quarantine,
     inbound: buildInboundHandler({ ownId: env.selfId, pathNormalization, mtlsMode, policy: wp, app, appPort, appOnPort, quarantine, jwt, onJwtResult, accessLog: env.accessLog, onInternalError, ...telemetry, upstream: env.upstream }),
-    outbound: buildOutboundHandler({ pathNormalization, routes, destinations: { byDst, external, byName }, quarantine, clusterIdentities, accessLog: env.accessLog, onInternalError, ...telemetry, clusterLabels: labels, clusterPrincipals: principals, upstream: env.upstream }),
+    outbound: buildOutboundHandler({ pathNormalization, routes, destinations: { byDst, external, byName, byEndpoint }, quarantine, clusterIdentities, accessLog: env.accessLog, onInternalError, ...telemetry, clusterLabels: labels, clusterPrincipals: principals, upstream: env.upstream }),
   }
 }

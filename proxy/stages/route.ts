@@ -1,3 +1,4 @@
+import { canonicalIp } from '../engines/common/index.js'
 import { proxyError, type Handler, type RequestContext, type RouteTarget, type Stage } from '../pipeline/index.js'
 
 /** A cluster as the hot path sees it: endpoints with their pools, built at config time. */
@@ -16,13 +17,12 @@ export interface DestinationRoutes {
   readonly byDst: ReadonlyMap<string, RoutedCluster>
   /** A request for a host outside the mesh: its target at the original destination, or null when the outbound policy refuses it. */
   readonly external: (ctx: RequestContext, address: string) => Promise<RouteTarget | null>
+  /** A pod dialled by its IP (an endpoint's address): its cluster, asking for the port dialled. */
+  readonly byEndpoint: (ip: string, port: number) => RoutedCluster | undefined
   /** A cluster by name on a workload port (local bind ports), made once per port. */
   readonly byName: (cluster: string, targetPort: number | null) => RoutedCluster | undefined
 }
 
-function canonical(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip.toLowerCase()
-}
 
 // Outbound: the Host (or the absolute-form authority) picks the cluster, with the port the app
 // dialled when the Host has none; failing that, the original destination (a service VIP or a pod
@@ -38,8 +38,8 @@ export function createOutboundRouteStage(table: RouteTable, dst?: DestinationRou
       if (fixed !== null && !cluster) throw proxyError('REMORA_ERR_ROUTE_NOT_FOUND', `no cluster "${fixed.cluster}" for this local port`)
       cluster ??= table.get(ctx.authority) ?? (od !== null && ctx.hostPort === null ? table.get(`${ctx.host}:${od.port}`) : undefined) ?? table.get(ctx.host)
       if (!cluster && od !== null && dst) {
-        const ip = canonical(od.address)
-        cluster = dst.byDst.get(`${ip}:${od.port}`) ?? dst.byDst.get(ip)
+        const ip = canonicalIp(od.address)
+        cluster = dst.byDst.get(`${ip}:${od.port}`) ?? dst.byDst.get(ip) ?? dst.byEndpoint(ip, od.port)
         if (!cluster) {
           const address = od.family === 6 ? `[${od.address}]:${od.port}` : `${od.address}:${od.port}`
           const t = await dst.external(ctx, address)

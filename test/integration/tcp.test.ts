@@ -74,6 +74,8 @@ let db: TestSidecar
 let orders: TestSidecar
 let batch: TestSidecar
 let strictOut: TestSidecar
+let podIp: TestSidecar
+let web2: TestSidecar
 const webServers: http.Server[] = []
 let webA: number
 let webB: number
@@ -112,6 +114,10 @@ beforeAll(async () => {
   ]
   orders = await startSidecar({ pki, serviceAccount: 'orders', app: '127.0.0.1:1', clusters, originalDst, extra: { outbound: { port: 0, bind: '127.0.0.1', listeners: [{ port: 0, cluster: 'db.shop', servicePort: 5432 }, { port: 0, cluster: 'web.shop', targetPort: webB }] } } as never })
   batch = await startSidecar({ pki, serviceAccount: 'batch', app: '127.0.0.1:1', clusters, originalDst })
+  // A pod with its own address (127.0.0.7 stands in for a pod IP): web2's sidecar listens on every
+  // address, and the caller's cluster lists that address as web2's endpoint.
+  web2 = await startSidecar({ pki, serviceAccount: 'web2', app: `127.0.0.1:${webA}`, originalDst, extra: { inbound: { port: 0, bind: '0.0.0.0', app: `127.0.0.1:${webA}` } } })
+  podIp = await startSidecar({ pki, serviceAccount: 'podip', app: '127.0.0.1:1', originalDst, clusters: [{ name: 'web2.shop', hosts: ['web2'], endpoints: [`127.0.0.7:${web2.inbound}`], identities: [web2.spiffeId] }] })
   strictOut = await startSidecar({ pki, serviceAccount: 'strict', app: '127.0.0.1:1', clusters, originalDst, extra: { outbound: { port: 0, bind: '127.0.0.1', trafficPolicy: { mode: 'REGISTRY_ONLY', allowedHosts: ['localhost'] } } } })
   const leaf = await pki.issue('spiffe://example.com/api')
   tlsServer = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (s) => s.end(`hello ${s.servername}`))
@@ -121,7 +127,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  for (const s of [orders, batch, strictOut, db, web]) await s?.close()
+  for (const s of [orders, batch, strictOut, podIp, web2, db, web]) await s?.close()
   for (const s of [dbServer, slowServer, tlsServer, plainExternal, ...webServers]) s?.close()
 })
 
@@ -294,6 +300,24 @@ describe('HTTP by original destination', () => {
     expect((await httpVia(orders, null, 'web:8080')).body).toBe('port-b web:8080')
     expect((await httpVia(orders, null, 'web')).body).toBe('port-a web')
     expect((await httpVia(orders, { address: WEB_VIP, port: 8080, family: 4 }, 'anything.example')).body).toBe('port-b anything.example')
+  })
+
+  test('a pod dialled by its own IP (an endpoint address) is its cluster, on the port dialled', async () => {
+    // not the configured app port (webA): the port the app dialled, on the address the caller reached
+    const wide = http.createServer((req, res) => res.end(`wide ${req.headers.host}`))
+    const widePort = await new Promise<number>((r) => wide.listen(0, '0.0.0.0', () => r((wide.address() as net.AddressInfo).port)))
+    try {
+      const r = await httpVia(podIp, { address: '127.0.0.7', port: widePort, family: 4 }, 'whatever')
+      expect(r.body).toBe('wide whatever')
+      expect(podIp.accessLog.at(-1)).toMatchObject({ upstream_cluster: 'web2.shop' })
+      expect(web2.accessLog.at(-1)).toMatchObject({ upstream_host: `127.0.0.7:${widePort}` })
+      // a server bound to loopback only stays private to its pod, whatever a peer asks for (Istio ≥ 1.10)
+      const priv = await httpVia(podIp, { address: '127.0.0.7', port: webB, family: 4 }, 'whatever')
+      expect(priv.status).toBe(503)
+      expect(web2.accessLog.at(-1)).toMatchObject({ upstream_host: `127.0.0.7:${webB}`, response_flags: 'UF' })
+    } finally {
+      wide.close()
+    }
   })
 
   test('ALLOW_ANY: a host outside the mesh goes to its original destination; REGISTRY_ONLY answers 502 NR', async () => {

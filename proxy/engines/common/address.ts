@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 /** `host:port` or `[v6]:port` → host (without brackets) and port. The address was validated at config time. */
 export function splitAddress(address: string): { host: string; port: number } {
   const i = address.lastIndexOf(':')
@@ -8,4 +9,17 @@ export function splitAddress(address: string): { host: string; port: number } {
 /** The port of a `host:port` address. */
 export function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(':') + 1))
+}
+
+/**
+ * One spelling per address, as the kernel reports it: `::ffff:10.0.0.1` → `10.0.0.1`; IPv6
+ * compressed and lower-cased (`FD00:0DAE:0:0::100` → `fd00:dae::100`), so a configured address
+ * matches the one SO_ORIGINAL_DST returns however it was written. Anything else is returned as is.
+ */
+export function canonicalIp(ip: string): string {
+  const l = ip.toLowerCase()
+  if (l.startsWith('::ffff:') && isIP(l.slice(7)) === 4) return l.slice(7)
+  if (isIP(l) !== 6) return l
+  const h = new URL(`http://[${l}]/`).hostname
+  return h.slice(1, -1)
 }

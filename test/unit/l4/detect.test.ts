@@ -79,3 +79,14 @@ describe('parseClientHello', () => {
     expect(() => parseClientHello(truncated)).not.toThrow()
   })
 })
+
+describe('canonicalIp', () => {
+  test('one spelling per address, as the kernel reports it', async () => {
+    const { canonicalIp } = await import('../../../proxy/l4/index.js')
+    expect(canonicalIp('::ffff:10.0.0.1')).toBe('10.0.0.1')
+    expect(canonicalIp('FD00:0DAE:0:0:0:0:0:100')).toBe('fd00:dae::100')
+    expect(canonicalIp('fd00:dae::100')).toBe('fd00:dae::100')
+    expect(canonicalIp('10.0.0.1')).toBe('10.0.0.1')
+    expect(canonicalIp('not-an-ip')).toBe('not-an-ip')
+  })
+})
