@@ -21,6 +21,7 @@ import { Publisher, createPushHub, type PolicyFeed, type PushHub, type SnapshotP
 import { StatusTracker, createCoalescedWriter, type StatusReport } from './status/index.js'
 import type { Store } from './store/index.js'
 import { TrafficRecord } from './traffic/index.js'
+import { createUi } from './ui/index.js'
 
 export type { ControlPlaneDeps, DiscoveryFeed, Logger, PolicyFeed, TokenReviewer }
 export type { SidecarStatus, StatusReport } from './status/index.js'
@@ -63,6 +64,8 @@ export interface ControlPlaneOptions {
   readonly discoveryFeed?: DiscoveryFeed
   /** How long the traffic record keeps what sidecars reported (default 24 h; hour buckets). */
   readonly trafficRetentionMs?: number
+  /** Jaeger's UI base URL: the web view links an edge's sampled trace to `<jaegerUi>/trace/<id>` (absent: no link). */
+  readonly jaegerUi?: string
 }
 
 export const CONTROL_PLANE_SA = 'remora-control-plane'
@@ -235,6 +238,7 @@ export class ControlPlane {
       hub: this.#hub,
       registry: this.#registry,
       status: this.#status,
+      ui: createUi({ jaegerUi: this.#o.jaegerUi ?? null }),
       traffic: this.#traffic,
       metrics: this.#m,
       promRegistry: this.metrics,

@@ -11,6 +11,7 @@ import type { KubeClient } from './kubernetes/index.js'
 import { hasCode } from '../proxy/errors/index.js'
 import { OutboundTrafficPolicySchema, type OutboundTrafficPolicy } from '../proxy/snapshot/index.js'
 import { openStore } from './store/index.js'
+import { parseJaegerUi } from './ui/index.js'
 
 export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://<dir>|etcd://host:port[,host:port]] [flags]
 
@@ -25,6 +26,8 @@ export const CONTROL_PLANE_USAGE = `usage: remora control-plane [--store file://
                          at most 10x that after the first change); policy changes go at once
   --traffic-retention DURATION  how long the traffic record keeps what sidecars reported
                          (hour buckets; default 24h)
+  --jaeger-ui URL        Jaeger's UI (http(s)://host:16686): the web view (/ui/) links each edge's
+                         sampled trace to <URL>/trace/<id>; absent: no link
   --admin-file PATH      where the CLI finds the server, CA and admin token
                          (default $REMORA_CONFIG or ~/.config/remora/admin.json)
   --replica-id ID        name of this replica in status (default: random)
@@ -70,6 +73,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         grace: { type: 'string' },
         'push-debounce': { type: 'string' },
         'traffic-retention': { type: 'string' },
+        'jaeger-ui': { type: 'string' },
         'outbound-traffic-policy': { type: 'string' },
         'allowed-external-host': { type: 'string', multiple: true },
         'admin-file': { type: 'string' },
@@ -94,6 +98,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
   let graceMs: number | undefined
   let pushDebounceMs: number | undefined
   let trafficRetentionMs: number | undefined
+  let jaegerUi: string | undefined
   let outboundTrafficPolicy: OutboundTrafficPolicy | undefined
   try {
     const l = /^(.+):(\d{1,5})$/.exec(values.listen ?? '127.0.0.1:15010')
@@ -102,6 +107,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
     if (values['cert-ttl']) certTtlMs = duration(values['cert-ttl'], '--cert-ttl')
     if (values.grace) graceMs = duration(values.grace, '--grace')
     if (values['push-debounce']) pushDebounceMs = duration(values['push-debounce'], '--push-debounce')
+    if (values['jaeger-ui'] !== undefined) jaegerUi = parseJaegerUi(values['jaeger-ui'])
     if (values['traffic-retention']) {
       trafficRetentionMs = duration(values['traffic-retention'], '--traffic-retention')
       if (trafficRetentionMs < 60_000) throw new Error('--traffic-retention: at least 1m')
@@ -159,6 +165,7 @@ export async function runControlPlane(argv: string[]): Promise<number> {
         ...(pushDebounceMs !== undefined ? { pushDebounceMs, pushDebounceMaxMs: pushDebounceMs * 10 } : {}),
         replicaId: values['replica-id'],
         trafficRetentionMs,
+        ...(jaegerUi ? { jaegerUi } : {}),
         ...(outboundTrafficPolicy ? { outboundTrafficPolicy } : {}),
         ...kube,
       },

@@ -48,7 +48,8 @@ would: keys from --jwks or the rule's inline jwks, never fetched; an invalid tok
 --jwks without --jwt runs it on the request as given: with no token (in --header or --path's query)
 the request is unauthenticated, as the sidecar decides it (403 where a principal is required).
 Each flag not marked ... is given once. Exit codes: 0 allow, 3 deny (401, 403 or 400), 2 bad input
-or invalid policies.`
+or invalid policies.
+remora check --replay [-f ...] decides the recorded traffic instead (remora check --replay --help).`
 
 function parseLabels(v: string | undefined): Record<string, string> {
   const out: Record<string, string> = {}
@@ -177,6 +178,8 @@ const OPTIONS = {
 } as const
 
 export async function run(argv: string[]): Promise<number> {
+  // --replay: the recorded traffic instead of one request (its own flags).
+  if (argv.includes('--replay')) return (await import('./check-replay.js')).run(argv)
   let values
   try {
     const parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true, tokens: true })

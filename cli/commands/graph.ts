@@ -107,6 +107,9 @@ function sourceNode(principal: string, byPrincipal: ReadonlyMap<string, GraphNod
   return { id: principal, namespace: null, workload: principal }
 }
 
+/** How a caller is named in the CLI's lines: `namespace/service-account`, `(plaintext)`, or the ID. */
+export const callerName = (principal: string): string => sourceNode(principal, new Map()).id
+
 /** The record as a graph of workloads: recorded edges summed per caller → callee. Pure. */
 export function buildGraph(edges: readonly ObservedEdge[], window: { from: number; to: number }): Graph {
   const nodes = new Map<string, GraphNode>()

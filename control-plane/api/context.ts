@@ -8,6 +8,7 @@ import type { PolicyFeed, Publisher, PushHub } from '../push/index.js'
 import type { StatusReport, StatusTracker } from '../status/index.js'
 import type { Store } from '../store/index.js'
 import type { TrafficRecord } from '../traffic/index.js'
+import type { Ui } from '../ui/index.js'
 
 /** A platform credential (Kubernetes projected service-account token) checked by TokenReview. */
 export type TokenReviewer = (token: string) => Promise<{ ok: true; namespace: string; serviceAccount: string } | { ok: false; reason: string }>
@@ -28,6 +29,8 @@ export interface ApiContext {
   readonly status: StatusTracker
   /** The traffic record: POST /v1/traffic merges into it, GET /v1/traffic reads it. */
   readonly traffic: TrafficRecord
+  /** The web view's static assets (GET /ui/, no auth: they hold no data). */
+  readonly ui: Ui
   readonly metrics: CpMetrics
   readonly promRegistry: Registry
   readonly events: EventEmitter

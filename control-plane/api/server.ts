@@ -9,6 +9,7 @@ import { CpError, isCpError } from './errors.js'
 import { sendError, sendJson } from './http.js'
 import { ack, bootstrap, renew, reportTraffic, stream } from './sidecar-routes.js'
 import { listQuarantine, quarantine, release } from './quarantine-routes.js'
+import { preview } from './preview-routes.js'
 
 /**
  * One HTTPS port (TLS 1.3) for everything. Routes say what they need: nothing (health, metrics),
@@ -26,6 +27,7 @@ export async function route(ctx: ApiContext, req: http.IncomingMessage, res: htt
       res.writeHead(200, { 'content-type': ctx.promRegistry.contentType })
       return void res.end(body)
     }
+    if (m === 'GET' && ctx.ui.serve(path, res)) return
     if (m === 'POST' && path === '/v1/bootstrap') return await bootstrap(ctx, req, res)
     if (m === 'POST' && path === '/v1/stream') return await stream(ctx, req, res)
     if (m === 'POST' && path === '/v1/ack') return await ack(ctx, req, res, true)
@@ -44,6 +46,7 @@ export async function route(ctx: ApiContext, req: http.IncomingMessage, res: htt
       if (m === 'GET' && path === '/v1/quarantine') return listQuarantine(ctx, res)
       if (m === 'POST' && path === '/v1/tokens') return await createToken(ctx, req, res)
       if (m === 'GET' && path === '/v1/traffic') return await getTraffic(ctx, url, res)
+      if (m === 'POST' && path === '/v1/preview') return await preview(ctx, req, res)
     }
     throw new CpError('REMORA_ERR_CP_NOT_FOUND', `${m} ${path}`)
   } catch (err) {

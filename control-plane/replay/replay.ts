@@ -83,7 +83,7 @@ export function edgeRequestFacts(e: Pick<ObservedEdge, 'destination' | 'source' 
 }
 
 /** The groups of a record a replay decides alike: same destination, caller, method, path, port and protocol. */
-function groupEdges(edges: readonly ObservedEdge[]): Omit<ReplayedEdge, 'decision' | 'approximate'>[] {
+export function groupEdges(edges: readonly ObservedEdge[]): Omit<ReplayedEdge, 'decision' | 'approximate'>[] {
   const groups = new Map<string, Omit<ReplayedEdge, 'decision' | 'approximate'> & { recorded: { allow: number; deny: number } }>()
   for (const e of edges) {
     const k = [e.destination.namespace, e.destination.workload, e.destination.principal, e.source, e.method, e.path, e.port, e.protocol].join('\u0000')
