@@ -178,7 +178,7 @@ export function formatMs(ms: number | null): string {
   return ms >= 10 ? `${Math.round(ms)}ms` : `${ms.toFixed(1)}ms`
 }
 
-export const formatRps = (rps: number): string => (rps >= 100 ? rps.toFixed(0) : rps >= 1 ? rps.toFixed(1) : rps.toFixed(3))
+export const formatRps = (rps: number): string => (rps >= 100 ? rps.toFixed(0) : rps >= 1 ? rps.toFixed(1) : rps >= 0.001 || rps === 0 ? rps.toFixed(3) : '<0.001')
 export const formatRate = (r: number): string => `${(r * 100).toFixed(r > 0 && r < 0.001 ? 2 : 1)}%`
 
 /** The text form: a header, then one line per edge; `color` paints denials red (a terminal). */

@@ -187,7 +187,7 @@ export function suggestPolicies(edges: readonly ObservedEdge[], o: SuggestOption
     const requests = allowed.reduce((a, e) => a + e.count, 0)
     doc.commentBefore = [
       ` ${o.namespace}/${workload}: allows exactly the traffic recorded as allowed ${iso(o.window.from)} → ${iso(o.window.to)}`,
-      rules.length > 0 ? ` (${plural(requests, 'request')} and connections from ${plural(new Set(allowed.map((e) => e.source)).size, 'caller')}).` : ' No allowed traffic was recorded: this policy denies every request to the workload.',
+      rules.length > 0 ? ` (${requests} ${requests === 1 ? 'request or connection' : 'requests and connections'} from ${plural(new Set(allowed.map((e) => e.source)).size, 'caller')}).` : ' No allowed traffic was recorded: this policy denies every request to the workload.',
       ' Assumes the workload is selected by its app label (app: <workload name in the record>).',
       ...(o.dryRunFirst ? [' istio.io/dry-run: evaluated and logged by the sidecars, not enforced; remove the annotation to enforce.'] : []),
     ].join('\n')

@@ -98,7 +98,7 @@ function buildGraph(edges, window) {
 }
 
 const formatMs = (ms) => (ms === null ? '-' : ms >= 1000 ? `${(ms / 1000).toFixed(ms >= 10000 ? 0 : 1)}s` : ms >= 10 ? `${Math.round(ms)}ms` : `${ms.toFixed(1)}ms`)
-const formatRps = (r) => (r >= 100 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r.toFixed(3))
+const formatRps = (r) => (r >= 100 ? r.toFixed(0) : r >= 1 ? r.toFixed(1) : r >= 0.001 || r === 0 ? r.toFixed(3) : '<0.001')
 const formatRate = (r) => `${(r * 100).toFixed(r > 0 && r < 0.001 ? 2 : 1)}%`
 const iso = (ms) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
