@@ -22,6 +22,7 @@ export const PROXY_ERRORS = {
   REMORA_ERR_UPSTREAM_CONNECT: def('REMORA_ERR_UPSTREAM_CONNECT', 503, FLAGS.UpstreamConnectionFailure, 'upstream connect error'),
   REMORA_ERR_UPSTREAM_SECURE_NAMING: def('REMORA_ERR_UPSTREAM_SECURE_NAMING', 503, FLAGS.UpstreamConnectionFailure, 'upstream identity does not match the cluster (secure naming)'),
   REMORA_ERR_UPSTREAM_RESET: def('REMORA_ERR_UPSTREAM_RESET', 503, FLAGS.UpstreamConnectionTermination, 'upstream connection closed before the response'),
+  REMORA_ERR_UPSTREAM_STREAM_RESET: def('REMORA_ERR_UPSTREAM_STREAM_RESET', 503, FLAGS.UpstreamRemoteReset, 'upstream reset the stream before the response'),
   REMORA_ERR_UPSTREAM_TIMEOUT: def('REMORA_ERR_UPSTREAM_TIMEOUT', 504, FLAGS.UpstreamRequestTimeout, 'upstream request timeout'),
   REMORA_ERR_UPSTREAM_PROTOCOL: def('REMORA_ERR_UPSTREAM_PROTOCOL', 502, FLAGS.UpstreamProtocolError, 'upstream sent an invalid HTTP response'),
   REMORA_ERR_BAD_REQUEST: def('REMORA_ERR_BAD_REQUEST', 400, FLAGS.DownstreamProtocolError, 'malformed HTTP request'),

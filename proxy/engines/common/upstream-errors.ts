@@ -16,6 +16,8 @@ export type UpstreamFailure =
   | { readonly kind: 'protocol' }
   /** Closed or reset before the response head: 503 UC. */
   | { readonly kind: 'reset'; readonly reason?: string }
+  /** HTTP/2: the upstream reset this stream (RST_STREAM) before the response head, the connection kept: 503 UR (Envoy's upstream remote reset). */
+  | { readonly kind: 'stream-reset'; readonly reason: string }
   /** The downstream request's body did not match its framing: 400 DPE. */
   | { readonly kind: 'request-framing' }
 
@@ -31,6 +33,8 @@ export function upstreamFailure(f: UpstreamFailure, cause?: unknown): ProxyError
       return proxyError('REMORA_ERR_UPSTREAM_PROTOCOL', undefined, cause)
     case 'reset':
       return proxyError('REMORA_ERR_UPSTREAM_RESET', f.reason ? `reset reason: ${f.reason}` : undefined, cause)
+    case 'stream-reset':
+      return proxyError('REMORA_ERR_UPSTREAM_STREAM_RESET', `reset reason: ${f.reason}`, cause)
     case 'request-framing':
       return proxyError('REMORA_ERR_BAD_FRAMING', 'request body length does not match Content-Length', cause)
   }

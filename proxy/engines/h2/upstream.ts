@@ -205,7 +205,15 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
             return
           }
           const unprocessed = code === NGHTTP2_REFUSED_STREAM || (s.goawayLastStreamId !== null && (up.id === undefined || up.id > s.goawayLastStreamId))
-          return settle({ done: false, failure: { kind: 'reset', reason: code === NGHTTP2_NO_ERROR ? 'connection termination' : `remote reset (${h2ErrorName(code)})` }, unprocessed })
+          // The connection went (UC), or the server reset just this stream and kept it (UR, as
+          // Envoy's upstream remote reset); a dying session closes its streams first, so look once
+          // the rest of this turn's events have landed.
+          if (code === NGHTTP2_NO_ERROR) return settle({ done: false, failure: { kind: 'reset', reason: 'connection termination' }, unprocessed })
+          setImmediate(() => {
+            const gone = s.session.destroyed || s.session.closed
+            settle({ done: false, failure: gone ? { kind: 'reset', reason: `connection reset (${h2ErrorName(code)})` } : { kind: 'stream-reset', reason: `remote reset (${h2ErrorName(code)})` }, unprocessed })
+          })
+          return
         }
         if (code !== NGHTTP2_NO_ERROR && !down.destroyed && !down.writableFinished) {
           // After the head, the only honest signal left is a reset, with the upstream's own code.

@@ -62,10 +62,10 @@ describe('before the response head: the common catalog', () => {
     expect(app.streams).toBe(1)
   })
 
-  test('RST_STREAM from the upstream before its head: 503 UC REMORA_ERR_UPSTREAM_RESET naming the HTTP/2 error code', async () => {
+  test('RST_STREAM from the upstream before its head, the connection kept: 503 UR REMORA_ERR_UPSTREAM_STREAM_RESET naming the HTTP/2 error code (Envoy: upstream remote reset)', async () => {
     const { c } = await appThrough((s) => s.close(NGHTTP2_INTERNAL_ERROR))
     const r = await request(c, { ':path': '/' })
-    expect([r.status, r.headers['x-remora-response-flags'], r.headers['x-remora-error-code']]).toEqual([503, 'UC', 'REMORA_ERR_UPSTREAM_RESET'])
+    expect([r.status, r.headers['x-remora-response-flags'], r.headers['x-remora-error-code']]).toEqual([503, 'UR', 'REMORA_ERR_UPSTREAM_STREAM_RESET'])
     expect(r.body.toString()).toMatch(/remote reset \(INTERNAL_ERROR\)/)
   })
 
@@ -106,10 +106,10 @@ describe('streams the server never processed are sent again, once, on a new sess
     expect(app.streams).toBe(2)
   })
 
-  test('REFUSED_STREAM twice: not retried again; 503 UC', async () => {
+  test('REFUSED_STREAM twice: not retried again; 503 UR (the stream was reset, the connection kept)', async () => {
     const { c, upstream } = await appThrough((s) => s.close(NGHTTP2_REFUSED_STREAM))
     const r = await request(c, { ':path': '/' })
-    expect([r.status, r.headers['x-remora-response-flags']]).toEqual([503, 'UC'])
+    expect([r.status, r.headers['x-remora-response-flags']]).toEqual([503, 'UR'])
     expect(upstream.stats().retries).toBe(1)
   })
 
@@ -140,7 +140,7 @@ describe('streams the server never processed are sent again, once, on a new sess
     expect(upstream.stats()).toMatchObject({ sessionsCreated: 2, retries: 0 })
   })
 
-  test('a request whose body already went to the refused stream is not replayed: 503 UC', async () => {
+  test('a request whose body already went to the refused stream is not replayed: 503 UR', async () => {
     let n = 0
     const { c, upstream } = await appThrough((s) => {
       if (n++ > 0) {
@@ -150,7 +150,7 @@ describe('streams the server never processed are sent again, once, on a new sess
       s.once('data', () => s.close(NGHTTP2_REFUSED_STREAM))
     })
     const r = await request(c, { ':method': 'POST', ':path': '/' }, 'payload')
-    expect([r.status, r.headers['x-remora-response-flags']]).toEqual([503, 'UC'])
+    expect([r.status, r.headers['x-remora-response-flags']]).toEqual([503, 'UR'])
     expect(upstream.stats().retries).toBe(0)
   })
 

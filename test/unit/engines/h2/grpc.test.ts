@@ -133,8 +133,8 @@ describe('gRPC calls', () => {
   test('an upstream failure before the head, to a gRPC caller: 503 → grpc-status 14 UNAVAILABLE, grpc-message percent-encoded', async () => {
     const { c } = await grpcThrough((s) => s.close(http2.constants.NGHTTP2_INTERNAL_ERROR))
     const r = await request(c, { ...GRPC, ':path': '/pkg.Svc/Get' }, grpcMessage('x'))
-    expect([r.status, r.headers['grpc-status'], r.headers['x-remora-response-flags']]).toEqual([200, '14', 'UC'])
-    expect(r.headers['grpc-message']).toBe('upstream connection closed before the response: reset reason: remote reset (INTERNAL_ERROR)')
+    expect([r.status, r.headers['grpc-status'], r.headers['x-remora-response-flags']]).toEqual([200, '14', 'UR'])
+    expect(r.headers['grpc-message']).toBe('upstream reset the stream before the response: reset reason: remote reset (INTERNAL_ERROR)')
   })
 
   test('a plain HTTP/2 request (not gRPC) keeps the HTTP labels: request_protocol http, no grpc_response_status', async () => {
