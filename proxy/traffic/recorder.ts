@@ -1,5 +1,6 @@
-import { TRAFFIC_LATENCY_BOUNDS_MS, TRAFFIC_LIMITS, pathTemplate, type TrafficEdge, type TrafficReport } from '../snapshot/index.js'
+import { TRAFFIC_LATENCY_BOUNDS_MS, TRAFFIC_LIMITS, type TrafficEdge, type TrafficReport } from '../snapshot/index.js'
 import type { AccessLogEntry } from '../telemetry/access-log-entry.js'
+import { templateOf } from './template.js'
 
 /** The workload a sidecar reports for (reporter=destination). */
 export interface TrafficDestination {
@@ -22,8 +23,6 @@ export interface TrafficRecorderOptions {
   readonly clock: { now(): number }
   /** Edges held between takes (default TRAFFIC_LIMITS.maxEdges); past it, requests are counted in `dropped`. */
   readonly maxEdges?: number
-  /** Raw path → template entries cached (default 4096); the cache is emptied when full. */
-  readonly maxTemplates?: number
 }
 
 export interface TrafficRecorder {
@@ -80,32 +79,21 @@ const reasonOf = (r: string): string => (r.length > MAX_REASON ? `${r.slice(0, M
 /**
  * The sidecar's traffic record: the inbound requests and connections it served, aggregated into
  * edges (source principal, method, path template, port, protocol, decision, policy, rule) and
- * bounded at maxEdges. Per request: a cached template lookup, two nested-map lookups and a short
- * scan (no key string is built), then a few additions. A raw path never leaves record(): only its
+ * bounded at maxEdges. Per request: one pass over the path for its template (a new string only
+ * when a segment is replaced), two nested-map lookups and a short scan (no key string is built),
+ * then a few additions. A raw path never leaves record(): only its
  * template (`/orders/{id}`) is kept, and the query was never in the entry.
  */
 export function createTrafficRecorder(o: TrafficRecorderOptions): TrafficRecorder {
   const maxEdges = o.maxEdges ?? TRAFFIC_LIMITS.maxEdges
-  const maxTemplates = o.maxTemplates ?? 4096
   const { clock, defaultPort } = o
   /** source principal → path template → the edges that differ in the other key fields. */
   let table = new Map<string, Map<string, Slot[]>>()
   let size = 0
   let dropped = 0
   let windowStart = clock.now()
-  const templates = new Map<string, string>()
   /** `inbound|<port>||` → port; cluster names come from config, so this stays small. */
   const clusterPorts = new Map<string, number>()
-
-  const templateOf = (path: string): string => {
-    let t = templates.get(path)
-    if (t === undefined) {
-      t = pathTemplate(path)
-      if (templates.size >= maxTemplates) templates.clear()
-      templates.set(path, t)
-    }
-    return t
-  }
 
   const portOf = (e: AccessLogEntry): number => {
     if (e.destination_port !== undefined) return e.destination_port
