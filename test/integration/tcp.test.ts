@@ -391,3 +391,12 @@ describe('plaintext callers redirected to the inbound listener (PERMISSIVE)', ()
     await until(() => web.accessLog.some((e) => e.protocol === 'TCP' && e.response_flags === 'UF'), 3000, 'UF line')
   })
 })
+
+describe('dual stack', () => {
+  test('the outbound listener bound to 127.0.0.1 also takes IPv6 connections on ::1 (where ip6tables redirects them)', async () => {
+    pending.set(orders.outbound, { address: VIP, port: 5432, family: 4 })
+    const s = net.connect({ host: '::1', port: orders.outbound, allowHalfOpen: true })
+    await new Promise((r, j) => s.once('connect', r).once('error', j))
+    expect((await exchange(s, 'v6')).reply).toBe('END:V6')
+  })
+})

@@ -23,3 +23,23 @@ export function canonicalIp(ip: string): string {
   const h = new URL(`http://[${l}]/`).hostname
   return h.slice(1, -1)
 }
+
+/** Listens on host:port; resolves the port bound. */
+export function listenOn(server: import('node:net').Server, port: number, host: string, opts: { ipv6Only?: boolean } = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ port, host, exclusive: true, ...(opts.ipv6Only ? { ipv6Only: true } : {}) }, () => {
+      server.removeListener('error', reject)
+      resolve((server.address() as import('node:net').AddressInfo).port)
+    })
+  })
+}
+
+/**
+ * The second address of a dual-stack pod for a listener bound to an IPv4 default: ip6tables
+ * REDIRECTs an IPv6 connection to the IPv6 loopback (outbound) or the pod's IPv6 address
+ * (inbound), which a socket on 127.0.0.1 or 0.0.0.0 never sees. null: no twin.
+ */
+export function ipv6Twin(host: string): string | null {
+  return host === '127.0.0.1' ? '::1' : host === '0.0.0.0' ? '::' : null
+}
