@@ -5,6 +5,7 @@
 // Access log off and no tracing, so the figures are the engine plus the always-on stages
 // (sanitize, route, metrics). Usage: npx tsx bench/engine-ab.ts [--rounds 3] [--seconds 8]
 // [--connections 32] [--engines raw,node-http] [--body BYTES (response size, 1024)] [--cpu-prof DIR]
+// [--traffic-record (the payments sidecar keeps the traffic record, as with a control plane)]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     engines: { type: 'string', default: 'node-http,raw' },
     body: { type: 'string', default: '1024' },
     'cpu-prof': { type: 'string' },
+    'traffic-record': { type: 'boolean', default: false },
   },
 })
 const ENGINES = values.engines.split(',').filter((e): e is Engine => e === 'raw' || e === 'node-http')
@@ -113,7 +115,7 @@ inbound: { port: 0, bind: 127.0.0.1, app: "${appAt}" }
 outbound: { port: 0 }
 admin: { port: 0 }
 accessLog: { enabled: false }
-telemetry: { metrics: { port: 0, bind: 127.0.0.1 } }
+telemetry: { metrics: { port: 0, bind: 127.0.0.1 }${values['traffic-record'] ? ', trafficReport: { enabled: true }' : ''} }
 ${extra}`
   await writeFile(join(dir, 'payments.yaml'), yaml('payments', appAddr))
 
