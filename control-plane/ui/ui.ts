@@ -12,6 +12,7 @@ const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
   '/ui/': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/ui/graph.js': { file: 'graph.js', type: 'text/javascript; charset=utf-8' },
   '/ui/graph.css': { file: 'graph.css', type: 'text/css; charset=utf-8' },
+  '/ui/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
 }
 
 /** Where the assets are: beside this file (sources), else in the source tree beside dist/ (a build). */

@@ -141,13 +141,15 @@ function layout(g) {
   }
   const tallest = Math.max(1, ...[...byLayer.values()].map((l) => l.length))
   const pos = new Map()
-  const dx = 300
-  const dy = 150
+  const dx = 320
+  const dy = 170
+  // Room above and below for the edges that bend around the nodes between their ends.
+  const top = 140
   for (const [d, list] of byLayer) {
     const offset = ((tallest - list.length) * dy) / 2
-    list.forEach((n, i) => pos.set(n.id, { x: 110 + d * dx, y: 90 + offset + i * dy }))
+    list.forEach((n, i) => pos.set(n.id, { x: 110 + d * dx, y: top + offset + i * dy }))
   }
-  return { pos, width: 220 + (Math.max(0, ...byLayer.keys()) * dx), height: 120 + tallest * dy - dy + 60 }
+  return { pos, width: 220 + Math.max(0, ...byLayer.keys()) * dx, height: 2 * top + (tallest - 1) * dy }
 }
 
 // --- drawing (createElementNS + textContent only) -------------------------------------------------
@@ -179,17 +181,19 @@ function drawGraph(g) {
   const svg = $('graph')
   svg.replaceChildren()
   const { pos, width, height } = layout(g)
+  // Scaled to the panel's width (the viewBox keeps the proportions), never wider than drawn.
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`)
-  svg.setAttribute('width', String(width))
-  svg.setAttribute('height', String(height))
+  svg.style.maxWidth = `${width}px`
   const defs = el('defs')
   for (const id of ['arrow', 'arrow-denied']) {
-    const m = el('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' })
+    const m = el('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 11, markerHeight: 11, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' })
     m.append(el('path', { d: 'M0 0 L10 5 L0 10 z' }))
     defs.append(m)
   }
   svg.append(defs)
   const pairs = new Set(g.edges.map((e) => `${e.from}\u0000${e.to}`))
+  const depth = layers(g.nodes, g.edges)
+  const middle = height / 2
   const edgeLayer = el('g', { class: 'edges' })
   const nodeLayer = el('g', { class: 'nodes' })
   for (const e of g.edges) {
@@ -208,26 +212,40 @@ function drawGraph(g) {
       mx = a.x
       my = a.y - 88
     } else {
-      // A pair of opposite edges bends apart; a single edge is straight.
-      const bend = pairs.has(`${e.to}\u0000${e.from}`) ? 40 : 0
+      // Adjacent layers: straight (a pair of opposite edges bends apart). An edge that skips a layer,
+      // or stays in one, bends away from the middle of the drawing so it passes beside the nodes
+      // between its ends, not through them.
+      const span = Math.abs(depth.get(e.to) - depth.get(e.from))
       const len = Math.hypot(b.x - a.x, b.y - a.y) || 1
       const ux = (b.x - a.x) / len
       const uy = (b.y - a.y) / len
+      let bend = pairs.has(`${e.to}\u0000${e.from}`) ? 40 : 0
+      if (span !== 1) {
+        const away = (a.y + b.y) / 2 > middle + 1 ? 1 : -1
+        // The perpendicular (-uy, ux) points down for an edge drawn left to right.
+        bend = away * (ux >= 0 ? 1 : -1) * 120 * Math.max(1, span - 1)
+      }
       const cx = (a.x + b.x) / 2 - uy * bend
       const cy = (a.y + b.y) / 2 + ux * bend
-      const sx = a.x + ux * R
-      const sy = a.y + uy * R
-      const tx = b.x - ux * (R + 4)
-      const ty = b.y - uy * (R + 4)
+      // Leave each circle where the curve leaves it.
+      const ls = Math.hypot(cx - a.x, cy - a.y) || 1
+      const lt = Math.hypot(b.x - cx, b.y - cy) || 1
+      const sx = a.x + ((cx - a.x) / ls) * R
+      const sy = a.y + ((cy - a.y) / ls) * R
+      const tx = b.x - ((b.x - cx) / lt) * (R + 3)
+      const ty = b.y - ((b.y - cy) / lt) * (R + 3)
       d = `M${sx} ${sy} Q${cx} ${cy} ${tx} ${ty}`
       mx = (sx + 2 * cx + tx) / 4
       my = (sy + 2 * cy + ty) / 4
     }
     ge.append(el('path', { class: 'hit', d }), el('path', { class: 'line', d, 'marker-end': e.deny > 0 ? 'url(#arrow-denied)' : 'url(#arrow)' }))
-    ge.append(el('text', { x: mx, y: my - 16, class: 'rate' }, `${formatRps(e.rps)} rps · err ${formatRate(e.errorRate)}`))
-    ge.append(el('text', { x: mx, y: my - 2, class: 'latency' }, `p50 ${formatMs(e.p50)} · p99 ${formatMs(e.p99)}`))
-    if (e.mtls !== 'none') ge.append(lock(mx - 5, my + 4))
-    if (e.deny > 0) ge.append(el('text', { x: mx, y: my + 28, class: 'deny' }, `DENY ${e.deny}`))
+    ge.append(el('text', { x: mx, y: my - 20, class: 'rate' }, `${e.count} req · ${formatRps(e.rps)} rps · err ${formatRate(e.errorRate)}`))
+    ge.append(el('text', { x: mx, y: my - 6, class: 'latency' }, `p50 ${formatMs(e.p50)} · p99 ${formatMs(e.p99)}`))
+    const badges = el('g', { class: 'badges', transform: `translate(${mx},${my + 2})` })
+    const lockX = e.deny > 0 ? -34 : -5
+    if (e.mtls !== 'none') badges.append(lock(lockX, 0))
+    if (e.deny > 0) badges.append(el('text', { x: e.mtls !== 'none' ? 12 : 0, y: 11, class: 'deny' }, `DENY ${e.deny}`))
+    ge.append(badges)
     ge.addEventListener('click', () => select(e))
     ge.addEventListener('keydown', (ev) => {
       if (ev.key === 'Enter' || ev.key === ' ') {

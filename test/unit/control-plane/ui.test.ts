@@ -28,6 +28,7 @@ describe('the web view', () => {
     ['/ui/graph.js', 'text/javascript; charset=utf-8'],
     ['/ui/graph.css', 'text/css; charset=utf-8'],
     ['/ui/config.json', 'application/json'],
+    ['/ui/favicon.svg', 'image/svg+xml'],
   ])('%s is served with its type, the strict CSP and nosniff', async (path, type) => {
     const r = await fetch(`${base}${path}`)
     expect(r.status).toBe(200)
