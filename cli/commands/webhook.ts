@@ -10,7 +10,7 @@ import { createRootCa, issueWorkloadCert, systemClock } from '../../control-plan
 import { createInjectConfig, isInjectError, InjectionWebhook, type InjectConfigInput } from '../../control-plane/inject/index.js'
 
 const USAGE = `usage: remora webhook --cert FILE --key FILE [--listen 0.0.0.0:15017] [--config inject.yaml]
-                      [--image IMAGE] [--control-plane HOST:PORT] [--no-native-sidecar]
+                      [--image IMAGE] [--control-plane HOST:PORT] [--legacy-sidecar]
        remora webhook certs --out DIR [--service remora-injector] [--namespace remora-system] [--days 365]
 
 The first form serves POST /inject (AdmissionReview v1 → JSONPatch) and GET /healthz over HTTPS,
@@ -68,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
         config: { type: 'string' },
         image: { type: 'string' },
         'control-plane': { type: 'string' },
+        'legacy-sidecar': { type: 'boolean' },
         'no-native-sidecar': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -96,7 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     const input: InjectConfigInput = values.config ? ((parseYaml(await readFile(values.config, 'utf8')) as InjectConfigInput | null) ?? {}) : {}
     if (values.image) input.image = values.image
     if (values['control-plane']) input.controlPlane = values['control-plane']
-    if (values['no-native-sidecar']) input.nativeSidecar = false
+    if (values['legacy-sidecar'] || values['no-native-sidecar']) input.nativeSidecar = false
     const config = createInjectConfig(input)
     const [certPem, keyPem] = await Promise.all([readFile(values.cert, 'utf8'), readFile(values.key, 'utf8')])
     hook = await InjectionWebhook.start({ host: l[1]!.replace(/^\[|\]$/g, ''), port: Number(l[2]), certPem, keyPem, config }, { logger })
