@@ -148,3 +148,32 @@ describe('remora check --replay', () => {
     expect(r.stdout).toMatch(/^ALLOW .*shop\/frontend → shop\/payments POST \/charge .*allow: no ALLOW policy applies +\(recorded: DENY\)$/m)
   })
 })
+
+describe('remora graph', () => {
+  test('one line per caller → callee with its counts; the denied edge is marked with its reason', async () => {
+    const r = await remora(['graph', '-n', 'shop', '--since', '1h'], mesh.cliEnv)
+    expect(r.code, r.stderr).toBe(0)
+    const [head, ...lines] = r.stdout.trim().split('\n')
+    expect(head).toMatch(/^window \S+ → \S+: 3 workloads, 3 edges$/)
+    expect(lines.map((l) => l.split(/ {2,}/)[0])).toEqual(['shop/frontend → shop/orders', 'shop/frontend → shop/payments', 'shop/orders → shop/payments'])
+    expect(lines[0]).toMatch(/ rps +err +0\.0% +p50 +\S+ +p99 +\S+ +mTLS +ALLOW +9 +DENY +0$/)
+    expect(lines[1]).toMatch(/ALLOW +0 +DENY +2 +DENIED: deny: no ALLOW policy matched \(1 applied: shop\/payments-allow-orders\)$/)
+  })
+
+  test('--json: the model, with each edge\'s parts', async () => {
+    const r = await remora(['graph', '--json'], mesh.cliEnv)
+    expect(r.code).toBe(0)
+    const g = JSON.parse(r.stdout) as { nodes: { id: string }[]; edges: { from: string; to: string; count: number; parts: { method: string; path: string; policy: string | null }[] }[] }
+    expect(g.nodes.map((n) => n.id)).toEqual(['shop/frontend', 'shop/orders', 'shop/payments'])
+    const fo = g.edges.find((e) => e.from === 'shop/frontend' && e.to === 'shop/orders')!
+    expect(fo.count).toBe(9)
+    expect(fo.parts.map((p) => `${p.method} ${p.path} ${p.policy}`).sort()).toEqual(['GET /orders shop/orders-allow-frontend', 'GET /orders/{id} shop/orders-allow-frontend', 'POST /orders shop/orders-allow-frontend'])
+  })
+
+  test('bad usage is exit 2; a refused token is exit 1 with the API\'s code', async () => {
+    expect((await remora(['graph', '--since', 'forever'], mesh.cliEnv)).code).toBe(2)
+    const r = await remora(['graph', '--token', 'remora_wrong'], mesh.cliEnv)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('REMORA_ERR_CP_UNAUTHENTICATED')
+  })
+})

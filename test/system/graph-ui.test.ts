@@ -11,6 +11,8 @@ import https from 'node:https'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { chromium } from 'playwright-core'
+import { buildGraph, formatMs, formatRate, formatRps } from '../../cli/commands/graph.js'
+import type { ObservedEdge } from '../../control-plane/replay/index.js'
 import type { TrafficReport } from '../../proxy/snapshot/index.js'
 import { plainRequest } from '../helpers/mesh.js'
 import { startTrafficMesh, type TrafficMesh } from '../helpers/traffic-mesh.js'
@@ -151,6 +153,11 @@ describe('web view (headless Chromium)', () => {
     expect(rows.find((r) => r[0] === 'shop/batch')).toEqual(['shop/batch', 'shop/orders', expect.any(String), '0.0%', expect.any(String), expect.any(String), 'yes', '0', '2'])
     expect(rows.find((r) => r[0] === '(plaintext)')).toEqual(['(plaintext)', 'shop/frontend', expect.any(String), '0.0%', expect.any(String), expect.any(String), 'no', '12', '0'])
     expect(await page.textContent('#summary')).toMatch(/^5 workloads · 5 edges · /)
+
+    // The page's numbers are `remora graph`'s: the same record through cli/commands/graph.ts.
+    const r = await mesh.api('GET', '/v1/traffic?since=1h')
+    const model = buildGraph(r.json.edges as ObservedEdge[], r.json.window as { from: number; to: number })
+    expect(rows).toEqual(model.edges.map((e) => [e.from, e.to, formatRps(e.rps), formatRate(e.errorRate), formatMs(e.p50), formatMs(e.p99), e.mtls === 'all' ? 'yes' : e.mtls === 'some' ? 'partly' : 'no', String(e.allow), String(e.deny)]))
   })
 
   test('clicking a denied edge opens its panel: the rule that decided and the recent denials with their reason', async () => {
