@@ -148,7 +148,7 @@ describe('web view (headless Chromium)', () => {
     expect(await edge('shop/frontend', 'shop/payments').locator('text.deny').textContent()).toBe('DENY 3')
     expect(await edge('shop/frontend', 'shop/payments').locator('path.line').getAttribute('marker-end')).toBe('url(#arrow-denied)')
 
-    const rows = await page.locator('#edges tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)))
+    const rows = await page.locator('#edges tbody tr').evaluateAll((trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent)))
     expect(rows.find((r) => r[0] === 'shop/frontend' && r[1] === 'shop/orders')).toEqual(['shop/frontend', 'shop/orders', expect.any(String), '0.0%', expect.any(String), expect.any(String), 'yes', '73', '0'])
     expect(rows.find((r) => r[0] === 'shop/batch')).toEqual(['shop/batch', 'shop/orders', expect.any(String), '0.0%', expect.any(String), expect.any(String), 'yes', '0', '2'])
     expect(rows.find((r) => r[0] === '(plaintext)')).toEqual(['(plaintext)', 'shop/frontend', expect.any(String), '0.0%', expect.any(String), expect.any(String), 'no', '12', '0'])
