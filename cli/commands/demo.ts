@@ -23,6 +23,9 @@ import { run as removePolicy } from './delete.js'
 import { run as applyPolicies } from './apply.js'
 import { run as showStatus } from './status.js'
 import { run as quarantineCmd } from './quarantine.js'
+import { run as graphCmd } from './graph.js'
+import { run as suggestCmd } from './suggest.js'
+import { callApi } from '../admin-client.js'
 
 const TD = 'cluster.local'
 const NS = 'shop'
@@ -313,7 +316,8 @@ export async function run(argv: string[]): Promise<number> {
       // orders and frontend reach payments' ledger (TCP) through a local port of their sidecar.
       outbound: { port: 0, bind: '127.0.0.1', ...(s === 'payments' ? {} : { listeners: [{ port: 0, cluster: 'payments.shop', targetPort: ledgerPort }, { port: 0, cluster: 'payments.shop', targetPort: grpcPort }] }) },
       admin: { port: 0, bind: '127.0.0.1' },
-      telemetry: { metrics: { port: 0, bind: '127.0.0.1' }, ...(jaeger ? { tracing: { endpoint: jaeger.endpoint, sampling: 1, jaegerUi: jaeger.ui } } : {}) },
+      // the traffic record reaches the control plane every half second (default 10 s), so the graph is filled at once
+      telemetry: { metrics: { port: 0, bind: '127.0.0.1' }, trafficReport: { interval: '500ms' }, ...(jaeger ? { tracing: { endpoint: jaeger.endpoint, sampling: 1, jaegerUi: jaeger.ui } } : {}) },
     })
     if (!v.ok) throw new Error(`demo config invalid: ${JSON.stringify(v.issues)}`)
     const sc = await Sidecar.start({ config: v.config, credentials: null, policies: [] }, { clock: systemClock, logger: quietLogger, accessLog: (e) => accessOut.write(JSON.stringify({ sidecar: s, ...e }) + '\n') })
@@ -417,6 +421,20 @@ export async function run(argv: string[]): Promise<number> {
   ok &&= (await removePolicy(['authorizationpolicy', 'payments-allow-frontend', '-n', NS, ...admin])) === 0
   console.log(`  version ${cp.version} ACKed by all ${SERVICES.length} sidecars ${await ackedByAll(cp.version)} ms after the delete returned`)
   expectStatus('you → frontend → payments (reverted: denied again)', await call(fe, 'frontend.shop', '/pay'), 403)
+  // See the mesh, and shrink it: what every sidecar recorded (verified callers, decisions, rules),
+  // as a graph and as least-privilege policies.
+  const target = { server: `https://${cp.address}`, token: cp.adminTokenCreated!, caPem: cp.caPem, identity: cp.identity }
+  for (let i = 0; i < 50; i++) {
+    const t = await callApi(target, 'GET', '/v1/traffic?namespace=shop&since=1h')
+    const edges = (t.json.edges as { destination: { workload: string }; protocol: string }[] | undefined) ?? []
+    if (['orders', 'payments'].every((w) => edges.some((e) => e.destination.workload === w)) && edges.some((e) => e.protocol === 'grpc')) break
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  console.log(`\nSee the mesh (web view: https://${cp.address}/ui/ — paste the admin token from ${adminFile}):\n$ remora graph -n shop`)
+  ok &&= (await graphCmd(['-n', 'shop', '--since', '1h', ...admin])) === 0
+  console.log('$ remora suggest -n shop --for payments   # the least-privilege policy for what payments was observed serving')
+  ok &&= (await suggestCmd(['-n', 'shop', '--for', 'payments', '--since', '1h', ...admin])) === 0
+
   // Incident response: cut frontend off the mesh, both ways, in one command; then release it.
   console.log(`\nIncident: frontend's credentials leaked. Cut it off everywhere, now.\n$ remora quarantine ${id('frontend')} --reason 'demo: leaked credentials'`)
   ok &&= (await quarantineCmd([id('frontend'), '--reason', 'demo: leaked credentials', '--by', 'demo', ...admin])) === 0
