@@ -433,7 +433,14 @@ export async function run(argv: string[]): Promise<number> {
   console.log(`\nSee the mesh (web view: https://${cp.address}/ui/ — paste the admin token from ${adminFile}):\n$ remora graph -n shop`)
   ok &&= (await graphCmd(['-n', 'shop', '--since', '1h', ...admin])) === 0
   console.log('$ remora suggest -n shop --for payments   # the least-privilege policy for what payments was observed serving')
-  ok &&= (await suggestCmd(['-n', 'shop', '--for', 'payments', '--since', '1h', ...admin])) === 0
+  // suggest writes its comparison with the policies in force to stderr (the YAML alone on stdout); the demo shows both in order
+  const toStderr = console.error
+  console.error = console.log
+  try {
+    ok &&= (await suggestCmd(['-n', 'shop', '--for', 'payments', '--since', '1h', ...admin])) === 0
+  } finally {
+    console.error = toStderr
+  }
 
   // Incident response: cut frontend off the mesh, both ways, in one command; then release it.
   console.log(`\nIncident: frontend's credentials leaked. Cut it off everywhere, now.\n$ remora quarantine ${id('frontend')} --reason 'demo: leaked credentials'`)
