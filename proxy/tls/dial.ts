@@ -25,12 +25,14 @@ export interface MtlsDialTarget {
  * sidecar's current credentials read at each dial (rotation without rebuilding pools), chain
  * validation against the trust bundle, and the server's SPIFFE ID checked against `identities`.
  */
-export function createMtlsDialer(target: MtlsDialTarget, creds: CredentialStore): () => tls.TLSSocket {
+export function createMtlsDialer(target: MtlsDialTarget, creds: CredentialStore): (onread?: net.OnReadOpts | null) => tls.TLSSocket {
   const checkServerIdentity = secureNamingCheck(target.identities)
   const servername = net.isIP(target.servername) ? undefined : target.servername
   const ALPNProtocols = [...(target.alpn ?? HTTP1)]
-  return () => {
+  return (onread) => {
+    // onread (reused read buffers) is a net.Socket option tls.connect passes on; @types/node omits it.
     const socket = tls.connect({
+      ...((onread ? { onread } : {}) as tls.ConnectionOptions),
       host: target.host,
       port: target.port,
       secureContext: creds.current.clientContext,

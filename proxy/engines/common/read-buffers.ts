@@ -12,10 +12,16 @@ import vm from 'node:vm'
 // major marking runs). Measured on a sidecar pair, a 100 MiB upload left 35–50 MiB (Node 20) and
 // 57–70 MiB (Node 26) of such buffers in RSS; live body data stayed at 2–4 MiB throughout.
 //
-// Counting the body bytes this process forwards and asking for a young-generation collection at
-// every RECLAIM_STEP_BYTES bounds the dead buffers to about one step. A young collection with few
-// survivors costs ~0.2–0.5 ms; at loopback speed that is one per ~30 ms of streaming, and it spares
-// the major collections V8 would otherwise run at its soft limit.
+// Where a proxy can, it does not make that garbage at all: the raw engine reads upstream responses
+// (from the app, and from the peer sidecar over mTLS) into reused buffers (`onread`, engines/raw
+// pool.ts UpstreamReader), so a 1 MiB response costs no allocation on that side. What still arrives
+// in fresh buffers (request bodies read from downstream sockets, which the listeners accept, and
+// everything on the node:http and HTTP/2 engines) is counted here.
+//
+// Counting the body bytes this process forwards in fresh buffers and asking for a young-generation
+// collection at every RECLAIM_STEP_BYTES bounds the dead buffers to about one step. A young
+// collection with few survivors costs ~0.2–0.5 ms; at loopback speed that is one per ~30 ms of
+// streaming, and it spares the major collections V8 would otherwise run at its soft limit.
 
 /** Body bytes forwarded between two young-generation collections. */
 export const RECLAIM_STEP_BYTES = 8 * 1024 * 1024
@@ -49,7 +55,7 @@ function loadCollect(): Collect | null {
   }
 }
 
-/** Called with every body chunk a sidecar forwards (either direction, either engine). */
+/** Called with every body chunk a sidecar forwards that arrived in a fresh buffer (either direction, every engine). */
 export function bodyBytesForwarded(n: number): void {
   pending += n
   if (pending < RECLAIM_STEP_BYTES) return

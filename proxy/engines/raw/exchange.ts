@@ -205,18 +205,24 @@ export class RawResponse implements DownstreamResponse {
     return this.conn.socket.write(`HTTP/1.1 ${statusCode} ${statusMessage}\r\n${lines}${more}${framing}${this.#connectionLine()}\r\n`, 'latin1')
   }
 
-  /** Writes raw bytes (body data, chunk frames, a 101 head); false = wait for 'drain'. */
-  write(data: Buffer | string): boolean {
+  /**
+   * Writes raw bytes (body data, chunk frames, a 101 head); false = wait for 'drain'. `done` runs
+   * once the socket is finished with them (written, or failed): a reused read buffer is free again.
+   */
+  write(data: Buffer | string, done?: () => void): boolean {
     this.#cork()
-    return this.conn.socket.write(data)
+    return done === undefined ? this.conn.socket.write(data) : this.conn.socket.write(data, done)
   }
 
-  /** Several buffers as one TLS record / one writev. */
-  writev(parts: readonly (Buffer | string)[]): boolean {
+  /** Several buffers as one TLS record / one writev; `done` as for write(), after the last part. */
+  writev(parts: readonly (Buffer | string)[], done?: () => void): boolean {
     const s = this.conn.socket
     this.#cork()
     let ok = true
-    for (const p of parts) ok = s.write(p) && ok
+    const last = parts.length - 1
+    for (let i = 0; i < last; i++) ok = s.write(parts[i]!) && ok
+    if (last >= 0) ok = (done === undefined ? s.write(parts[last]!) : s.write(parts[last]!, done)) && ok
+    else done?.()
     return ok
   }
 

@@ -15,7 +15,12 @@ export interface RawMtlsKey {
 export interface ResponseHandler {
   /** The response head (never 1xx other than 101). Return 1 when no body can follow (HEAD). */
   onHead(statusCode: number, statusMessage: string, rawHeaders: string[], upgrade: boolean, keepAlive: boolean): number
-  onBody(chunk: Buffer): void
+  /**
+   * A piece of the body. With `lease`, `chunk` lies in a read buffer the connection reuses for its
+   * next read: whoever keeps the bytes past this call (a write that has not completed) takes
+   * `lease.hold()` and calls what it returns once done with them.
+   */
+  onBody(chunk: Buffer, lease: ReadLease | null): void
   onComplete(trailers: string[] | null): void
   /** After a 101: the socket is the handler's now; `rest` are tunnel bytes read with the head. */
   onUpgrade(socket: net.Socket, rest: Buffer): void
@@ -41,6 +46,89 @@ const KEEP_ALIVE_MS = 30_000
 const KEEP_ALIVE_MARGIN_MS = 1_000
 const SOCKET_IDLE_MS = 300_000
 
+/** A socket read into a reused buffer: `hold()` keeps the buffer out of reuse until its release runs. */
+export interface ReadLease {
+  hold(): () => void
+}
+
+/** Read buffers of plain TCP upstream reads (libuv reads up to 64 KiB at a time, as Node's default). */
+export const TCP_READ_BUFFER_BYTES = 64 * 1024
+/** Of TLS upstream reads: one TLS record's plaintext at most (16 KiB). */
+export const TLS_READ_BUFFER_BYTES = 16 * 1024
+/** Released read buffers kept for reuse, per size, across all connections. */
+const FREE_READ_BUFFERS = 16
+
+const freeBuffers = new Map<number, Buffer[]>()
+
+function takeBuffer(size: number): Buffer {
+  return freeBuffers.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size)
+}
+
+function giveBuffer(b: Buffer): void {
+  let free = freeBuffers.get(b.length)
+  if (free === undefined) freeBuffers.set(b.length, (free = []))
+  if (free.length < FREE_READ_BUFFERS) free.push(b)
+}
+
+/**
+ * The `onread` of one upstream socket (see engines/common/read-buffers.ts for why): Node reads
+ * into the buffer installed here instead of allocating one per read. After each read the buffer
+ * stays installed unless someone still holds bytes of it (a downstream write not yet completed);
+ * then the next read goes into a free buffer and the held one returns to the free list when its
+ * last holder is done. A buffer whose release never comes is simply left to the garbage collector.
+ */
+export class UpstreamReader implements ReadLease {
+  #cur: { readonly buf: Buffer; holds: number }
+  /** Where each read goes (the connection's parser); null before the connection exists. */
+  sink: ((chunk: Buffer, lease: ReadLease) => void) | null = null
+  /** Set after an upgrade: the bytes go to the socket's own stream (the tunnel pipes it), copied. */
+  tunnel: net.Socket | null = null
+
+  constructor(
+    readonly size: number,
+    private readonly onStray: () => void,
+  ) {
+    this.#cur = { buf: takeBuffer(size), holds: 0 }
+  }
+
+  /** The socket option: `net.connect({ onread })` / `tls.connect({ onread })`. */
+  readonly onread = {
+    buffer: (): Buffer => this.#next(),
+    callback: (n: number, buf: Buffer): boolean => this.#read(n, buf),
+  }
+
+  hold(): () => void {
+    const slot = this.#cur
+    slot.holds++
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      if (--slot.holds === 0 && slot !== this.#cur) giveBuffer(slot.buf)
+    }
+  }
+
+  #read(n: number, buf: Buffer): boolean {
+    const view = buf.subarray(0, n)
+    if (this.tunnel !== null) return this.tunnel.push(Buffer.from(view))
+    if (this.sink === null) {
+      this.onStray() // bytes before any request: the connection cannot be trusted
+      return false
+    }
+    this.sink(view, this)
+    return true
+  }
+
+  #next(): Buffer {
+    const cur = this.#cur
+    if (cur.holds === 0) return cur.buf
+    // Bytes of the current buffer are still held (a write not completed yet): the next read goes
+    // into another buffer; the held one returns to the free list with its last release.
+    this.#cur = { buf: takeBuffer(this.size), holds: 0 }
+    return this.#cur.buf
+  }
+}
+
 /** One keep-alive connection to an endpoint, with its own response parser. */
 export class UpstreamConnection {
   readonly #parser: Parser
@@ -55,9 +143,13 @@ export class UpstreamConnection {
   /** performance.now() after which this idle connection is not reused. */
   expiresAt = 0
 
+  /** The lease of the read being parsed (reused buffers), for the parser's body callback. */
+  #lease: ReadLease | null = null
+
   constructor(
     readonly socket: net.Socket,
     private readonly pool: RawPool,
+    private readonly reader: UpstreamReader | null = null,
   ) {
     this.#parser = createParser('response', MAX_RESPONSE_HEADER_BYTES, {
       onHeaders: (pairs) => {
@@ -86,7 +178,7 @@ export class UpstreamConnection {
         }
         return 0
       },
-      onBody: (chunk) => this.#handler?.onBody(chunk),
+      onBody: (chunk) => this.#handler?.onBody(chunk, this.#lease),
       onMessageComplete: () => {
         if (this.#rawLeft > 0) return // the raw body's end is counted in #onData
         if (this.#informational) {
@@ -106,7 +198,8 @@ export class UpstreamConnection {
       },
     })
     socket.setTimeout(SOCKET_IDLE_MS, () => socket.destroy())
-    socket.on('data', this.#onData)
+    if (reader !== null) reader.sink = this.#onData
+    else socket.on('data', this.#onData)
     socket.on('end', this.#onEnd)
     socket.on('error', this.#onError)
     socket.once('close', this.#onClose)
@@ -122,7 +215,7 @@ export class UpstreamConnection {
     this.served++
   }
 
-  readonly #onData = (chunk: Buffer): void => {
+  readonly #onData = (chunk: Buffer, lease: ReadLease | null = null): void => {
     let buf = chunk
     for (;;) {
       if (this.#rawLeft > 0) {
@@ -133,7 +226,7 @@ export class UpstreamConnection {
         }
         const n = Math.min(this.#rawLeft, buf.length)
         this.#rawLeft -= n
-        h.onBody(n === buf.length ? buf : buf.subarray(0, n))
+        h.onBody(n === buf.length ? buf : buf.subarray(0, n), lease)
         if (this.#rawLeft === 0 && this.#handler === h) {
           this.#handler = null
           h.onComplete(null)
@@ -147,18 +240,22 @@ export class UpstreamConnection {
         return
       }
       let ret: ReturnType<Parser['execute']>
+      this.#lease = lease
       try {
         ret = this.#parser.execute(buf)
       } catch (err) {
         this.#fail(err as Error, false) // a throw from a callback: this exchange is lost, not the process
         return
+      } finally {
+        this.#lease = null
       }
       if (typeof ret !== 'number') {
         this.#fail(ret, true)
         return
       }
       if (this.#upgraded) {
-        this.#toTunnel(buf.subarray(ret))
+        const rest = buf.subarray(ret)
+        this.#toTunnel(lease !== null ? Buffer.from(rest) : rest) // the tunnel writes it later: not from a reused buffer
         return
       }
       if (this.#rawLeft === 0) return
@@ -171,7 +268,10 @@ export class UpstreamConnection {
   #toTunnel(rest: Buffer): void {
     const h = this.#handler!
     this.#handler = null
-    this.socket.removeListener('data', this.#onData)
+    if (this.reader !== null) {
+      this.reader.sink = null
+      this.reader.tunnel = this.socket
+    } else this.socket.removeListener('data', this.#onData)
     this.socket.removeListener('end', this.#onEnd)
     this.socket.removeListener('error', this.#onError)
     this.socket.removeListener('close', this.#onClose)
@@ -215,7 +315,8 @@ export class UpstreamConnection {
   }
 }
 
-type Connector = () => net.Socket
+/** Opens a socket; with `onread`, Node reads into the reader's buffers instead of fresh ones. */
+type Connector = (onread: UpstreamReader['onread'] | null) => net.Socket
 
 /** A response's Content-Length when it has one and no Transfer-Encoding (llhttp validated both); else 0. */
 function plainContentLength(raw: readonly string[]): number {
@@ -244,6 +345,8 @@ export class RawPool implements UpstreamPool {
     private readonly connector: Connector,
     private readonly readyEvent: 'connect' | 'secureConnect',
     private readonly connectTimeoutMs: number,
+    /** Size of the reused read buffers of this pool's connections; null: Node allocates one per read. */
+    private readonly readBufferBytes: number | null = null,
   ) {}
 
   get stats(): { connected: number; pending: number; running: number } {
@@ -266,8 +369,10 @@ export class RawPool implements UpstreamPool {
     this.#pending++
     return new Promise((resolve, reject) => {
       let socket: net.Socket
+      const size = this.readBufferBytes
+      const reader = size === null ? null : new UpstreamReader(size, () => socket.destroy())
       try {
-        socket = this.connector()
+        socket = this.connector(reader?.onread ?? null)
       } catch (err) {
         this.#pending--
         reject(new UpstreamConnectError(String(err), 'connect failed', false))
@@ -286,7 +391,7 @@ export class RawPool implements UpstreamPool {
           reject(new UpstreamConnectError(err.message, sn ? err.message : err.code || 'TLS handshake failed', sn))
           return
         }
-        const c = new UpstreamConnection(socket, this)
+        const c = new UpstreamConnection(socket, this, reader)
         this.#all.add(c)
         resolve(c)
       }
@@ -359,7 +464,7 @@ export class RawPoolRegistry {
     if (!pool) {
       const { host, port } = splitAddress(key.address)
       const connector = createMtlsDialer({ host, port, identities: key.identities, servername }, this.creds)
-      pool = new RawPool(key.address, connector, 'secureConnect', key.connectTimeoutMs)
+      pool = new RawPool(key.address, (onread) => connector(onread), 'secureConnect', key.connectTimeoutMs, TLS_READ_BUFFER_BYTES)
       this.#pools.set(id, pool)
     }
     return pool
@@ -370,7 +475,7 @@ export class RawPoolRegistry {
     let pool = this.#pools.get(id)
     if (!pool) {
       const { host, port } = splitAddress(address)
-      pool = new RawPool(address, () => net.connect({ host, port, noDelay: true }), 'connect', connectTimeoutMs)
+      pool = new RawPool(address, (onread) => net.connect({ host, port, noDelay: true, ...(onread !== null ? { onread } : {}) }), 'connect', connectTimeoutMs, TCP_READ_BUFFER_BYTES)
       this.#pools.set(id, pool)
     }
     return pool

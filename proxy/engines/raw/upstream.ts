@@ -141,10 +141,13 @@ function exchange(
         if (!res.writeProxiedHead(statusCode, statusMessage, facts.lines, framing, extra, closeDelimited)) holdUpstream()
         return ctx.method === 'HEAD' ? 1 : 0
       },
-      onBody(chunk) {
+      onBody(chunk, lease) {
         ctx.bytesSent += chunk.length
-        bodyBytesForwarded(chunk.length)
-        const ok = downChunked ? res.writev(chunkFrame(chunk)) : res.write(chunk)
+        // A chunk in a reused read buffer leaves no garbage behind: only fresh ones count.
+        if (lease === null) bodyBytesForwarded(chunk.length)
+        // The write keeps the bytes until it completes (corked to the next tick, or queued by the kernel).
+        const done = lease?.hold()
+        const ok = downChunked ? res.writev(chunkFrame(chunk), done) : res.write(chunk, done)
         if (!ok) holdUpstream()
       },
       onComplete(trailers) {
