@@ -49,7 +49,9 @@ const BATCH_MS = 100
 export function createAccessLogWriter(config: AccessLogSettings): { write: (e: AccessLogEntry) => void; flush: () => void; ready: Promise<void> } {
   if (!config.enabled) return { write: () => {}, flush: () => {}, ready: Promise.resolve() }
   const format = accessLogFormatter(config.format)
-  const dest = pino.destination({ dest: config.path ?? 1, sync: false, minLength: 4096 })
+  // minLength 0: the batching is ours (below); with SonicBoom's own minimum a quiet sidecar's lines
+  // sat in memory until 4 KiB built up: never in `kubectl logs`, lost on a SIGKILL.
+  const dest = pino.destination({ dest: config.path ?? 1, sync: false, minLength: 0 })
   // A file opens asynchronously; lines written before that are buffered, not lost.
   const ready = config.path ? new Promise<void>((resolve, reject) => dest.once('ready', () => resolve()).once('error', reject)) : Promise.resolve()
   // Lines are joined here and handed to the destination 64 KiB at a time, or after 100 ms (Envoy

@@ -545,15 +545,9 @@ describe('interception in network namespaces (remora init-iptables)', () => {
       expect((JSON.parse(dump.body!) as { outboundTrafficPolicy: unknown }).outboundTrafficPolicy).toMatchObject({ mode: 'REGISTRY_ONLY', source: 'sidecar' })
     }, 60_000)
 
-    // KNOWN BUG, in the sidecar's access-log writer (proxy/telemetry/access-log.ts), not in
-    // interception: its SonicBoom destination is opened with minLength 4096, so the lines the writer
-    // hands over after its 100 ms batch wait in SonicBoom until 4 KiB have piled up or the sidecar
-    // stops cleanly (stdout the same). A quiet sidecar's lines never reach the file or `kubectl
-    // logs`, and a SIGKILL loses them. The row below (a's first connection after its restart: one
-    // line, well under 4 KiB) asserts the promised behaviour and fails until then; once the lines
-    // are written within the batch interval it fails as a `fails` test: make it `test`. Until then
-    // the rows' access-log lines are read after a clean stop (the last describe of this file).
-    const accessLogFlushRow = test.fails
+    // The access-log writer hands its lines to the file within its batch interval (a quiet sidecar's
+    // lines once waited in SonicBoom until 4 KiB had piled up: fixed, minLength 0).
+    const accessLogFlushRow = test
     accessLogFlushRow("a refusal's access-log line is in a's access-log file within a second, not held until 4 KiB have piled up", async () => {
       const sni = 'flush-check.external.test'
       expect(await script<HttpsResult>(NS.a, APP_UID, HTTPS_GET(IP[4].ext, sni, extCaPem))).toEqual({ error: 'ECONNRESET' })
