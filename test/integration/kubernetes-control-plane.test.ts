@@ -89,9 +89,13 @@ describe('control plane with --source kubernetes', () => {
     await everywhere(cp.cp.version)
     expect((await callOrders(frontend)).status).toBe(200)
     expect((await callOrders(batch)).status).toBe(200)
-    // Put back for the next tests.
+    // Put back for the next tests, and wait until every sidecar enforces it again (the status can
+    // say Valid before the snapshot that carries it is published).
+    const without = cp.cp.version
     api.apply(GROUP, allowOnly('orders-allowlist', 'frontend'))
     await until(() => status('orders-allowlist')?.validation === 'Valid', 10_000, 'Valid again')
+    await until(() => cp.cp.version !== without, 10_000, 'the snapshot with it again')
+    await everywhere(cp.cp.version)
   })
 
   test('an invalid policy gets Invalid status, never reaches a sidecar, and shows in remora status', async () => {
