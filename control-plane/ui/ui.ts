@@ -15,7 +15,7 @@ const ASSETS: Readonly<Record<string, { file: string; type: string }>> = {
   '/ui/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
 }
 
-/** Where the assets are: beside this file (sources), else in the source tree beside dist/ (a build). */
+/** Where the assets are: beside this file (sources, and dist/ where `npm run build` copies them), else in the source tree beside dist/. */
 function assetsDir(): string | null {
   for (const rel of ['./assets/', '../../../control-plane/ui/assets/']) {
     const dir = fileURLToPath(new URL(rel, import.meta.url))
