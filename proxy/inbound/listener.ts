@@ -5,7 +5,7 @@ import type { MtlsMode } from '../policy/index.js'
 import type { OriginalDst } from '../pipeline/index.js'
 import { SERVER_FIRST_PORTS } from '../snapshot/index.js'
 import { setConnectionInfo } from '../engines/common/context.js'
-import { ipv6Twin, listenOn } from '../engines/common/address.js'
+import { listenDualStack } from '../engines/common/address.js'
 import type { ConnectionSink } from '../engines/index.js'
 import { detect, detectDirect, targetPortOf, type TcpMetrics } from '../l4/index.js'
 import { MESH_ALPN, serverTlsOptions, type CredentialStore } from '../tls/index.js'
@@ -242,24 +242,11 @@ export class InboundListener {
     return n
   }
 
-  /**
-   * Binds host:port and, for the IPv4 defaults (127.0.0.1, 0.0.0.0), the same port on the IPv6 twin
-   * (::1, ::) so a dual-stack pod's redirected IPv6 connections land too; the twin is best effort
-   * (a host without IPv6 has none).
-   */
+  /** Binds host:port, and its IPv6 twin for the IPv4 defaults (a dual-stack pod's redirected IPv6 connections). */
   async listen(port: number, host: string): Promise<number> {
-    const bound = await listenOn(this.#net, port, host)
-    const twin = ipv6Twin(host)
-    if (twin !== null) {
-      const s = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.#accept(socket))
-      try {
-        await listenOn(s, bound, twin, { ipv6Only: true })
-        this.#net6 = s
-      } catch {
-        // no IPv6 on this host, or the port taken there: IPv4 only
-      }
-    }
-    return bound
+    const r = await listenDualStack(this.#net, () => net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.#accept(socket)), port, host)
+    this.#net6 = r.twin
+    return r.port
   }
 
   get listening(): boolean {

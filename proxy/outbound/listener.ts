@@ -1,7 +1,7 @@
 import net from 'node:net'
 import type { OriginalDst } from '../pipeline/index.js'
 import { SERVER_FIRST_PORTS } from '../snapshot/index.js'
-import { ipv6Twin, listenOn, setConnectionInfo } from '../engines/common/index.js'
+import { listenDualStack, setConnectionInfo } from '../engines/common/index.js'
 import { detect, detectDirect, matchDestination, matchHost, matchName, parseClientHello, type L4Match, type L4Table, type OutboundConnections, type TcpMetrics } from '../l4/index.js'
 import type { Logger } from '../deps.js'
 import type { ConnectionSink } from '../engines/index.js'
@@ -190,24 +190,11 @@ export class OutboundListener {
     return n
   }
 
-  /**
-   * Binds host:port and, for the IPv4 defaults (127.0.0.1, 0.0.0.0), the same port on the IPv6 twin
-   * (::1, ::) so a dual-stack pod's redirected IPv6 connections land too; the twin is best effort
-   * (a host without IPv6 has none).
-   */
+  /** Binds host:port, and its IPv6 twin for the IPv4 defaults (a dual-stack pod's redirected IPv6 connections). */
   async listen(port: number, host: string): Promise<number> {
-    const bound = await listenOn(this.#net, port, host)
-    const twin = ipv6Twin(host)
-    if (twin !== null) {
-      const s = net.createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: true }, (s) => this.#accept(s))
-      try {
-        await listenOn(s, bound, twin, { ipv6Only: true })
-        this.#net6 = s
-      } catch {
-        // no IPv6 on this host, or the port taken there: IPv4 only
-      }
-    }
-    return bound
+    const r = await listenDualStack(this.#net, () => net.createServer({ noDelay: true, allowHalfOpen: true, pauseOnConnect: true }, (s) => this.#accept(s)), port, host)
+    this.#net6 = r.twin
+    return r.port
   }
 
   get port(): number {

@@ -43,3 +43,21 @@ export function listenOn(server: import('node:net').Server, port: number, host: 
 export function ipv6Twin(host: string): string | null {
   return host === '127.0.0.1' ? '::1' : host === '0.0.0.0' ? '::' : null
 }
+
+/**
+ * Binds `primary` to host:port and, for the IPv4 defaults (127.0.0.1, 0.0.0.0), a second server made
+ * by `makeTwin` to the same port on the IPv6 twin (::1, ::), best effort (a host without IPv6, or
+ * the port taken there: IPv4 only). Resolves the port and the twin, if any.
+ */
+export async function listenDualStack(primary: import('node:net').Server, makeTwin: () => import('node:net').Server, port: number, host: string): Promise<{ port: number; twin: import('node:net').Server | null }> {
+  const bound = await listenOn(primary, port, host)
+  const twinHost = ipv6Twin(host)
+  if (twinHost === null) return { port: bound, twin: null }
+  const twin = makeTwin()
+  try {
+    await listenOn(twin, bound, twinHost, { ipv6Only: true })
+    return { port: bound, twin }
+  } catch {
+    return { port: bound, twin: null }
+  }
+}

@@ -4,7 +4,7 @@
 // refusals, the answer before a request). Imports only proxy/pipeline; never an engine, a stage or a listener.
 export { HOP_BY_HOP, connectionNamed, isSidecarOwnedHeader, passesResponseHeader } from './headers.js'
 export { upstreamFailure, type UpstreamFailure } from './upstream-errors.js'
-export { splitAddress, canonicalIp, ipv6Twin, listenOn, portOf } from './address.js'
+export { splitAddress, canonicalIp, ipv6Twin, listenDualStack, listenOn, portOf } from './address.js'
 export { tunnel, TUNNEL_IDLE_MS } from './tunnel.js'
 export { bodyBytesForwarded, RECLAIM_STEP_BYTES } from './read-buffers.js'
 export { connectionInfo, createContext, setConnectionInfo, type ConnectionInfo, type ContextRequest } from './context.js'
