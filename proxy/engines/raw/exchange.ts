@@ -230,6 +230,11 @@ export class RawResponse implements DownstreamResponse {
     this.conn.socket.once('drain', fn)
   }
 
+  /** Cancels an onceDrain() that has not fired. */
+  offDrain(fn: () => void): void {
+    this.conn.socket.removeListener('drain', fn)
+  }
+
   /** The response is complete; `tail` is the last framing (the chunked terminator and trailers). */
   finishProxied(tail: string | null): void {
     if (this.finished) return

@@ -87,8 +87,9 @@ function exchange(
     let upstreamKeepAlive = false
     let keepAliveHintMs: number | null = null
     let downChunked = false
-    let waitUp = false
-    let waitDown = false
+    /** The pending 'drain' listeners of a back-pressure wait: upstream writable (request body), downstream writable (response). */
+    let drainUp: (() => void) | null = null
+    let drainDown: (() => void) | null = null
     let head101: string | null = null
 
     const settle = (): boolean => {
@@ -97,6 +98,20 @@ function exchange(
       clearTimeout(timer)
       res.onAbort = null
       req.detach()
+      // A wait for a drain ends with the exchange. The response can complete in the read that made
+      // the downstream push back (its last bytes arrived with it); a connection released still
+      // paused, whose downstream then closed without draining, sat in the pool never reading, and
+      // the next request on it hung until its timeout. A later drain must not touch the next
+      // exchange on this connection either.
+      if (drainDown !== null) {
+        res.offDrain(drainDown)
+        drainDown = null
+        up.resume()
+      }
+      if (drainUp !== null) {
+        up.removeListener('drain', drainUp)
+        drainUp = null
+      }
       return true
     }
 
@@ -177,13 +192,13 @@ function exchange(
     }
 
     function holdUpstream(): void {
-      if (waitDown) return
-      waitDown = true
+      if (drainDown !== null) return
       up.pause()
-      res.onceDrain(() => {
-        waitDown = false
+      drainDown = () => {
+        drainDown = null
         up.resume()
-      })
+      }
+      res.onceDrain(drainDown)
     }
 
     conn.begin(handler)
@@ -208,12 +223,12 @@ function exchange(
           up.uncork()
           ok = up.writableLength < up.writableHighWaterMark
         } else ok = up.write(chunk)
-        if (!ok && !waitUp) {
-          waitUp = true
-          up.once('drain', () => {
-            waitUp = false
+        if (!ok && drainUp === null) {
+          drainUp = () => {
+            drainUp = null
             req.resumeBody()
-          })
+          }
+          up.once('drain', drainUp)
         }
         return ok
       },
