@@ -59,5 +59,9 @@ EXPOSE 15001 15006 15000 15090
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "require('node:http').get({ host: '127.0.0.1', port: 15000, path: '/ready', timeout: 2000 }, (r) => process.exit(r.statusCode === 200 ? 0 : 1)).on('timeout', () => process.exit(1)).on('error', () => process.exit(1))"]
 
+# V8 sizing: `remora proxy` starts again in the same process (process.execve, this Node has it) with
+# --max-semi-space-size=4 --max-old-space-size=256 before it loads anything: under load a sidecar
+# peaks at ~115 MB RSS with them and ~175 MB without (bench/hot-path.md). REMORA_V8_FLAGS replaces
+# the list (`off`: V8's defaults); flags in NODE_OPTIONS win. The other roles keep V8's defaults.
 ENTRYPOINT ["node", "/app/dist/cli/main.js"]
 CMD ["--help"]

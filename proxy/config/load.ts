@@ -4,16 +4,11 @@ import { parse as parseYaml } from 'yaml'
 import { validateDocuments, type PolicyDocument } from '../policy/index.js'
 import { buildCredentials, CredentialError, type Credentials } from '../tls/index.js'
 import { readPolicySources } from './policy-files.js'
-import { validateSidecarConfig, type ConfigIssue, type SidecarConfig } from './schema.js'
-import { RemoraError, hasCode } from '../errors/index.js'
+import { validateSidecarConfig, type SidecarConfig } from './schema.js'
+import { hasCode } from '../errors/index.js'
+import { ConfigError } from './errors.js'
 
-/** Invalid start-up input: every issue names its field. The CLI prints them and exits 2. */
-/** sidecar.yaml or a flag is invalid: one issue per field (exit code 2). */
-export class ConfigError extends RemoraError<'REMORA_ERR_CONFIG_INVALID'> {
-  constructor(readonly issues: ConfigIssue[]) {
-    super('REMORA_ERR_CONFIG_INVALID', 400, issues.map((i) => `${i.path}: ${i.message}`).join('\n'))
-  }
-}
+export { ConfigError }
 
 /** Sets `a.b.c` in a plain object (flags override file fields). */
 export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
