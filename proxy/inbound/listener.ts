@@ -161,6 +161,14 @@ export class InboundListener {
       clearTimeout(timer)
       socket.removeListener('readable', onReadable)
       socket.removeListener('close', cleanup)
+      socket.removeListener('end', onEnd)
+    }
+    // The client's FIN before its first bytes told what it speaks (a truncated head, a lone 'P'):
+    // nothing can be forwarded (no protocol, and a stream cannot be given its bytes back after its
+    // end), so the connection is closed at once, never held until a timeout.
+    const onEnd = (): void => {
+      cleanup()
+      socket.destroy()
     }
     const onReadable = (): void => {
       let c: Buffer | null
@@ -180,6 +188,7 @@ export class InboundListener {
     }
     socket.on('readable', onReadable)
     socket.once('close', cleanup)
+    socket.once('end', onEnd)
   }
 
   #tlsIn(socket: net.Socket, od: OriginalDst | null): void {
