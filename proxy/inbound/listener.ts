@@ -225,7 +225,7 @@ export class InboundListener {
       this.opts.tcp(socket, { peer: null, security: 'none', port, sni: null, localAddress: od?.address ?? socket.localAddress ?? '127.0.0.1' })
       return
     }
-    socket.allowHalfOpen = false
+    // allowHalfOpen stays on (as the fronts' own servers set it): a caller's FIN does not drop the answer in flight.
     setConnectionInfo(socket, { peer: null, security: 'none', originalDst: od })
     if (kind === 'h2') {
       if (!this.opts.h2) return void socket.destroy()

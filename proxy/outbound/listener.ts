@@ -130,13 +130,12 @@ export class OutboundListener {
       socket.unshift(buf)
       if (d === 'http1') {
         this.opts.metrics.detected('outbound', 'http1')
-        // The HTTP fronts keep today's close semantics (a FIN from the app ends the connection).
-        socket.allowHalfOpen = false
+        // allowHalfOpen stays on, as the fronts' own servers set it: a client that shuts down its
+        // sending side still gets the answers in flight.
         this.opts.http.emit('connection', socket)
       } else if (d === 'h2') {
         this.opts.metrics.detected('outbound', 'h2')
         if (this.opts.h2 === null) return void socket.destroy()
-        socket.allowHalfOpen = false
         this.opts.h2.emit('connection', socket)
       } else {
         this.#fallback(od, 'tcp')
