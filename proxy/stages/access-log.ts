@@ -5,9 +5,27 @@ import { grpcFacts } from '../telemetry/grpc.js'
 /** One access log line (Envoy's fields, snake_case). Never holds secrets: no query, no headers. */
 export type { AccessLogEntry, AccessLogSink } from '../telemetry/access-log-entry.js'
 
+let isoSecond = Number.NaN
+let isoPrefix = ''
+
+/**
+ * `new Date(ms).toISOString()`, with the part up to the seconds made once per second: V8 formats
+ * an ISO date through printf, ≈ 1 % of a sidecar's CPU at full load when done for every request.
+ */
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000)
+  const rest = ms - second * 1000
+  if (!Number.isInteger(ms) || second < 0 || second >= 253402300800) return new Date(ms).toISOString() // fractions; before 1970, after 9999
+  if (second !== isoSecond) {
+    isoSecond = second
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20)
+  }
+  return `${isoPrefix}${rest < 10 ? '00' : rest < 100 ? '0' : ''}${rest}Z`
+}
+
 export function toAccessLogEntry(ctx: RequestContext): AccessLogEntry {
   const e: AccessLogEntry = {
-    start_time: new Date(ctx.startTime).toISOString(),
+    start_time: isoTime(ctx.startTime),
     direction: ctx.direction,
     method: ctx.method,
     authority: ctx.authority,
