@@ -3,6 +3,7 @@
 // the sidecar itself loads only after the process has its V8 sizing (see reexecWithV8Flags), so
 // that a process that replaces itself has not loaded it for nothing.
 import { createRequire } from 'node:module'
+import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import type * as Yaml from 'yaml'
 import { ConfigError } from './config/errors.js'
@@ -180,12 +181,13 @@ export async function runProxy(argv: string[]): Promise<number> {
   } catch (err) {
     return reportStartError(err)
   }
-  const [{ default: pino }, { loadCredentials, loadPolicies, loadSidecarConfig }, { startPolicyReload }, { Sidecar }, { createAccessLogWriter, pickOtelEnv }] = await Promise.all([
+  const [{ default: pino }, { loadCredentials, loadPolicies, loadSidecarConfig }, { startPolicyReload }, { Sidecar }, { createAccessLogWriter, pickOtelEnv }, { compactHeap }] = await Promise.all([
     import('pino'),
     import('./config/index.js'),
     import('./reload.js'),
     import('./sidecar.js'),
     import('./telemetry/index.js'),
+    import('./engines/common/index.js'),
   ])
   const logger = pino({ base: { component: 'remora-proxy' } }, pino.destination({ dest: 2, sync: false }))
   if (unsized.length > 0 && process.env.REMORA_V8_EXEC === undefined) {
@@ -207,11 +209,13 @@ export async function runProxy(argv: string[]): Promise<number> {
     const sc: Sidecar = await Sidecar.start({ config, credentials, policies }, { clock, logger: logger as unknown as Logger, accessLog: access.write, otelEnv: pickOtelEnv(process.env) })
     const watcher = await startPolicyReload(sc, paths, { trustDomain: config.trustDomain, rootNamespace: config.policies.rootNamespace, logger: logger as unknown as Logger })
     const xds = xdsClient ? await xdsClient.startControlPlaneClient(sc, config, baseDir, { clock, logger: logger as unknown as Logger }) : null
+    const settle = compactWhenIdle(compactHeap)
     await new Promise<void>((resolve) => {
       const stop = (): void => resolve()
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
     })
+    clearInterval(settle)
     await watcher.close()
     await xds?.close()
     await sc.close()
@@ -220,6 +224,26 @@ export async function runProxy(argv: string[]): Promise<number> {
   } catch (err) {
     return reportStartError(err)
   }
+}
+
+/**
+ * Start-up grows V8's young generation and V8 14 (Node 26) keeps it at idle: once the sidecar has
+ * been idle for a second (event loop under 2 % busy), one compacting collection gives it back
+ * (Node 26: 92 → 82 MB idle). Never under traffic: it waits (checking every second, for a minute)
+ * and gives up. The timer never keeps the process alive.
+ */
+function compactWhenIdle(compact: () => void): NodeJS.Timeout {
+  let last = performance.eventLoopUtilization()
+  let checks = 0
+  const t = setInterval(() => {
+    const now = performance.eventLoopUtilization()
+    const busy = performance.eventLoopUtilization(now, last).utilization
+    last = now
+    if (busy < 0.02) compact()
+    if (busy < 0.02 || ++checks >= 60) clearInterval(t)
+  }, 1000)
+  t.unref()
+  return t
 }
 
 /** Exit code 2 and the message for what the operator must fix; anything else is thrown on. */

@@ -6,6 +6,6 @@ export { HOP_BY_HOP, connectionNamed, isSidecarOwnedHeader, passesResponseHeader
 export { upstreamFailure, type UpstreamFailure } from './upstream-errors.js'
 export { splitAddress, canonicalIp, ipv6Twin, listenDualStack, listenOn, portOf } from './address.js'
 export { tunnel, TUNNEL_IDLE_MS } from './tunnel.js'
-export { bodyBytesForwarded, RECLAIM_STEP_BYTES } from './read-buffers.js'
+export { bodyBytesForwarded, compactHeap, RECLAIM_STEP_BYTES } from './read-buffers.js'
 export { connectionInfo, createContext, setConnectionInfo, type ConnectionInfo, type ContextRequest } from './context.js'
 export { DEFAULT_FRONT_LIMITS, MAX_HEADER_BYTES, parserErrorCode, rawResponse, timeoutSweepMs, type FrontLimits, type FrontOptions } from './front.js'
