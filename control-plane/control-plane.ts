@@ -117,7 +117,7 @@ export class ControlPlane {
       },
     })
     this.#registry = new EndpointRegistry(
-      { store: o.store, replicaId: this.replicaId, graceMs, write: this.#writer.write, heldAddress: (node) => this.#hub.get(node)?.address, onChange: () => this.#publisher?.queue('discovery') },
+      { store: o.store, replicaId: this.replicaId, graceMs, heartbeatMs: this.#o.heartbeatMs, write: this.#writer.write, heldAddress: (node) => this.#hub.get(node)?.address, onChange: () => this.#publisher?.queue('discovery') },
       deps,
     )
     this.#status = new StatusTracker({ store: o.store, writer: this.#writer, replicaId: this.replicaId, graceMs, replicas: () => this.#registry.replicas, registration: (n) => this.#registry.get(n) }, deps)

@@ -3,6 +3,19 @@ import { StoreError } from './errors.js'
 import { checkKey, type Store, type StoreEvent, type StoreWatch } from './types.js'
 
 const ROOT = '/remora/'
+/** A broken watch is re-established after 100 ms, doubling to at most 1 s (the client's default grows to 30 s). */
+const WATCH_BACKOFF_FIRST_MS = 100
+const WATCH_BACKOFF_MAX_MS = 1_000
+
+/**
+ * The etcd client's watch backoff (cockatiel's IBackoff shape: a duration and the next one). A
+ * watch that stays down while its member is gone delays every change another replica makes
+ * (policies, registrations, heartbeats) by that long, so it is kept short; etcd answers a
+ * re-established watch from the revision it had reached, so nothing is missed meanwhile.
+ */
+function watchBackoff(ms: number): { readonly duration: number; next(): ReturnType<typeof watchBackoff> } {
+  return { duration: ms, next: () => watchBackoff(Math.min(WATCH_BACKOFF_MAX_MS, ms * 2)) }
+}
 
 /**
  * etcd (v3 API): the distributed store. Several control-plane replicas share it; watches deliver
@@ -17,7 +30,7 @@ export class EtcdStore implements Store {
 
   private constructor(hosts: string[]) {
     this.url = `etcd://${hosts.join(',')}`
-    this.#client = new Etcd3({ hosts: hosts.map((h) => `http://${h}`), dialTimeout: 3000 })
+    this.#client = new Etcd3({ hosts: hosts.map((h) => `http://${h}`), dialTimeout: 3000, faultHandling: { watchBackoff: watchBackoff(WATCH_BACKOFF_FIRST_MS) } })
   }
 
   /** `hosts` as host:port. Resolves once etcd answered one request. */
