@@ -1,5 +1,5 @@
 import { inflateRawSync, deflateRawSync } from 'node:zlib'
-import { CompactSign, compactVerify, importJWK, type JWK } from 'jose'
+import type { JWK } from 'jose'
 import { z } from 'zod'
 import { validate, type PolicyDocument } from '../policy/index.js'
 import { ClusterSchema, OutboundTrafficPolicySchema, QuarantineEntrySchema, formatPath, type ClusterConfig, type OutboundTrafficPolicy, type QuarantineEntry } from './clusters.js'
@@ -57,11 +57,19 @@ export function policyId(doc: Pick<PolicyDocument, 'kind' | 'metadata'>): string
  */
 export async function signSnapshotPayload(payload: unknown, key: { readonly kid: string; readonly privateKey: CryptoKey }): Promise<string> {
   const body = deflateRawSync(Buffer.from(JSON.stringify(payload)))
+  const { CompactSign } = await loadJose()
   return new CompactSign(body).setProtectedHeader({ alg: SNAPSHOT_ALG, kid: key.kid, typ: SNAPSHOT_TYP, zip: 'DEF', crit: ['zip'] }).sign(key.privateKey, { crit: { zip: true } })
 }
 
+/**
+ * jose is loaded on first use (a snapshot to sign or verify): a sidecar with a static config never
+ * needs it, and importing it at start costs every sidecar ≈ 3 MB (bench/hot-path.md).
+ */
+const loadJose = (): Promise<typeof import('jose')> => import('jose')
+
 /** The control plane's public key as the sidecar pins it: ES256, whatever the JWK says. */
 export async function importPinnedKey(jwk: JWK): Promise<CryptoKey> {
+  const { importJWK } = await loadJose()
   return (await importJWK({ ...jwk, alg: SNAPSHOT_ALG }, SNAPSHOT_ALG)) as CryptoKey
 }
 
@@ -70,6 +78,7 @@ export async function verifySnapshotJws(jws: string, key: CryptoKey): Promise<Sn
   let payload: Uint8Array
   let zip: unknown
   try {
+    const { compactVerify } = await loadJose()
     const r = await compactVerify(jws, key, { algorithms: [SNAPSHOT_ALG], crit: { zip: true } })
     if (r.protectedHeader.typ !== SNAPSHOT_TYP) throw new Error(`typ ${String(r.protectedHeader.typ)}`)
     payload = r.payload
