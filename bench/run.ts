@@ -19,10 +19,10 @@ import { join, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { APT_LINE, BENCH_DIR, direct, haproxyPair, hasNginxStream, httpProxyPair, NGINX_STREAM_MODULE, nginxPair, probe, remoraPair, startApp, type BenchEnv, type Contender, type Topology } from './lib/contenders.js'
 import { mintPki } from './lib/pki.js'
-import { findBinary, ResourceMeter, rssBytes, run, sleep, start } from './lib/proc.js'
+import { findBinary, ResourceMeter, rssBytes, rssParts, run, sleep, start } from './lib/proc.js'
 import { summarizeProfiles } from './lib/profile.js'
 import { renderReport } from './lib/report.js'
-import type { BenchResults, MicroRecord, RunRecord } from './lib/results.js'
+import { IDLE_SETTLED_S, type BenchResults, type MicroRecord, type RunRecord } from './lib/results.js'
 import { grpcWorkload, h2Workload, largeWorkload, latencyWorkload, newConnectionWorkload, tcpBulkWorkload, tcpWorkload, throughputWorkload, WORKLOAD_NAMES, type Workload } from './lib/workloads.js'
 
 const ROOT = join(BENCH_DIR, '..')
@@ -359,7 +359,19 @@ async function main(): Promise<number> {
         }
         // Idle RSS: after start-up and one request through each path, settled for a second.
         await sleep(1000)
-        for (const r of topo.roles) results.idle.push({ rep, contender: c.name, role: r.role, rssBytes: r.pids.reduce((s, p) => s + rssBytes(p), 0) })
+        const sampleIdle = (phase: 'start' | 'settled'): void => {
+          for (const r of topo.roles) {
+            const parts = r.pids.map(rssParts)
+            results.idle.push({ rep, contender: c.name, role: r.role, phase, rssBytes: r.pids.reduce((s, p) => s + rssBytes(p), 0), rssAnonBytes: parts.reduce((s, p) => s + p.anon, 0), rssFileBytes: parts.reduce((s, p) => s + p.file, 0) })
+          }
+        }
+        sampleIdle('start')
+        // Node contenders again once settled (V8 gives back the young generation start-up grew after
+        // some idle seconds): what an idle sidecar in a cluster holds. C proxies do not change.
+        if (/^(remora|http-proxy)/.test(c.name) && !interrupted) {
+          await sleep((IDLE_SETTLED_S - 1) * 1000)
+          sampleIdle('settled')
+        }
         for (const w of workloads) {
           if (interrupted) break
           const seconds = secondsOf(w)

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { SIDECAR_V8_FLAGS } from '../../proxy/main.js'
 import { APP_ID, CLIENT_ID, TRUST_DOMAIN, type BenchPki } from './pki.js'
 import { freePort, processTree, start, stop, waitForPort, type Proc } from './proc.js'
 
@@ -548,7 +549,7 @@ export interface RemoraRuntime {
 export function remoraPair(engine: string | null, runtime?: RemoraRuntime): Contender {
   return {
     name: `${engine ? `remora[${engine}]` : 'remora'}${runtime ? `@${runtime.label}` : ''}`,
-    describe: `two \`remora proxy\` processes from dist/ (${engine ? `\`--engine ${engine}\`` : 'default engine'}${runtime ? `, on ${runtime.label}: ${runtime.bin}` : ''}), STRICT mTLS, secure naming on the outbound side, authz with 10 AuthorizationPolicies (the request is allowed by the last), JSON access log to a file (the default). HTTP/2 and gRPC: h2c to the outbound listener (h2 preface detected), sidecar to sidecar over ALPN h2, h2c to the app; the app port is the cluster's service port named by \`:authority\`. TCP: a local bind port (\`outbound.listeners\`) for the cluster's \`tcp\` port, mTLS with ALPN \`remora-tcp\`, L4 authorization by an allow rule on the port`,
+    describe: `two \`remora proxy\` processes from dist/ (${engine ? `\`--engine ${engine}\`` : 'default engine'}${runtime ? `, on ${runtime.label}: ${runtime.bin}` : ''}), STRICT mTLS, secure naming on the outbound side, authz with 10 AuthorizationPolicies (the request is allowed by the last), JSON access log to a file (the default); the sidecar's V8 sizing flags (self-applied on Node >= 22.15, in NODE_OPTIONS on Node 20 as docs/operations.md says). HTTP/2 and gRPC: h2c to the outbound listener (h2 preface detected), sidecar to sidecar over ALPN h2, h2c to the app; the app port is the cluster's service port named by \`:authority\`. TCP: a local bind port (\`outbound.listeners\`) for the cluster's \`tcp\` port, mTLS with ALPN \`remora-tcp\`, L4 authorization by an allow rule on the port`,
     needs: [],
     async start(env) {
       const [outPort, inPort, tcpPort] = [await freePort(), await freePort(), await freePort()]
@@ -592,8 +593,12 @@ accessLog: { enabled: true, path: ${join(dir, `remora-${role}-access.log`)} }
         return file
       }
       const engineArgs = [...(engine ? ['--engine', engine] : []), ...env.remoraSet.flatMap((x) => ['--set', x])]
+      // A sidecar sizes V8 itself where Node can re-exec (process.execve, Node >= 22.15: the image's
+      // Node 26); on Node 20 it logs v8_flags_not_applied and docs/operations.md says to set the same
+      // flags in NODE_OPTIONS, which is what this does for the machine's Node.
+      const nodeOptions = runtime || process.env.BENCH_NO_V8 ? {} : { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...SIDECAR_V8_FLAGS].join(' ').trim() }
       const run = (role: 'outbound' | 'inbound'): Proc =>
-        start(`remora ${role}`, runtime?.bin ?? process.execPath, [...env.remoraNodeArgs, env.cliJs, 'proxy', '--config', config(role), ...engineArgs], { cwd: dir })
+        start(`remora ${role}`, runtime?.bin ?? process.execPath, [...env.remoraNodeArgs, env.cliJs, 'proxy', '--config', config(role), ...engineArgs], { cwd: dir, env: { ...process.env, ...nodeOptions } })
       const pin = run('inbound')
       const pout = run('outbound')
       const procs = [pin, pout]

@@ -98,6 +98,17 @@ export function cpuSeconds(pid: number): number {
 }
 
 /** Resident set size of one process, in bytes (0 once it is gone). */
+/** RssAnon and RssFile of a process (bytes); zeros when it is gone. */
+export function rssParts(pid: number): { anon: number; file: number } {
+  try {
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8')
+    const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? 0) * 1024
+    return { anon: kb('RssAnon'), file: kb('RssFile') }
+  } catch {
+    return { anon: 0, file: 0 }
+  }
+}
+
 export function rssBytes(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))

@@ -22,11 +22,23 @@ export interface RunRecord {
   readonly startedAt: string
 }
 
+/** Seconds after start-up (and two probe requests) at which a Node contender's settled idle RSS is taken. */
+export const IDLE_SETTLED_S = 20
+
 export interface IdleRecord {
   readonly rep: number
   readonly contender: string
   readonly role: string
   readonly rssBytes: number
+  /**
+   * `start` (absent in older results): one second after start-up and two probe requests.
+   * `settled`: the same process IDLE_SETTLED_S seconds later with no traffic meanwhile (what an idle
+   * sidecar holds once V8 has given back what start-up grew); taken for Node contenders only.
+   * `rssAnonBytes`/`rssFileBytes` split it (RssAnon, RssFile in /proc/<pid>/status).
+   */
+  readonly phase?: 'start' | 'settled'
+  readonly rssAnonBytes?: number
+  readonly rssFileBytes?: number
 }
 
 export interface MicroRecord {
