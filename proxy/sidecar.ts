@@ -162,6 +162,10 @@ export class Sidecar {
     }
     this.#tcpMetrics = new TcpMetrics(telemetry.metrics)
     this.#runtime = new RuntimeStore(compileRuntime({ policies, clusters: config.clusters, configured: credentials !== null }, this.#env), this)
+    this.#runtime.onSwap(() => {
+      const next = this.#runtime.current
+      this.#h2Upstream.retain([...next.clusters, ...next.portClusters].flatMap((c) => c.targets))
+    })
     this.metrics.attach({
       certExpirySeconds: () => (this.creds.hasCredentials ? (this.creds.current.notAfter.getTime() - deps.clock.now()) / 1000 : 0),
       upstreamConnections: () => this.#upstreamConnections(),

@@ -193,4 +193,17 @@ describe('h2c caller → sidecar pair over ALPN h2 → h2c app', () => {
     expect([r.status, r.headers['x-remora-response-flags']]).toEqual([404, 'NR'])
     expect(tlsConnections(orders)).toBe(before)
   })
+
+  test('a config swap that keeps the endpoint keeps its session; one that drops it closes the session (GOAWAY), and the next request dials anew', async () => {
+    const cluster = { name: 'payments.shop', hosts: ['payments'], endpoints: [`127.0.0.1:${payments.inbound}`], identities: [payments.spiffeId] }
+    const before = tlsConnections(orders)
+    orders.sidecar.applyPolicies([])
+    expect((await h2request(client, { ':path': '/kept' })).status).toBe(200)
+    expect(tlsConnections(orders)).toBe(before)
+    orders.sidecar.applySnapshot({ version: 'no-payments', policies: [], clusters: [] })
+    expect((await h2request(client, { ':path': '/gone' })).status).toBe(404)
+    orders.sidecar.applySnapshot({ version: 'payments-back', policies: [], clusters: [cluster] })
+    expect((await h2request(client, { ':path': '/back' })).status).toBe(200)
+    expect(tlsConnections(orders)).toBe(before + 1)
+  })
 })

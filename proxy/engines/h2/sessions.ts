@@ -67,6 +67,26 @@ export class H2SessionPool {
     return this.#open(key, route)
   }
 
+  /**
+   * After a config swap: the mTLS sessions to targets no cluster names any more (an endpoint that
+   * left, identities that changed) get a GOAWAY (streams in flight finish) and leave the pool, as
+   * the HTTP/1.1 pools' retain() closes theirs; the next request to a target still there reuses its
+   * session. Sessions to the local app (h2c) are kept: its targets are made per port on demand.
+   * Returns how many were closed.
+   */
+  retain(targets: Iterable<RouteTarget>): number {
+    const keep = new Set<string>()
+    for (const t of targets) keep.add(keyOf(t))
+    let closed = 0
+    for (const [key, s] of this.#sessions) {
+      if (keep.has(key) || key.startsWith('h2c|')) continue
+      this.#sessions.delete(key)
+      closed++
+      if (!s.session.closed && !s.session.destroyed) s.session.close()
+    }
+    return closed
+  }
+
   /** Removes `s` from the pool (a GOAWAY, a failure) if it is still the one there. */
   drop(s: H2Session): void {
     if (this.#sessions.get(s.key) === s) this.#sessions.delete(s.key)

@@ -30,6 +30,8 @@ export interface H2Upstream {
   /** The terminal handler for HTTP/2 downstream requests (ctx.req.httpVersion '2.0'). */
   readonly handler: Handler
   stats(): H2UpstreamStats
+  /** After a config swap: closes the sessions to targets no cluster names any more (see H2SessionPool.retain). */
+  retain(targets: Iterable<RouteTarget>): number
   close(): Promise<void>
 }
 
@@ -248,6 +250,7 @@ export function createH2Upstream(creds: CredentialStore): H2Upstream {
   return {
     handler,
     stats: () => ({ sessions: pool.stats(), sessionsCreated: pool.created, retries }),
+    retain: (targets) => pool.retain(targets),
     close: () => pool.close(),
   }
 }
