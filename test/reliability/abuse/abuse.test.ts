@@ -33,8 +33,12 @@ import { MAX_PIPELINED } from '../../../proxy/engines/node-http/index.js'
 type Engine = 'raw' | 'node-http'
 type Front = 'outbound' | 'inbound'
 
-/** requestHeadersTimeout of the sidecar under test: long enough to hold every slowloris connection at once. */
-const HEAD_TIMEOUT_MS = budget(6000, 20_000)
+/**
+ * requestHeadersTimeout of the sidecar under test: long enough to hold every slowloris connection
+ * at once (opening 5,000 took up to 9.7 s on a loaded CI machine; 6 s let the first ones time out
+ * before the last were open).
+ */
+const HEAD_TIMEOUT_MS = budget(12_000, 20_000)
 /** A timeout fires within the sweep (a tenth of the timeout, at most 1 s) plus event-loop lag under this load. */
 const LATE_MS = 3000
 const SLOWLORIS = { outbound: 5000, inbound: budget(1000, 5000) }
@@ -318,7 +322,8 @@ for (const engine of ['raw', 'node-http'] as const) {
             held.push(h)
           }
         }
-        const openMs = performance.now() - t0
+        const opened = performance.now()
+        const openMs = opened - t0
         const trickle = setInterval(() => {
           for (const h of held) if (h.partial && !h.sock.destroyed && h.sent < head.length - 4) h.sock.write(head[h.sent++]!)
         }, 500)
@@ -360,7 +365,9 @@ for (const engine of ['raw', 'node-http'] as const) {
           verdict: wrong.length === 0 && g.errors === 0 ? `every connection got its limit within the bound; the good caller saw no error` : `${wrong.length} connections off the limit, ${g.errors} good-caller errors`,
         })
         expect(wrong.slice(0, 10)).toEqual([])
-        expect(openNow).toBe(n)
+        // Every connection not yet due when the last one was open was still held then (the ones due
+        // earlier are checked above: none closed before its timeout).
+        expect(openNow).toBeGreaterThanOrEqual(held.filter((h) => h.since + HEAD_TIMEOUT_MS - 300 > opened).length)
         expect(g.errors).toBe(0)
         // The bound per connection: a plain connection with its parser, and a TLS one with its OpenSSL state.
         expect(perConn).toBeLessThan(front === 'outbound' ? 24 * 1024 : 96 * 1024)
