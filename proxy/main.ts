@@ -202,7 +202,7 @@ export async function runProxy(argv: string[]): Promise<number> {
     const { policies, paths, warnings } = await loadPolicies(config, baseDir)
     for (const w of warnings) logger.warn({ event: 'policy_warning', warning: w }, 'policy warning')
     const access = createAccessLogWriter(config.accessLog)
-    // The control-plane client (join token, CSR with @peculiar/x509, the snapshot stream) is loaded
+    // The control-plane client (join token, its CSR, the snapshot stream) is loaded
     // only by a sidecar that has a controlPlane section, before anything binds: a static sidecar
     // never pays for its code, and a broken install fails here, not after the listeners are up.
     const xdsClient = config.controlPlane ? await import('./xds/index.js') : null

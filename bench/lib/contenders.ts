@@ -595,7 +595,8 @@ accessLog: { enabled: true, path: ${join(dir, `remora-${role}-access.log`)} }
       const engineArgs = [...(engine ? ['--engine', engine] : []), ...env.remoraSet.flatMap((x) => ['--set', x])]
       // A sidecar sizes V8 itself where Node can re-exec (process.execve, Node >= 22.15: the image's
       // Node 26); on Node 20 it logs v8_flags_not_applied and docs/operations.md says to set the same
-      // flags in NODE_OPTIONS, which is what this does for the machine's Node.
+      // flags in NODE_OPTIONS, which is what this does for the machine's Node. BENCH_NO_V8=1 leaves
+      // them out (an A/B of the flags, or of a commit from before them).
       const nodeOptions = runtime || process.env.BENCH_NO_V8 ? {} : { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...SIDECAR_V8_FLAGS].join(' ').trim() }
       const run = (role: 'outbound' | 'inbound'): Proc =>
         start(`remora ${role}`, runtime?.bin ?? process.execPath, [...env.remoraNodeArgs, env.cliJs, 'proxy', '--config', config(role), ...engineArgs], { cwd: dir, env: { ...process.env, ...nodeOptions } })
