@@ -183,8 +183,9 @@ function targets(r: BenchResults, remora: string, previous: Opts['previous']): T
     const start = idleMaxOf(r, c, 'start')
     if (settled || start) {
       const x = settled || start
-      const anon = Math.max(...r.idle.filter((y) => y.contender === c && (y.phase ?? 'start') === (settled ? 'settled' : 'start')).map((y) => y.rssAnonBytes ?? 0), 0)
-      const file = Math.max(...r.idle.filter((y) => y.contender === c && (y.phase ?? 'start') === (settled ? 'settled' : 'start')).map((y) => y.rssFileBytes ?? 0), 0)
+      const samples = r.idle.filter((y) => y.contender === c && (y.phase ?? 'start') === (settled ? 'settled' : 'start'))
+      const anon = Math.max(...samples.map((y) => y.rssAnonBytes ?? 0), 0)
+      const file = Math.max(...samples.map((y) => y.rssFileBytes ?? 0), 0)
       t.push({
         what: `sidecar RSS idle, ${label(c)}`,
         goal: `≤ ${GOALS.idleMB} MB`,

@@ -31,9 +31,9 @@ export interface EndpointRegistryOptions {
   readonly graceMs: number
   /**
    * How often this replica heart-beats (and re-reads every replica's heartbeat). Its view of the
-   * others is called current while its last read is at most two periods old. Default graceMs / 3.
+   * others is called current while its last read is at most two periods old.
    */
-  readonly heartbeatMs?: number
+  readonly heartbeatMs: number
   /** Where this replica's own writes go (registrations): the coalesced writer. */
   readonly write: (key: string, value: string | null) => void
   /** The address of the stream this replica holds for a node, if any. */
@@ -57,13 +57,11 @@ export class EndpointRegistry {
   #sightSince: number
   /** The last time every heartbeat was read from the store (a list, not the watch). */
   #readAt: number
-  readonly #heartbeatMs: number
 
   constructor(o: EndpointRegistryOptions, deps: ControlPlaneDeps) {
     this.#o = o
     this.#deps = deps
     this.#sightSince = this.#readAt = deps.clock.now()
-    this.#heartbeatMs = o.heartbeatMs ?? Math.max(200, Math.floor(o.graceMs / 3))
   }
 
   get replicas(): ReadonlyMap<string, ReplicaHeartbeat> {
@@ -127,7 +125,7 @@ export class EndpointRegistry {
   }
 
   #staleAfter(): number {
-    return 2 * this.#heartbeatMs
+    return 2 * this.#o.heartbeatMs
   }
 
   /** A sidecar's stream opened or closed on this replica. */

@@ -38,7 +38,7 @@ async function restartedRegistry(clock: { t: number; now(): number }): Promise<E
   await store.put('replicas/before-restart', JSON.stringify({ id: 'before-restart', address: '127.0.0.1:1', lastSeen: new Date(clock.t - 10 * GRACE).toISOString() }))
   await store.put('registrations/a', JSON.stringify(reg('a', '10.0.0.1:15006')))
   const logger = { debug() {}, info() {}, warn() {}, error() {} }
-  const r = new EndpointRegistry({ store, replicaId: 'after-restart', graceMs: GRACE, write: () => {}, heldAddress: () => undefined, onChange: () => {} }, { clock, logger })
+  const r = new EndpointRegistry({ store, replicaId: 'after-restart', graceMs: GRACE, heartbeatMs: GRACE / 3, write: () => {}, heldAddress: () => undefined, onChange: () => {} }, { clock, logger })
   await r.start()
   return r
 }
